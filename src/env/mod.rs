@@ -1,0 +1,95 @@
+//! Environments behind one interface: Sokoban (text and image observations), WebShop, SOTOPIA,
+//! and external environments speaking the JSON-lines protocol.
+//!
+//! An environment owns its task set, its prompt template and its own history of
+//! (observation, action) pairs, so the runtime only asks for the next prompt, hands back the
+//! model's raw text, and reads the outcome at the end.
+
+use serde::{Deserialize, Serialize};
+
+/// An RGB image, row-major, 3 bytes per pixel.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RgbImage {
+    pub width: usize,
+    pub height: usize,
+    pub pixels: Vec<u8>,
+}
+
+/// What the agent sees after a reset or a step.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Observation {
+    pub text: String,
+    /// Present for environments with pixels (VisualSokoban).
+    pub image: Option<RgbImage>,
+}
+
+/// Which task set a task is drawn from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Split {
+    Train,
+    Eval,
+}
+
+/// A task: a Sokoban level seed, a WebShop goal index, a SOTOPIA combo index. Every member of
+/// a group is reset with the same task.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct Task {
+    pub split: Split,
+    pub index: u64,
+}
+
+/// The result of one step.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct StepResult {
+    pub observation: Observation,
+    /// Environment step reward (an invalid action's -0.1 included).
+    pub reward: f64,
+    pub done: bool,
+    /// Whether the model's text parsed into an admissible action.
+    pub valid: bool,
+    /// Whether the task is solved (so far).
+    pub won: bool,
+    /// Anything else useful (room state, page, scores), as JSON.
+    pub info: serde_json::Value,
+}
+
+/// How an episode ended, as the environment itself judges it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct EpisodeOutcome {
+    pub won: bool,
+    /// The environment's own final score (Sokoban: won as 0/1; WebShop: its reward in [0, 1]).
+    pub score: f64,
+    /// Sum of step rewards.
+    pub env_return: f64,
+}
+
+/// An environment error the runtime can report with what to do next.
+#[derive(Debug, thiserror::Error)]
+pub enum EnvError {
+    #[error("environment `{env}` failed: {message}")]
+    Failed { env: String, message: String },
+    #[error("environment `{env}` sent a malformed message: {message}")]
+    Malformed { env: String, message: String },
+    #[error("environment `{env}` did not answer within {seconds} s")]
+    Timeout { env: String, seconds: f64 },
+    #[error("{0}")]
+    Io(#[from] std::io::Error),
+}
+
+/// One environment instance. The runtime holds `tasks x group` of them.
+pub trait Environment: Send {
+    /// Starts an episode on `task`; deterministic for a given task.
+    fn reset(&mut self, task: Task) -> Result<Observation, EnvError>;
+    /// Applies the model's raw text for this turn.
+    fn step(&mut self, action_text: &str) -> Result<StepResult, EnvError>;
+    /// The full prompt for the current turn (template, task text, last `history` pairs, current
+    /// observation).
+    fn prompt(&self) -> String;
+    /// The outcome of the episode so far.
+    fn outcome(&self) -> EpisodeOutcome;
+    /// A key for the current state, identical exactly when two states are the same (GiGPO anchors).
+    fn state_key(&self) -> String;
+    /// The current observation.
+    fn observation(&self) -> Observation;
+}

@@ -1,0 +1,2 @@
+//! Outcome reward sources: rule-based verifiers and LLM judges (OpenAI-compatible HTTP or the
+//! embedded rubric judge).
