@@ -412,7 +412,11 @@ impl Checker<'_> {
                             format!("`{}` needs `{}`", schema.title(), key.key),
                         )
                         .label(node.head_span(), format!("no `{}` here", key.key))
-                        .help(format!("add `{} = ...`: {}", key.key, key.doc)),
+                        .help(format!(
+                            "add `{} = ...`: {}",
+                            key.key,
+                            doc_phrase(key.doc)
+                        )),
                     );
                 }
                 None => {}
@@ -437,18 +441,14 @@ impl Checker<'_> {
                 backticked_list(keys.iter().copied())
             )
         };
-        d = match did_you_mean(name, keys.iter().copied()) {
-            Some(s) => d.help(format!("did you mean `{s}`? {valid}")),
-            None => {
-                // A key of another variant of the same kind is a common slip: say which.
-                let owner = schema::BLOCKS
-                    .iter()
-                    .find(|b| b.kind == schema.kind && b.key(name).is_some());
-                match owner {
-                    Some(o) => d.help(format!("`{name}` is a key of `{}`; {valid}", o.title())),
-                    None => d.help(valid),
-                }
-            }
+        // A key of another variant of the same kind is a common slip: say which.
+        let owner = schema::BLOCKS.iter().find(|b| {
+            b.kind == schema.kind && b.variant != schema.variant && b.key(name).is_some()
+        });
+        d = match (owner, did_you_mean(name, keys.iter().copied())) {
+            (Some(o), _) => d.help(format!("`{name}` is a key of `{}`; {valid}", o.title())),
+            (None, Some(s)) => d.help(format!("did you mean `{s}`? {valid}")),
+            (None, None) => d.help(valid),
         };
         self.diagnostics.push(d);
     }
@@ -792,5 +792,15 @@ fn fill_derived(
             "reference",
             Value::Name(if prime { "frozen" } else { "old_policy" }.into()),
         );
+    }
+}
+
+/// A schema doc sentence as a phrase inside a help line: lower-case start, no final period.
+fn doc_phrase(doc: &str) -> String {
+    let trimmed = doc.trim_end_matches('.');
+    let mut chars = trimmed.chars();
+    match chars.next() {
+        Some(first) => first.to_lowercase().chain(chars).collect(),
+        None => String::new(),
     }
 }

@@ -112,12 +112,21 @@ fn run(root: RootSource, overrides: &[String], name: &str, fragment: bool) -> Co
     let mut diagnostics = Vec::new();
     let resolved = resolve::resolve(root, overrides, &mut sources, &mut diagnostics);
     let mut checked = None;
-    if resolved.root.is_some() {
+    // Without a complete AST there is nothing sound to check; after a failed import, the
+    // items it would have provided are missing, which is not worth reporting again.
+    let failed_in = |phase: diagnostics::Phase| {
+        diagnostics
+            .iter()
+            .any(|d| d.is_error() && d.code.phase() == phase)
+    };
+    let parse_failed = failed_in(diagnostics::Phase::Parse);
+    let import_failed = failed_in(diagnostics::Phase::Resolve);
+    if resolved.root.is_some() && !parse_failed {
         let mut checker = check::Checker {
             sources: &sources,
             diagnostics: &mut diagnostics,
             root: resolved.root,
-            fragment,
+            fragment: fragment || import_failed,
         };
         checked = checker.check(&resolved.recipe);
     }
