@@ -355,3 +355,166 @@ fn gigpo_similarity_ratios_match_difflib() {
         assert_eq!(ratio >= 0.95, r["are_similar_0.95"].as_bool().unwrap());
     }
 }
+
+// ---------------------------------------------------------------------------------------------
+// The runtime's entry point, `evaluate_advantage`, on the same vectors: each row becomes one
+// step of a trajectory, with as many action tokens as its mask has ones (the masks are prefixes).
+
+use oprl::algo::{
+    evaluate_advantage, AdvantageInputs, AdvantageParams, StepInput, TrajectoryInput,
+};
+use oprl::graph::{AdvExpr, Norm, Signal, StepGroup};
+
+/// Dense ids for string ids, in order of first appearance.
+fn dense_ids(ids: &[String]) -> Vec<usize> {
+    let mut seen: Vec<&String> = Vec::new();
+    ids.iter()
+        .map(|id| match seen.iter().position(|s| *s == id) {
+            Some(p) => p,
+            None => {
+                seen.push(id);
+                seen.len() - 1
+            }
+        })
+        .collect()
+}
+
+fn prefix_len(mask_row: &[f32]) -> usize {
+    let n = mask_row.iter().filter(|&&m| m != 0.0).count();
+    assert!(
+        mask_row[..n].iter().all(|&m| m == 1.0),
+        "mask is not a prefix"
+    );
+    n
+}
+
+/// Compares the evaluator's per-token output with the valid tokens of a reference matrix; rows
+/// are listed as (trajectory, step) in row order.
+fn assert_rows_close(got: &[Vec<Vec<f32>>], rows: &[(usize, usize)], want: &Mat, what: &str) {
+    for (r, &(t, s)) in rows.iter().enumerate() {
+        for (k, v) in got[t][s].iter().enumerate() {
+            assert_close(
+                *v as f64,
+                want.row(r)[k] as f64,
+                &format!("{what} row {r} token {k}"),
+            );
+        }
+    }
+}
+
+#[test]
+fn evaluate_advantage_reproduces_verl_grpo_and_rloo() {
+    for (file, norm_of) in [
+        ("verl_grpo_advantage.json", true),
+        ("verl_rloo_advantage.json", false),
+    ] {
+        let file = load(file);
+        for c in cases(&file) {
+            let name = c["name"].as_str().unwrap();
+            let i = &c["inputs"];
+            let rewards = mat(&i["token_level_rewards"]);
+            let mask = mat(&i["response_mask"]);
+            let groups = dense_ids(&strings(&i["index"]));
+            let batch = AdvantageInputs {
+                trajectories: (0..mask.rows)
+                    .map(|r| TrajectoryInput {
+                        group: groups[r],
+                        outcome: rewards.row(r).iter().sum(),
+                        success: false,
+                        steps: vec![StepInput {
+                            tokens: prefix_len(mask.row(r)),
+                            ..Default::default()
+                        }],
+                    })
+                    .collect(),
+            };
+            let norm = match (norm_of, i["norm_adv_by_std_in_grpo"].as_bool()) {
+                (true, Some(true)) => Norm::Zscore,
+                (true, _) => Norm::Mean,
+                (false, _) => Norm::Rloo,
+            };
+            let expr = AdvExpr::Episode {
+                signal: Signal::Outcome,
+                norm,
+            };
+            let out = evaluate_advantage(&expr, &batch, &AdvantageParams::default()).unwrap();
+            let rows: Vec<(usize, usize)> = (0..mask.rows).map(|r| (r, 0)).collect();
+            assert_rows_close(
+                &out.advantages,
+                &rows,
+                &mat(&c["outputs"]["advantages"]),
+                name,
+            );
+        }
+    }
+}
+
+/// verl-agent normalises GiGPO's episode term over the step ROWS of a task group; in the recipe
+/// language that is `step(outcome, norm = mean)` (outcome broadcast to steps, pooled), so
+/// `step(outcome) + step(discounted(env.reward, gamma), group = anchor_state)` must reproduce it.
+#[test]
+fn evaluate_advantage_reproduces_verl_agent_gigpo() {
+    let file = load("gigpo_advantage.json");
+    for c in cases(&file) {
+        let name = c["name"].as_str().unwrap();
+        let i = &c["inputs"];
+        let mask = mat(&i["response_mask"]);
+        let token_rewards = mat(&i["token_level_rewards"]);
+        let groups = dense_ids(&strings(&i["index"]));
+        let trajs = dense_ids(&strings(&i["traj_index"]));
+        let anchors = strings(&i["anchor_obs"]);
+        let env = vec1(&i["env_rewards"]);
+        let mut batch = AdvantageInputs::default();
+        let mut rows = Vec::new();
+        for r in 0..mask.rows {
+            if trajs[r] == batch.trajectories.len() {
+                batch.trajectories.push(TrajectoryInput {
+                    group: groups[r],
+                    outcome: token_rewards.row(r).iter().sum(),
+                    ..Default::default()
+                });
+            }
+            let t = &mut batch.trajectories[trajs[r]];
+            rows.push((trajs[r], t.steps.len()));
+            t.steps.push(StepInput {
+                tokens: prefix_len(mask.row(r)),
+                env_reward: env[r],
+                anchor: anchors[r].clone(),
+                ..Default::default()
+            });
+        }
+        let norm = match i["mode"].as_str().unwrap() {
+            "mean_norm" => Norm::Mean,
+            _ => Norm::Zscore,
+        };
+        let expr = AdvExpr::Add {
+            terms: vec![
+                AdvExpr::Step {
+                    signal: Signal::Outcome,
+                    norm,
+                    group: StepGroup::Pool,
+                    maxabs: false,
+                },
+                AdvExpr::Scale {
+                    factor: f(&i["step_advantage_w"]),
+                    expr: Box::new(AdvExpr::Step {
+                        signal: Signal::Discounted {
+                            signal: Box::new(Signal::EnvReward),
+                            gamma: f(&i["gamma"]),
+                        },
+                        norm,
+                        group: StepGroup::AnchorState,
+                        maxabs: false,
+                    }),
+                },
+            ],
+        };
+        let out = evaluate_advantage(&expr, &batch, &AdvantageParams::default()).unwrap();
+        assert_rows_close(
+            &out.advantages,
+            &rows,
+            &mat(&c["outputs"]["advantages"]),
+            name,
+        );
+    }
+}

@@ -181,6 +181,12 @@ impl Layout {
 ///   lambda from `params`; whitened over the batch; `returns` are the critic targets;
 /// - `Prime`: per trajectory, the concatenated per-token implicit rewards and the success flag,
 ///   with `params.prime`'s coefficients.
+///
+/// GiGPO: `episode(outcome, norm = mean)` normalises over trajectories (the GiGPO paper);
+/// verl-agent's code normalises its episode term over the step rows of the task group, which is
+/// `step(outcome, norm = mean)` here. With that term,
+/// `step(outcome) + step(discounted(env.reward, 0.95), group = anchor_state)` reproduces
+/// verl-agent's `compute_gigpo_outcome_advantage` (tests/conformance.rs checks it).
 pub fn evaluate_advantage(
     expr: &AdvExpr,
     batch: &AdvantageInputs,
