@@ -597,6 +597,37 @@ mod tests {
     }
 
     proptest! {
+        /// The tensor form equals the slice form for random inputs and masks (fully masked rows
+        /// included) in every aggregation mode.
+        #[test]
+        fn tensor_and_slice_forms_agree(
+            old in prop::collection::vec(-3.0f32..0.0, 12),
+            new in prop::collection::vec(-3.0f32..0.0, 12),
+            adv in prop::collection::vec(-2.0f32..2.0, 12),
+            ent in prop::collection::vec(0.0f32..3.0, 12),
+            keep in prop::collection::vec(prop::bool::weighted(0.7), 12),
+            empty_row in 0usize..4,
+        ) {
+            let mut mask: Vec<f32> = keep.iter().map(|&k| k as u8 as f32).collect();
+            mask[empty_row * 3..empty_row * 3 + 3].fill(0.0);
+            let mk = |v: &[f32]| Mat::new(4, 3, v.to_vec()).unwrap();
+            let (old, new, adv, ent, mask) = (mk(&old), mk(&new), mk(&adv), mk(&ent), mk(&mask));
+            for mode in ALL_MODES {
+                let cfg = ActorLossConfig { clip: clip(), agg: mode, entropy_coef: 0.01,
+                    kl: Some((KlKind::K2, 0.05)) };
+                let (want, stats) = actor_loss_slices(&old, &new, &adv, &mask, Some(&ent),
+                    Some(&old), &cfg).unwrap();
+                let t = tensors(&[new.clone(), old.clone(), adv.clone(), mask.clone(), ent.clone()]);
+                let out = actor_loss(&ActorLossInputs { log_prob: &t[0], old_log_prob: &t[1],
+                    advantages: &t[2], mask: &t[3], entropy: Some(&t[4]), ref_log_prob: Some(&t[1]) },
+                    &cfg).unwrap();
+                let got = out.loss.to_scalar::<f32>().unwrap();
+                prop_assert!((got - want).abs() < 1e-5 * (1.0 + want.abs()), "{:?}: {} vs {}", mode, got, want);
+                prop_assert_eq!(out.stats.clipfrac, stats.clipfrac);
+                prop_assert_eq!(out.stats.clipfrac_lower, stats.clipfrac_lower);
+            }
+        }
+
         /// Where the ratio clip (or dual clip) binds, the surrogate does not depend on logp:
         /// its gradient there is exactly 0; elsewhere it is -A * ratio / (token weight).
         #[test]
