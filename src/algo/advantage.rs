@@ -753,6 +753,41 @@ mod tests {
     }
 
     #[test]
+    fn params_from_algorithm_spec() {
+        use crate::graph::{AlgorithmKind, AlgorithmSpec, CriticSpec, LossAgg, PpoSpec, PrimeSpec};
+        let spec = AlgorithmSpec {
+            kind: AlgorithmKind::PpoGae,
+            ppo: PpoSpec {
+                lr: 1e-5,
+                clip_low: 0.2,
+                clip_high: 0.2,
+                dual_clip: 3.0,
+                entropy: 0.0,
+                kl: None,
+                epochs: 1,
+                minibatch: 4,
+                grad_clip: 1.0,
+                loss_agg: LossAgg::TokenMean,
+                weight_decay: 0.0,
+            },
+            critic: Some(CriticSpec {
+                lr: 1e-5,
+                value_clip: 0.5,
+                gamma: 1.0,
+                lambda: 0.95,
+            }),
+            prime: Some(PrimeSpec {
+                process_coef: 5.0,
+                outcome_coef: 4.0,
+            }),
+        };
+        let p = AdvantageParams::from_spec(&spec);
+        assert_eq!(p.gae, Some((1.0, 0.95)));
+        assert_eq!(p.prime, Some((5.0, 4.0)));
+        assert_eq!(p.eps, GROUP_EPS);
+    }
+
+    #[test]
     fn missing_token_rewards_is_an_error() {
         let mut b = batch();
         b.trajectories[0].steps[0].prm_token_rewards.clear();

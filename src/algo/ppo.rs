@@ -585,6 +585,71 @@ mod tests {
     }
 
     #[test]
+    fn config_from_spec() {
+        let mut spec = PpoSpec {
+            lr: 1e-5,
+            clip_low: 0.2,
+            clip_high: 0.28,
+            dual_clip: 3.0,
+            entropy: 0.001,
+            kl: Some(crate::graph::KlSpec {
+                kind: KlKind::K3,
+                coef: 0.01,
+            }),
+            epochs: 1,
+            minibatch: 8,
+            grad_clip: 1.0,
+            loss_agg: LossAgg::SeqMeanTokenMean,
+            weight_decay: 0.0,
+        };
+        let cfg = ActorLossConfig::from_spec(&spec);
+        assert_eq!(cfg.clip.clip_high, 0.28);
+        assert_eq!(cfg.clip.dual_clip, Some(3.0));
+        assert_eq!(cfg.kl, Some((KlKind::K3, 0.01)));
+        assert_eq!(cfg.agg, LossAgg::SeqMeanTokenMean);
+        for off in [1.0, 0.0, f64::INFINITY] {
+            spec.dual_clip = off;
+            assert_eq!(PpoClip::from_spec(&spec).dual_clip, None);
+        }
+    }
+
+    #[test]
+    fn entropy_bonus_gradient_is_minus_coef_times_weight() {
+        let dev = Device::Cpu;
+        let lp = m(&[vec![-1.0, -1.0], vec![-1.0, -1.0]]);
+        let mask = m(&[vec![1.0, 1.0], vec![1.0, 0.0]]);
+        let zero = Mat::filled(2, 2, 0.0);
+        let ent = Var::from_tensor(&Mat::filled(2, 2, 2.0).to_tensor(&dev).unwrap()).unwrap();
+        let t = tensors(&[lp.clone(), zero.clone(), mask.clone()]);
+        let cfg = ActorLossConfig {
+            clip: clip(),
+            agg: LossAgg::TokenMean,
+            entropy_coef: 0.1,
+            kl: None,
+        };
+        let out = actor_loss(
+            &ActorLossInputs {
+                log_prob: &t[0],
+                old_log_prob: &t[0],
+                advantages: &t[1],
+                mask: &t[2],
+                entropy: Some(ent.as_tensor()),
+                ref_log_prob: None,
+            },
+            &cfg,
+        )
+        .unwrap();
+        // advantages 0: loss = -0.1 * mean entropy over the 3 valid tokens = -0.2
+        assert!((out.loss.to_scalar::<f32>().unwrap() + 0.2).abs() < 1e-6);
+        assert!((out.entropy - 2.0).abs() < 1e-6);
+        let g = out.loss.backward().unwrap();
+        let g = Mat::from_tensor(g.get(ent.as_tensor()).unwrap()).unwrap();
+        let w = -0.1 / 3.0;
+        assert!((g.data[0] - w).abs() < 1e-7 && (g.data[2] - w).abs() < 1e-7);
+        assert_eq!(g.data[3], 0.0);
+    }
+
+    #[test]
     fn missing_entropy_or_reference_is_an_error() {
         let z = m(&[vec![0.0]]);
         let cfg = ActorLossConfig {
