@@ -107,3 +107,4 @@ pub trait Environment: Send {
     /// The current observation.
     fn observation(&self) -> Observation;
 }
+pub mod webshop;
