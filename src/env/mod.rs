@@ -93,3 +93,4 @@ pub trait Environment: Send {
     /// The current observation.
     fn observation(&self) -> Observation;
 }
+pub mod sotopia;
