@@ -383,6 +383,8 @@ pub fn parse_judgement(reply: &str) -> Result<Judgement, String> {
 pub enum JudgeError {
     #[error("the judge endpoint gave no usable evaluation: {0}")]
     Endpoint(#[from] ChatError),
+    #[error("cannot set up the judge: {0}")]
+    Scenarios(String),
     #[error("the embedded judge has no rubric for scenario `{env}`; it only judges oprl's embedded scenarios (use an endpoint judge for others)")]
     NoRubric { env: String },
 }
@@ -442,6 +444,61 @@ pub fn build_judge(
             Ok((Box::new(LlmJudge::new(client, concurrency)), concurrency))
         }
     }
+}
+
+/// The outcome-reward node of a SOTOPIA run: the recipe's judge, its concurrency, and how a
+/// judgement becomes the policy's outcome.
+pub struct OutcomeJudge {
+    judge: Box<dyn EpisodeJudge>,
+    concurrency: usize,
+    spec: JudgeSpec,
+}
+
+impl OutcomeJudge {
+    /// The judge `spec` names; an embedded judge reads the rubrics of `env`'s scenarios.
+    pub fn new(
+        spec: &JudgeSpec,
+        env: &crate::graph::SotopiaSpec,
+    ) -> Result<OutcomeJudge, JudgeError> {
+        let rubrics = match &spec.backend {
+            JudgeBackend::Embedded => {
+                crate::env::sotopia::load_scenarios(env)
+                    .map_err(|e| JudgeError::Scenarios(e.to_string()))?
+                    .1
+            }
+            JudgeBackend::Endpoint(_) => None,
+        };
+        let rubrics = match (&spec.backend, rubrics, &env.scenarios) {
+            (JudgeBackend::Embedded, None, Some(dir)) => {
+                return Err(JudgeError::Scenarios(format!(
+                    "the embedded judge needs `{}` in {dir} (structured goals); use an endpoint judge for these scenarios",
+                    crate::env::sotopia::RUBRICS_FILE
+                )))
+            }
+            (_, r, _) => r,
+        };
+        let (judge, concurrency) = build_judge(spec, rubrics)?;
+        Ok(OutcomeJudge {
+            judge,
+            concurrency,
+            spec: spec.clone(),
+        })
+    }
+
+    /// The policy's judged outcome for every episode, judged `concurrency` at a time.
+    pub fn outcomes(&self, episodes: &[Episode]) -> Result<Vec<JudgedOutcome>, JudgeError> {
+        let judgements = self.judge.judge_batch(episodes, self.concurrency)?;
+        Ok(judgements
+            .iter()
+            .zip(episodes)
+            .map(|(j, e)| judged_outcome(j, e, &self.spec))
+            .collect())
+    }
+}
+
+/// The finished episode a SOTOPIA environment puts in its last step's `info["episode"]`.
+pub fn episode_from_info(info: &serde_json::Value) -> Option<Episode> {
+    serde_json::from_value(info.get("episode")?.clone()).ok()
 }
 
 #[cfg(test)]
@@ -529,5 +586,56 @@ mod tests {
         assert_eq!(FinancialAndMaterialBenefits.range(), (-5.0, 5.0));
         assert_eq!(Secret.range(), (-10.0, 0.0));
         assert_eq!(SocialRules.range(), (-10.0, 0.0));
+    }
+
+    #[test]
+    fn outcome_judge_reads_the_transcript_from_step_info() {
+        use crate::env::sotopia::episode::parse_action;
+        use crate::graph::{PartnerSpec, SotopiaSide, SotopiaSpec};
+        let env = SotopiaSpec {
+            scenarios: None,
+            hard_only: false,
+            partner: PartnerSpec::SelfPlay,
+            side: SotopiaSide::First,
+            max_turns: 20,
+        };
+        let spec = JudgeSpec {
+            backend: JudgeBackend::Embedded,
+            rubric: crate::graph::Rubric::Sotopia,
+            outcome: JudgeOutcome::Goal,
+            threshold: 6.0,
+        };
+        let set = crate::env::sotopia::embedded::embedded_scenarios();
+        // Combo 0 is `used_road_bike`; the policy is the buyer.
+        let mut ep = Episode::new(&set.combo(0), 0, 20);
+        for (i, line) in [
+            "My offer for the bike is $120.",
+            "Deal, $120 it is.",
+            "[leave]",
+        ]
+        .iter()
+        .enumerate()
+        {
+            ep.push(i % 2, parse_action(line)).unwrap();
+        }
+        let info = serde_json::json!({"episode": ep});
+        let back = episode_from_info(&info).unwrap();
+        assert_eq!(back, ep);
+        let out = OutcomeJudge::new(&spec, &env)
+            .unwrap()
+            .outcomes(&[back])
+            .unwrap();
+        // offer (2) + bike (1) + price at target (7) = all criteria: goal 10.
+        assert_eq!(out[0].score, 10.0);
+        assert!(out[0].success);
+        let mut real = env.clone();
+        real.scenarios = Some(
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+                .join("../shared/data/sotopia")
+                .display()
+                .to_string(),
+        );
+        let err = OutcomeJudge::new(&spec, &real).err().unwrap().to_string();
+        assert!(err.contains("goal_rubrics.json"), "{err}");
     }
 }
