@@ -638,7 +638,7 @@ mod tests {
         assert!(close(out.advantages[1][0][0], -ae + as2));
         // group 1: single trajectory, single step: 3/(1+eps) + 0/(1+eps)
         assert!(close(out.advantages[2][0][0], 3.0 / (1.0 + 1e-6)));
-        assert_eq!(out.std_of(TermLevel::Episode).is_some(), true);
+        assert!(out.std_of(TermLevel::Episode).is_some());
         assert_eq!(out.terms[1].entries, 4);
     }
 
