@@ -873,6 +873,29 @@ mod tests {
                         proptest::prop_assert!(sum.abs() < 1e-3, "{:?} step sum {}", norm, sum);
                     }
                 }
+                // adding a constant to every r_phi of a group leaves pooled step terms unchanged
+                let mut shifted = b.clone();
+                for t in shifted.trajectories.iter_mut() {
+                    for st in t.steps.iter_mut() {
+                        st.prm_reward += shift[t.group] as f32 * 0.125;
+                    }
+                }
+                let steps2 = evaluate_advantage(
+                    &step_term(Signal::Prm, norm, StepGroup::Pool), &shifted,
+                    &AdvantageParams::default(),
+                ).unwrap();
+                for m in &members {
+                    let n_steps: usize = m.iter().map(|&i| b.trajectories[i].steps.len()).sum();
+                    if n_steps < 2 {
+                        continue;
+                    }
+                    for &i in m {
+                        for (x, y) in steps.advantages[i].iter().zip(&steps2.advantages[i]) {
+                            proptest::prop_assert!((x[0] - y[0]).abs() < 1e-3 * (1.0 + x[0].abs()),
+                                "{:?}: {} vs {}", norm, x[0], y[0]);
+                        }
+                    }
+                }
             }
         }
     }
