@@ -724,6 +724,33 @@ mod tests {
     }
 
     #[test]
+    fn mean_whiten_equals_verl_reinforce_pp_on_one_step_trajectories() {
+        use crate::algo::outcome::reinforce_pp_baseline_advantage;
+        let outcomes = [1.0f32, 0.0, 0.5, 2.0, -1.0];
+        let tokens = [3usize, 1, 2, 4, 2];
+        let groups = [0usize, 0, 0, 1, 2];
+        let b = AdvantageInputs {
+            trajectories: (0..5)
+                .map(|i| traj(groups[i], outcomes[i], vec![step(tokens[i], 0.0, 0.0, "")]))
+                .collect(),
+        };
+        let out = evaluate_advantage(&episode(Norm::MeanWhiten), &b, &Default::default()).unwrap();
+        // veRL's token form: the outcome at the last valid token, right-padded to 4 columns.
+        let mut rewards = Mat::filled(5, 4, 0.0);
+        let mut mask = Mat::filled(5, 4, 0.0);
+        for i in 0..5 {
+            rewards.row_mut(i)[tokens[i] - 1] = outcomes[i];
+            mask.row_mut(i)[..tokens[i]].fill(1.0);
+        }
+        let want = reinforce_pp_baseline_advantage(&rewards, &mask, &groups).unwrap();
+        for i in 0..5 {
+            for k in 0..tokens[i] {
+                assert!(close(out.advantages[i][0][k], want.row(i)[k] as f64));
+            }
+        }
+    }
+
+    #[test]
     fn gae_and_prime_need_their_params() {
         assert!(matches!(
             evaluate_advantage(&AdvExpr::Gae, &batch(), &AdvantageParams::default()),
