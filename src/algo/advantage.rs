@@ -25,7 +25,9 @@ pub struct StepInput {
     /// The anchor-state key: the step's current observation (GiGPO groups identical keys within
     /// a task group). Empty when unused.
     pub anchor: String,
-    /// Per-token implicit rewards (token-level ablation, PRIME), `tokens` long; empty when unused.
+    /// Per-token implicit rewards, `tokens` long; empty when unused. For OPRL's token-level
+    /// ablation `beta * (log pi_phi - log pi_old)` per token; for PRIME
+    /// `beta * (log pi_phi - log pi_ref)` against the frozen reference.
     pub prm_token_rewards: Vec<f32>,
     /// Critic values per action token (PPO+GAE), `tokens` long; empty when unused.
     pub values: Vec<f32>,
