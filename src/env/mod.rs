@@ -108,3 +108,5 @@ pub trait Environment: Send {
     /// The current observation.
     fn observation(&self) -> Observation;
 }
+pub mod sotopia;
+pub mod webshop;
