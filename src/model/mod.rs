@@ -457,7 +457,7 @@ impl LanguageModel {
         let mut pads = batch.pads;
         // Original row index of each row still generating.
         let mut active: Vec<usize> = (0..prompts.len()).collect();
-        let mut cache = KvCache::new(self.cfg.layers);
+        let mut cache = KvCache::new(self.cfg.layers, longest + opts.max_new_tokens);
         let mut prefix = batch.tokens; // uncached path: every column so far
         let hidden = if use_cache {
             model.hidden(&prefix, &pads, Some(&mut cache))?
