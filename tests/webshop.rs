@@ -683,4 +683,43 @@ fn environment_interface_on_the_generated_catalogue() {
     let r = compact.step("search[water]</action>").unwrap();
     assert!(r.valid);
     assert!(compact.prompt().contains("\n> search[water]\n"));
+
+    // The vocabulary covers every prompt character and every admissible action.
+    for (style, env) in [(PromptStyle::Verl, &env), (PromptStyle::Compact, &compact)] {
+        let vocab = oprl::env::webshop::vocabulary(&spec(style, WebshopOutcome::Score)).unwrap();
+        let text = env.prompt() + &env.admissible_actions().concat();
+        let missing: Vec<char> = text
+            .chars()
+            .filter(|c| !vocab.alphabet.contains(*c))
+            .collect();
+        assert!(missing.is_empty(), "{style:?}: {missing:?}");
+        assert!(
+            vocab.words.contains(&"click[".to_string())
+                && vocab.words.contains(&"</action>".to_string())
+        );
+    }
+}
+
+#[test]
+fn play_by_hand_from_a_script() {
+    let s = spec(PromptStyle::Verl, WebshopOutcome::Score);
+    let mut env = WebshopEnv::new(&s).unwrap();
+    let goal = env.world().goals[3].clone();
+    let target = env.world().catalogue.get(&goal.asin).unwrap().clone();
+    let GoalOptions::Pairs(wanted) = &goal.goal_options else {
+        unreachable!()
+    };
+    let mut script = vec![
+        "click[search]".to_string(),
+        target.title.to_lowercase(),
+        format!("click[{}]", target.asin.to_lowercase()),
+    ];
+    script.extend(wanted.values().map(|v| format!("click[{v}]")));
+    script.extend(["click[buy now]".to_string(), "q".to_string()]);
+    let mut out = Vec::new();
+    oprl::env::webshop::play::play(&mut env, 3, script.join("\n").as_bytes(), &mut out).unwrap();
+    let out = String::from_utf8(out).unwrap();
+    assert!(out.starts_with(&format!("── goal 3 ── {}", goal.instruction_text)));
+    assert!(out.contains("(no effect: `click[search]` is not available here)"));
+    assert!(out.contains("reward 1.0000"), "{out}");
 }

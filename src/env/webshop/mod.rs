@@ -12,11 +12,14 @@ pub mod generate;
 pub mod goals;
 pub mod nouns;
 pub mod pages;
+pub mod play;
 pub mod prompt;
 pub mod reward;
 pub mod search;
 
-use crate::env::{EnvError, Environment, EpisodeOutcome, Observation, Split, StepResult, Task};
+use crate::env::{
+    EnvError, Environment, EpisodeOutcome, Observation, Split, StepResult, Task, Vocabulary,
+};
 use crate::graph::{PromptStyle, WebshopOutcome, WebshopSpec};
 use catalogue::{Catalogue, CatalogueError};
 use goals::Goal;
@@ -368,4 +371,82 @@ impl Environment for WebshopEnv {
             image: None,
         }
     }
+}
+
+/// Button and page words a policy types often; matched as whole tokens before single characters.
+const VOCABULARY_WORDS: &[&str] = &[
+    "search[",
+    "click[",
+    "buy now",
+    "next >",
+    "< prev",
+    "back to search",
+    "description",
+    "features",
+    "reviews",
+];
+
+/// The characters and whole-word tokens of a spec's prompts and actions: the templates, every
+/// text of the catalogue and its goals (as shown and lower-cased, as typed in actions), page
+/// labels, and lower-case ASCII for free-form queries.
+pub fn vocabulary(spec: &WebshopSpec) -> Result<Vocabulary, WebshopError> {
+    let world = WebshopWorld::for_spec(spec)?;
+    let mut words: Vec<String> = VOCABULARY_WORDS.iter().map(|w| w.to_string()).collect();
+    let mut pieces: Vec<String> = vec![
+        VOCABULARY_WORDS.concat(),
+        "WebShop Instruction: Search Back to Search Page (Total results: ) < Prev Next > Price: Rating: \
+         Description Features Reviews Attributes Buy Now Thank you for shopping with us! Your score (min 0.0, max 1.0) \
+         [SEP] ' \" [] <your query> <action></action> 0123456789 .,;:!?-_/|&%$#@+*=()\n"
+            .to_string(),
+        "abcdefghijklmnopqrstuvwxyz".to_string(),
+    ];
+    match spec.prompt {
+        PromptStyle::Verl => {
+            words.extend(["<action>", "<think>", "</think>", "</action>"].map(String::from));
+            pieces.push(prompt::WEBSHOP_TEMPLATE_NO_HIS.to_string());
+            pieces.push(prompt::WEBSHOP_TEMPLATE.to_string());
+            pieces.push("[Observation : '', Action : '']".to_string());
+        }
+        PromptStyle::Compact => {
+            words.push("</action>".to_string());
+            pieces.push("Goal: Page: Actions: | > <action>".to_string());
+        }
+    }
+    for p in &world.catalogue.products {
+        let mut texts = vec![
+            p.asin.clone(),
+            p.title.clone(),
+            p.description.clone(),
+            p.price_tag.clone(),
+            p.rating.clone(),
+        ];
+        texts.extend(p.bullet_points.iter().cloned());
+        texts.extend(p.options.keys().cloned());
+        texts.extend(p.options.values().flatten().cloned());
+        texts.extend(p.attributes.iter().cloned());
+        texts.extend(
+            p.reviews
+                .iter()
+                .flat_map(|r| [r.title.clone(), r.body.clone(), r.score.to_string()]),
+        );
+        texts.extend([
+            p.category.clone(),
+            p.query.clone(),
+            p.product_category.clone(),
+        ]);
+        for t in texts {
+            pieces.push(t.to_lowercase());
+            pieces.push(t);
+        }
+    }
+    for g in &world.goals {
+        pieces.push(g.instruction_text.clone());
+    }
+    let mut chars: Vec<char> = pieces.iter().flat_map(|p| p.chars()).collect();
+    chars.sort_unstable();
+    chars.dedup();
+    Ok(Vocabulary {
+        alphabet: chars.into_iter().collect(),
+        words,
+    })
 }
