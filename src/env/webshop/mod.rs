@@ -328,14 +328,15 @@ impl Environment for WebshopEnv {
 
     fn prompt(&self) -> String {
         let task = &self.goal().instruction_text;
-        let observation = self.formatted_observation();
-        let actions = self.admissible_actions();
         match self.spec.prompt {
             PromptStyle::Verl => {
+                let observation = self.formatted_observation();
+                let actions = self.admissible_actions();
                 prompt::verl_prompt(task, &observation, &actions, &self.turns, self.spec.history)
             }
             PromptStyle::Compact => {
-                prompt::compact_prompt(task, &observation, &actions, &self.turns, self.spec.history)
+                let lines = self.session.compact_lines(&self.world.catalogue);
+                prompt::compact_prompt(task, &lines, &self.turns, self.spec.history)
             }
         }
     }
@@ -409,7 +410,9 @@ pub fn vocabulary(spec: &WebshopSpec) -> Result<Vocabulary, WebshopError> {
         }
         PromptStyle::Compact => {
             words.push("</action>".to_string());
-            pieces.push("Goal: Page: Actions: | > <action>".to_string());
+            pieces.push(
+                "Goal: > <action> search[<query>] results page of (chosen: ) done".to_string(),
+            );
         }
     }
     for p in &world.catalogue.products {
