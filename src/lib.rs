@@ -7,11 +7,13 @@
 //! codes and renderers shared by every phase.
 
 pub mod algo;
+pub mod cli;
 pub mod compile;
 pub mod diagnostics;
 pub mod env;
 pub mod graph;
 pub mod model;
+pub mod openai;
 pub mod reward;
 pub mod runtime;
 pub mod syntax;

@@ -1,3 +1,85 @@
 //! The maths of OPRL and its baselines (METHOD.md): advantage estimators, PRM losses, the PPO
 //! surrogate and KL penalties, as small pure functions over slices, with candle-tensor forms
 //! where gradients must flow.
+//!
+//! Layout (each file has one job):
+//! - [`stats`]: grouping, means, unbiased std, veRL's `masked_mean` / `masked_whiten`;
+//! - [`mat`]: [`Mat`], the row-major `[rows, cols]` matrix the slice forms use for token grids;
+//! - [`outcome`]: RLOO, GRPO, REINFORCE++ baseline over per-trajectory scores (veRL);
+//! - [`gae`]: GAE with a response mask and batch whitening (veRL);
+//! - [`step`]: OPRL's implicit step rewards and pooled step / token normalisation;
+//! - [`gigpo`]: verl-agent's GiGPO (discounted step returns, anchor-state groups);
+//! - [`prm`]: the DPO / Bradley-Terry PRM loss, PRIME's cross-entropy loss and advantage;
+//! - [`ppo`]: the clipped surrogate, loss aggregation, entropy bonus, value loss (veRL);
+//! - [`kl`]: KL penalties k1/abs/k2/k3 with veRL's clamps;
+//! - [`advantage`]: [`evaluate_advantage`], which runs a recipe's [`crate::graph::AdvExpr`] over
+//!   a batch of trajectories; this is what the runtime calls.
+
+pub mod advantage;
+pub mod gae;
+pub mod gigpo;
+pub mod kl;
+pub mod mat;
+pub mod outcome;
+pub mod ppo;
+pub mod prm;
+pub mod stats;
+pub mod step;
+
+pub use advantage::{
+    evaluate_advantage, AdvantageInputs, AdvantageOutput, AdvantageParams, StepInput, TermStats,
+    TrajectoryInput,
+};
+pub use mat::Mat;
+
+/// The `eps` every group normaliser adds to the std (METHOD.md, veRL's default).
+pub const GROUP_EPS: f32 = 1e-6;
+
+/// Everything that can go wrong in this module: bad shapes and unsupported combinations.
+/// Numerical edge cases (groups of one, std 0, fully masked rows) are not errors; they follow
+/// the reference implementations' rules, documented on each function.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum AlgoError {
+    /// Two inputs that must have the same length do not.
+    #[error("length mismatch: {what} has {got} entries, expected {expected}")]
+    LengthMismatch {
+        what: &'static str,
+        got: usize,
+        expected: usize,
+    },
+    /// `masked_var` with Bessel's correction needs at least two unmasked entries (veRL raises).
+    #[error("whitening needs at least two unmasked entries, the mask has {0}")]
+    TooFewForWhitening(usize),
+    /// A KL penalty name that veRL does not accept (including the `+` straight-through names,
+    /// which veRL's `kl_penalty` rejects at the reference commit).
+    #[error("unknown KL penalty `{0}` (valid: kl, k1, abs, mse, k2, low_var_kl, k3)")]
+    UnknownKlPenalty(String),
+    /// An advantage expression that this evaluator cannot run on the given inputs.
+    #[error("unsupported advantage expression: {0}")]
+    Unsupported(String),
+    /// Input values a function cannot use (e.g. a negative gamma).
+    #[error("invalid input: {0}")]
+    Invalid(String),
+    /// A candle error in a tensor form.
+    #[error("tensor error: {0}")]
+    Tensor(String),
+}
+
+impl From<candle_core::Error> for AlgoError {
+    fn from(e: candle_core::Error) -> Self {
+        AlgoError::Tensor(e.to_string())
+    }
+}
+
+/// Checks that `got == expected`, naming the input in the error.
+pub(crate) fn check_len(what: &'static str, got: usize, expected: usize) -> Result<(), AlgoError> {
+    if got == expected {
+        Ok(())
+    } else {
+        Err(AlgoError::LengthMismatch {
+            what,
+            got,
+            expected,
+        })
+    }
+}

@@ -146,6 +146,30 @@ pub fn contact_sheet(frames: &[RgbImage], columns: usize) -> Result<RgbImage, Im
     Ok(sheet)
 }
 
+/// Frames per row on an episode contact sheet.
+pub const EPISODE_COLUMNS: usize = 8;
+
+/// Writes an episode's frames, in order, as one contact sheet PNG.
+pub fn write_episode_sheet(frames: &[RgbImage], path: &Path) -> Result<(), ImageError> {
+    write_png(&contact_sheet(frames, EPISODE_COLUMNS)?, path)
+}
+
+/// Writes each frame as `<stem>_<NNN>.png` in `dir`; returns the paths written.
+pub fn write_frames(
+    frames: &[RgbImage],
+    dir: &Path,
+    stem: &str,
+) -> Result<Vec<std::path::PathBuf>, ImageError> {
+    frames
+        .iter()
+        .enumerate()
+        .map(|(i, frame)| {
+            let path = dir.join(format!("{stem}_{i:03}.png"));
+            write_png(frame, &path).map(|()| path)
+        })
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -165,6 +189,25 @@ mod tests {
         let bytes = encode_png(&img).unwrap();
         assert_eq!(&bytes[..8], b"\x89PNG\r\n\x1a\n");
         assert_eq!(decode_png(&bytes).unwrap(), img);
+    }
+
+    #[test]
+    fn episode_files_on_disk() {
+        let dir = tempfile::tempdir().unwrap();
+        let frames: Vec<RgbImage> = (0..10).map(|i| solid(3, 2, [i, i, i])).collect();
+        let sheet = dir.path().join("episode.png");
+        write_episode_sheet(&frames, &sheet).unwrap();
+        let back = decode_png(&std::fs::read(&sheet).unwrap()).unwrap();
+        // 8 columns x 2 rows of 3x2 frames with 4-pixel gaps.
+        assert_eq!((back.width, back.height), (8 * 3 + 9 * 4, 2 * 2 + 3 * 4));
+        assert_eq!(back.pixel(4 + 7 * 7, 4), [7, 7, 7]);
+        assert_eq!(back.pixel(4, 4 + 6), [8, 8, 8]);
+        let paths = write_frames(&frames[..2], dir.path(), "step").unwrap();
+        assert!(paths[1].ends_with("step_001.png"));
+        let one = decode_png(&std::fs::read(&paths[1]).unwrap()).unwrap();
+        assert_eq!(one, frames[1]);
+        let err = write_png(&frames[0], &dir.path().join("missing/x.png")).unwrap_err();
+        assert!(err.to_string().contains("missing/x.png"));
     }
 
     #[test]

@@ -107,4 +107,5 @@ pub trait Environment: Send {
     /// The current observation.
     fn observation(&self) -> Observation;
 }
+pub mod sotopia;
 pub mod webshop;

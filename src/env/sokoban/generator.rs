@@ -273,21 +273,32 @@ impl<'a> ReverseSearch<'a> {
     }
 
     fn run(&mut self, start: Vec<u8>, search_depth: usize) {
-        let mapping: Vec<(usize, usize)> = (0..self.fixed.len())
+        let mut mapping: Vec<(usize, usize)> = (0..self.fixed.len())
             .filter(|&i| self.fixed[i] == TARGET)
             .map(|i| (i, i))
             .collect();
         let player = start.iter().position(|&c| c == PLAYER).unwrap_or(0);
         self.best_state = start.clone();
         self.best_mapping = mapping.clone();
-        self.dfs(&start, player, &mapping, 0, None, search_depth as i64);
+        let mut state = start;
+        self.dfs(
+            &mut state,
+            player,
+            &mut mapping,
+            0,
+            None,
+            search_depth as i64,
+        );
     }
 
+    /// room_utils' `depth_first_search`. Children are explored by changing `state` and
+    /// `mapping` in place and undoing the change afterwards, which visits exactly the states
+    /// the copying Python code visits, in the same order.
     fn dfs(
         &mut self,
-        state: &[u8],
+        state: &mut [u8],
         player: usize,
-        mapping: &[(usize, usize)],
+        mapping: &mut [(usize, usize)],
         box_swaps: i64,
         last_pull: Option<usize>,
         ttl: i64,
@@ -296,7 +307,7 @@ impl<'a> ReverseSearch<'a> {
         if ttl <= 0 || self.explored.len() >= MAX_EXPLORED_STATES {
             return;
         }
-        if self.explored.contains(state) {
+        if self.explored.contains(&*state) {
             return;
         }
         let empty_targets = state.iter().filter(|&&c| c == TARGET).count();
@@ -312,57 +323,42 @@ impl<'a> ReverseSearch<'a> {
         }
         self.explored.insert(state.to_vec());
         for dir in Dir::ALL {
-            let mut next = state.to_vec();
-            let mut next_mapping = mapping.to_vec();
-            let (next_player, next_pull) =
-                self.reverse_pull(&mut next, player, &mut next_mapping, last_pull, dir);
-            let swaps = if next_pull != last_pull {
-                box_swaps + 1
-            } else {
-                box_swaps
+            // A blocked move leaves the state as it is, and that state is explored already:
+            // room_utils recurses into it and returns at once, so skipping it is the same.
+            let Some(next) = self
+                .step(player, dir)
+                .filter(|&n| matches!(state[n], FLOOR | TARGET))
+            else {
+                continue;
             };
-            self.dfs(&next, next_player, &next_mapping, swaps, next_pull, ttl);
-        }
-    }
-
-    /// Moves the player one cell and drags the box behind it along, if there is one.
-    /// Returns the new player cell and the target index of the box pulled last.
-    fn reverse_pull(
-        &self,
-        state: &mut [u8],
-        player: usize,
-        mapping: &mut [(usize, usize)],
-        last_pull: Option<usize>,
-        dir: Dir,
-    ) -> (usize, Option<usize>) {
-        let Some(next) = self.step(player, dir) else {
-            return (player, last_pull);
-        };
-        if !matches!(state[next], FLOOR | TARGET) {
-            return (player, last_pull);
-        }
-        state[player] = self.fixed[player];
-        state[next] = PLAYER;
-        let mut pulled = last_pull;
-        let behind = match dir {
-            Dir::Up => self.step(player, Dir::Down),
-            Dir::Down => self.step(player, Dir::Up),
-            Dir::Left => self.step(player, Dir::Right),
-            Dir::Right => self.step(player, Dir::Left),
-        };
-        if let Some(behind) = behind {
-            if matches!(state[behind], BOX_ON_TARGET | BOX) {
-                state[player] = BOX_ON_TARGET;
-                state[behind] = self.fixed[behind];
-                for (k, entry) in mapping.iter_mut().enumerate() {
-                    if entry.1 == behind {
-                        entry.1 = player;
-                        pulled = Some(k);
-                    }
-                }
+            let next_code = state[next];
+            state[player] = self.fixed[player];
+            state[next] = PLAYER;
+            // Pull the box standing behind the player, if any.
+            let pulled = self
+                .step(player, opposite(dir))
+                .filter(|&b| matches!(state[b], BOX_ON_TARGET | BOX))
+                .map(|behind| {
+                    let box_code = state[behind];
+                    state[player] = BOX_ON_TARGET;
+                    state[behind] = self.fixed[behind];
+                    let k = mapping
+                        .iter()
+                        .position(|e| e.1 == behind)
+                        .expect("every box on the grid is in the mapping");
+                    mapping[k].1 = player;
+                    (behind, box_code, k)
+                });
+            let next_pull = pulled.map_or(last_pull, |(_, _, k)| Some(k));
+            let swaps = box_swaps + i64::from(next_pull != last_pull);
+            self.dfs(state, next, mapping, swaps, next_pull, ttl);
+            if let Some((behind, box_code, k)) = pulled {
+                mapping[k].1 = behind;
+                state[behind] = box_code;
             }
+            state[next] = next_code;
+            state[player] = PLAYER;
         }
-        (next, pulled)
     }
 
     fn step(&self, index: usize, dir: Dir) -> Option<usize> {
@@ -371,6 +367,15 @@ impl<'a> ReverseSearch<'a> {
         let c = (index % self.cols) as isize + dc;
         (r >= 0 && c >= 0 && (r as usize) < self.rows && (c as usize) < self.cols)
             .then(|| r as usize * self.cols + c as usize)
+    }
+}
+
+fn opposite(dir: Dir) -> Dir {
+    match dir {
+        Dir::Up => Dir::Down,
+        Dir::Down => Dir::Up,
+        Dir::Left => Dir::Right,
+        Dir::Right => Dir::Left,
     }
 }
 
@@ -430,6 +435,23 @@ mod tests {
             "only {} distinct levels",
             distinct.len()
         );
+    }
+
+    /// A digest of 450 levels, recorded from the first implementation of this module (which
+    /// copied every child state, as room_utils does): later speed-ups must not change levels.
+    #[test]
+    fn levels_are_stable_across_versions() {
+        let mut h = Fnv::default();
+        for (r, c, b) in [(6, 6, 1), (7, 7, 2), (8, 8, 3)] {
+            let config = GenConfig::new(r, c, b, 30);
+            for seed in 0..150 {
+                let g = generate(&config, seed).unwrap();
+                h.write(&g.level.state);
+                h.write(&g.level.fixed);
+                h.write(&g.score.to_le_bytes());
+            }
+        }
+        assert_eq!(h.finish(), 865850945972810940);
     }
 
     #[test]

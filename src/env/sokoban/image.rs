@@ -19,11 +19,26 @@ pub const BOX_ON_TARGET_RGB: [u8; 3] = [60, 190, 70];
 pub const PLAYER_RGB: [u8; 3] = [40, 90, 230];
 
 type Tile = [[u8; 3]; TILE * TILE];
+/// A tile as row-major RGB bytes, ready to copy row by row.
+type TileBytes = [u8; TILE * TILE * 3];
 
-/// The tile for each rendering code 0..=6.
-fn tiles() -> &'static [Tile; 7] {
-    static TILES: OnceLock<[Tile; 7]> = OnceLock::new();
+/// The tile bytes for each rendering code 0..=6.
+fn tiles() -> &'static [TileBytes; 7] {
+    static TILES: OnceLock<[TileBytes; 7]> = OnceLock::new();
     TILES.get_or_init(|| {
+        tile_pixels().map(|t| {
+            let mut bytes = [0u8; TILE * TILE * 3];
+            for (i, px) in t.iter().enumerate() {
+                bytes[i * 3..i * 3 + 3].copy_from_slice(px);
+            }
+            bytes
+        })
+    })
+}
+
+/// The tile for each rendering code 0..=6, as pixels.
+fn tile_pixels() -> [Tile; 7] {
+    {
         let wall = draw(|x, y| {
             // Bricks 8 wide, 4 high, every other course offset by half a brick.
             let offset = if (y / 4) % 2 == 0 { 0 } else { 4 };
@@ -68,7 +83,7 @@ fn tiles() -> &'static [Tile; 7] {
             player,
             player_on_target,
         ]
-    })
+    }
 }
 
 fn draw(f: impl Fn(usize, usize) -> [u8; 3]) -> Tile {
@@ -106,10 +121,8 @@ pub fn render_rgb(level: &Level) -> RgbImage {
         let (r, c) = (i / level.cols, i % level.cols);
         for y in 0..TILE {
             let row_start = ((r * TILE + y) * width + c * TILE) * 3;
-            let dst = &mut pixels[row_start..row_start + TILE * 3];
-            for (x, px) in tile[y * TILE..(y + 1) * TILE].iter().enumerate() {
-                dst[x * 3..x * 3 + 3].copy_from_slice(px);
-            }
+            pixels[row_start..row_start + TILE * 3]
+                .copy_from_slice(&tile[y * TILE * 3..(y + 1) * TILE * 3]);
         }
     }
     RgbImage {
@@ -117,6 +130,17 @@ pub fn render_rgb(level: &Level) -> RgbImage {
         height: level.rows * TILE,
         pixels,
     }
+}
+
+/// The frames of an episode: the start, then one frame after each push-or-move action.
+pub fn episode_frames(start: &Level, actions: &[super::game::Dir]) -> Vec<RgbImage> {
+    let mut game = super::game::Game::new(start.clone(), usize::MAX);
+    let mut frames = vec![render_rgb(game.level())];
+    for &dir in actions {
+        game.step(super::game::Action::Push(dir));
+        frames.push(render_rgb(game.level()));
+    }
+    frames
 }
 
 #[cfg(test)]
@@ -146,6 +170,10 @@ mod tests {
         let img2 = render_rgb(&on_target);
         assert_eq!(img2.pixel(2 * 16 + 7, 16 + 4), PLAYER_RGB);
         assert_eq!(img2.pixel(2 * 16 + 1, 16 + 7), TARGET_RGB);
+        let frames = episode_frames(&level, &[super::super::game::Dir::Right]);
+        assert_eq!(frames.len(), 2);
+        assert_eq!(frames[0], img);
+        assert_eq!(frames[1].pixel(2 * 16 + 7, 16 + 4), PLAYER_RGB);
         // Walls carry both brick and mortar.
         let wall: Vec<[u8; 3]> = (0..16).map(|x| img.pixel(x, 3)).collect();
         assert!(wall.contains(&WALL_MORTAR));
