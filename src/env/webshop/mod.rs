@@ -54,6 +54,36 @@ pub enum WebshopError {
     },
 }
 
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn overrides_are_checked() {
+        let mut spec = default_spec();
+        apply_overrides(
+            &mut spec,
+            &[
+                "prompt=compact".into(),
+                "max_turns=15".into(),
+                "outcome=binary10".into(),
+            ],
+        )
+        .unwrap();
+        assert_eq!(
+            (spec.prompt, spec.max_turns, spec.outcome),
+            (PromptStyle::Compact, 15, WebshopOutcome::Binary10)
+        );
+        assert!(apply_overrides(&mut spec, &["room=7x7".into()])
+            .unwrap_err()
+            .contains("unknown key `room`"));
+        assert!(apply_overrides(&mut spec, &["history=two".into()])
+            .unwrap_err()
+            .contains("whole number"));
+        assert!(apply_overrides(&mut spec, &["prompt".into()]).is_err());
+    }
+}
+
 impl From<WebshopError> for EnvError {
     fn from(e: WebshopError) -> EnvError {
         EnvError::Failed {
@@ -61,6 +91,66 @@ impl From<WebshopError> for EnvError {
             message: e.to_string(),
         }
     }
+}
+
+/// The settings of `std::envs::webshop` with the embedded catalogue (recipe defaults).
+pub fn default_spec() -> WebshopSpec {
+    WebshopSpec {
+        products: None,
+        attributes: None,
+        catalogue_size: 1000,
+        max_turns: 10,
+        history: 2,
+        prompt: PromptStyle::Verl,
+        test_goals: 500,
+        outcome: WebshopOutcome::Score,
+    }
+}
+
+/// Applies `KEY=VALUE` overrides (`oprl env ... webshop --set KEY=VALUE`): `products`,
+/// `attributes`, `catalogue_size`, `max_turns`, `history`, `test_goals`, `prompt=verl|compact`,
+/// `outcome=score|binary10`.
+pub fn apply_overrides(spec: &mut WebshopSpec, sets: &[String]) -> Result<(), String> {
+    for set in sets {
+        let (key, value) = set
+            .split_once('=')
+            .ok_or_else(|| format!("`{set}` is not KEY=VALUE"))?;
+        let (key, value) = (key.trim(), value.trim());
+        let number = || {
+            value
+                .parse::<usize>()
+                .map_err(|_| format!("`{key}` needs a whole number, got `{value}`"))
+        };
+        match key {
+            "products" => spec.products = Some(value.to_string()),
+            "attributes" => spec.attributes = Some(value.to_string()),
+            "catalogue_size" => spec.catalogue_size = number()?,
+            "max_turns" => spec.max_turns = number()?,
+            "history" => spec.history = number()?,
+            "test_goals" => spec.test_goals = number()?,
+            "prompt" => {
+                spec.prompt = match value {
+                    "verl" => PromptStyle::Verl,
+                    "compact" => PromptStyle::Compact,
+                    _ => return Err(format!("`prompt` is `verl` or `compact`, got `{value}`")),
+                }
+            }
+            "outcome" => {
+                spec.outcome = match value {
+                    "score" => WebshopOutcome::Score,
+                    "binary10" => WebshopOutcome::Binary10,
+                    _ => return Err(format!("`outcome` is `score` or `binary10`, got `{value}`")),
+                }
+            }
+            _ => {
+                return Err(format!(
+                    "unknown key `{key}`; valid keys: products, attributes, catalogue_size, max_turns, history, \
+                     test_goals, prompt, outcome"
+                ))
+            }
+        }
+    }
+    Ok(())
 }
 
 /// Everything shared by all WebShop instances on one catalogue: products, index, prices, goals.
