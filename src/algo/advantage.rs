@@ -753,6 +753,41 @@ mod tests {
     }
 
     #[test]
+    fn params_from_algorithm_spec() {
+        use crate::graph::{AlgorithmKind, AlgorithmSpec, CriticSpec, LossAgg, PpoSpec, PrimeSpec};
+        let spec = AlgorithmSpec {
+            kind: AlgorithmKind::PpoGae,
+            ppo: PpoSpec {
+                lr: 1e-5,
+                clip_low: 0.2,
+                clip_high: 0.2,
+                dual_clip: 3.0,
+                entropy: 0.0,
+                kl: None,
+                epochs: 1,
+                minibatch: 4,
+                grad_clip: 1.0,
+                loss_agg: LossAgg::TokenMean,
+                weight_decay: 0.0,
+            },
+            critic: Some(CriticSpec {
+                lr: 1e-5,
+                value_clip: 0.5,
+                gamma: 1.0,
+                lambda: 0.95,
+            }),
+            prime: Some(PrimeSpec {
+                process_coef: 5.0,
+                outcome_coef: 4.0,
+            }),
+        };
+        let p = AdvantageParams::from_spec(&spec);
+        assert_eq!(p.gae, Some((1.0, 0.95)));
+        assert_eq!(p.prime, Some((5.0, 4.0)));
+        assert_eq!(p.eps, GROUP_EPS);
+    }
+
+    #[test]
     fn missing_token_rewards_is_an_error() {
         let mut b = batch();
         b.trajectories[0].steps[0].prm_token_rewards.clear();
@@ -764,5 +799,81 @@ mod tests {
             evaluate_advantage(&expr, &b, &AdvantageParams::default()),
             Err(AlgoError::LengthMismatch { .. })
         ));
+    }
+
+    /// A batch of `groups x size` trajectories with 1..3 steps of 1..3 tokens; outcomes on a
+    /// quarter grid so shifted scores stay exact in f32.
+    fn random_batch() -> impl proptest::strategy::Strategy<Value = AdvantageInputs> {
+        use proptest::prelude::*;
+        prop::collection::vec(
+            (
+                0usize..3,
+                -20i32..20,
+                prop::collection::vec((1usize..4, -8i32..8), 1..4),
+            ),
+            2..12,
+        )
+        .prop_map(|rows| AdvantageInputs {
+            trajectories: rows
+                .into_iter()
+                .map(|(group, o, steps)| TrajectoryInput {
+                    group,
+                    outcome: o as f32 * 0.25,
+                    success: o > 0,
+                    steps: steps
+                        .into_iter()
+                        .map(|(tokens, p)| step(tokens, p as f32 * 0.125, 0.0, "s"))
+                        .collect(),
+                })
+                .collect(),
+        })
+    }
+
+    proptest::proptest! {
+        /// Episode and pooled step terms sum to zero over each group of two or more entries
+        /// (rloo, zscore, mean), and do not change when a constant is added to every outcome of
+        /// a group (for groups of two or more).
+        #[test]
+        fn group_terms_sum_to_zero_and_ignore_group_shifts(
+            b in random_batch(),
+            shift in proptest::collection::vec(-8i32..8, 3),
+        ) {
+            use crate::algo::stats::group_members;
+            let groups: Vec<usize> = b.trajectories.iter().map(|t| t.group).collect();
+            let members = group_members(&groups);
+            for norm in [Norm::Rloo, Norm::Zscore, Norm::Mean] {
+                let out = evaluate_advantage(&episode(norm), &b, &AdvantageParams::default())
+                    .unwrap();
+                for m in members.iter().filter(|m| m.len() >= 2) {
+                    // first token of the first step carries the trajectory's value
+                    let sum: f32 = m.iter().map(|&i| out.advantages[i][0][0]).sum();
+                    proptest::prop_assert!(sum.abs() < 1e-3, "{:?} sum {}", norm, sum);
+                }
+                let mut shifted = b.clone();
+                for t in shifted.trajectories.iter_mut() {
+                    t.outcome += shift[t.group] as f32 * 0.25;
+                }
+                let out2 = evaluate_advantage(&episode(norm), &shifted, &AdvantageParams::default())
+                    .unwrap();
+                for m in members.iter().filter(|m| m.len() >= 2) {
+                    for &i in m {
+                        let (x, y) = (out.advantages[i][0][0], out2.advantages[i][0][0]);
+                        proptest::prop_assert!((x - y).abs() < 1e-3 * (1.0 + x.abs()), "{} vs {}", x, y);
+                    }
+                }
+                let steps = evaluate_advantage(
+                    &step_term(Signal::Prm, norm, StepGroup::Pool), &b, &AdvantageParams::default(),
+                ).unwrap();
+                for m in &members {
+                    let vals: Vec<f32> = m.iter()
+                        .flat_map(|&i| steps.advantages[i].iter().map(|s| s[0]))
+                        .collect();
+                    if vals.len() >= 2 {
+                        let sum: f32 = vals.iter().sum();
+                        proptest::prop_assert!(sum.abs() < 1e-3, "{:?} step sum {}", norm, sum);
+                    }
+                }
+            }
+        }
     }
 }
