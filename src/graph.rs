@@ -346,7 +346,10 @@ pub enum PrmReference {
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum AdvExpr {
     /// One value per trajectory, normalised within its group.
-    Episode { signal: Signal, norm: Norm },
+    Episode {
+        signal: Signal,
+        norm: Norm,
+    },
     /// One value per step, normalised within its step group.
     Step {
         signal: Signal,
@@ -356,9 +359,17 @@ pub enum AdvExpr {
         maxabs: bool,
     },
     /// One value per action token, normalised over all action tokens of the group.
-    Token { signal: Signal, norm: Norm },
-    Scale { factor: f64, expr: Box<AdvExpr> },
-    Add { terms: Vec<AdvExpr> },
+    Token {
+        signal: Signal,
+        norm: Norm,
+    },
+    Scale {
+        factor: f64,
+        expr: Box<AdvExpr>,
+    },
+    Add {
+        terms: Vec<AdvExpr>,
+    },
     /// PPO+GAE: the algorithm computes advantages from its critic.
     Gae,
     /// PRIME's estimator: whitened leave-one-out returns of process and outcome rewards.

@@ -7,6 +7,7 @@
 //! codes and renderers shared by every phase.
 
 pub mod algo;
+pub mod cli;
 pub mod compile;
 pub mod diagnostics;
 pub mod env;

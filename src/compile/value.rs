@@ -1,0 +1,404 @@
+//! Checked values: constant evaluation of `+ - * /` (the E05xx lowering errors live here) and
+//! the check of one expression against a key's [`Ty`] and [`Range`].
+
+use super::schema::{KeySchema, Range, Ty};
+use crate::diagnostics::{backticked_list, did_you_mean, Code, Diagnostic, SourceMap, Span};
+use crate::syntax::ast::{dotted, format_float, quote, BinOp, Expr, ExprKind};
+use std::path::Path;
+
+/// A checked value.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Value {
+    Int(i64),
+    Float(f64),
+    Bool(bool),
+    Str(String),
+    /// A name from a fixed set (`text`, `zscore`).
+    Name(String),
+    IntList(Vec<i64>),
+    StrList(Vec<String>),
+}
+
+impl Value {
+    /// The value in recipe syntax.
+    pub fn to_recipe(&self) -> String {
+        match self {
+            Value::Int(i) => i.to_string(),
+            Value::Float(x) => format_float(*x),
+            Value::Bool(b) => b.to_string(),
+            Value::Str(s) => quote(s),
+            Value::Name(n) => n.clone(),
+            Value::IntList(items) => format!(
+                "[{}]",
+                items
+                    .iter()
+                    .map(i64::to_string)
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+            Value::StrList(items) => format!(
+                "[{}]",
+                items
+                    .iter()
+                    .map(|s| quote(s))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+        }
+    }
+}
+
+/// A number computed from a constant expression.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Const {
+    Int(i64),
+    Float(f64),
+}
+
+impl Const {
+    pub fn as_f64(self) -> f64 {
+        match self {
+            Const::Int(i) => i as f64,
+            Const::Float(x) => x,
+        }
+    }
+}
+
+/// True when the expression is built only from numbers and arithmetic.
+pub fn is_numeric(expr: &Expr) -> bool {
+    match &expr.kind {
+        ExprKind::Int(_) | ExprKind::Float(_) => true,
+        ExprKind::Neg(inner) => is_numeric(inner),
+        ExprKind::Binary { lhs, rhs, .. } => is_numeric(lhs) && is_numeric(rhs),
+        _ => false,
+    }
+}
+
+/// Evaluates a numeric constant expression. Integer arithmetic stays integral while exact
+/// (`64 / 2` is `32`, `7 / 2` is `3.5`); mixing in a float gives a float.
+pub fn eval_const(expr: &Expr) -> Result<Const, Diagnostic> {
+    match &expr.kind {
+        ExprKind::Int(i) => Ok(Const::Int(*i)),
+        ExprKind::Float(x) => Ok(Const::Float(*x)),
+        ExprKind::Neg(inner) => match eval_const(inner)? {
+            Const::Int(i) => i
+                .checked_neg()
+                .map(Const::Int)
+                .ok_or_else(|| overflow(expr.span)),
+            Const::Float(x) => Ok(Const::Float(-x)),
+        },
+        ExprKind::Binary { op, lhs, rhs } => {
+            let (a, b) = (eval_const(lhs)?, eval_const(rhs)?);
+            if *op == BinOp::Div && b.as_f64() == 0.0 {
+                return Err(Diagnostic::new(Code::DivisionByZero, "division by zero")
+                    .label(rhs.span, "this is zero")
+                    .label(lhs.span, "divided by it")
+                    .help("the divisor of a constant expression must not be zero"));
+            }
+            let result = match (a, b) {
+                (Const::Int(x), Const::Int(y)) => match op {
+                    BinOp::Add => x.checked_add(y).map(Const::Int),
+                    BinOp::Sub => x.checked_sub(y).map(Const::Int),
+                    BinOp::Mul => x.checked_mul(y).map(Const::Int),
+                    BinOp::Div if x.checked_rem(y) == Some(0) => x.checked_div(y).map(Const::Int),
+                    BinOp::Div => Some(Const::Float(x as f64 / y as f64)),
+                }
+                .ok_or_else(|| overflow(expr.span))?,
+                (a, b) => {
+                    let (x, y) = (a.as_f64(), b.as_f64());
+                    Const::Float(match op {
+                        BinOp::Add => x + y,
+                        BinOp::Sub => x - y,
+                        BinOp::Mul => x * y,
+                        BinOp::Div => x / y,
+                    })
+                }
+            };
+            if let Const::Float(x) = result {
+                if !x.is_finite() {
+                    return Err(Diagnostic::new(
+                        Code::NotFinite,
+                        "constant expression is not finite",
+                    )
+                    .label(expr.span, "this overflows to infinity")
+                    .help("check the exponents; recipe numbers are finite"));
+                }
+            }
+            Ok(result)
+        }
+        _ => Err(type_mismatch("a number", expr)),
+    }
+}
+
+fn overflow(span: Span) -> Diagnostic {
+    Diagnostic::new(
+        Code::IntegerOverflow,
+        "integer overflow in a constant expression",
+    )
+    .label(span, "overflows a 64-bit integer")
+    .help("use smaller numbers, or a float (`1e20`)")
+}
+
+/// How an expression reads in a "found ..." message.
+pub fn describe(expr: &Expr) -> String {
+    match &expr.kind {
+        ExprKind::Int(_) => "an integer".into(),
+        ExprKind::Float(_) => "a float".into(),
+        ExprKind::Str(_) => "a string".into(),
+        ExprKind::Bool(_) => "a boolean".into(),
+        ExprKind::List(_) => "a list".into(),
+        ExprKind::Path(p) => format!("the name `{}`", dotted(p)),
+        ExprKind::Call { callee, .. } => format!("a call to `{}`", dotted(callee)),
+        ExprKind::BlockValue { kind, .. } => format!("a `{}` block", kind.name),
+        ExprKind::Neg(_) | ExprKind::Binary { .. } if is_numeric(expr) => "a number".into(),
+        ExprKind::Neg(_) | ExprKind::Binary { .. } => "an expression".into(),
+    }
+}
+
+/// `expected X, found Y`.
+pub fn type_mismatch(expected: &str, expr: &Expr) -> Diagnostic {
+    let found = describe(expr);
+    Diagnostic::new(
+        Code::TypeMismatch,
+        format!("expected {expected}, found {found}"),
+    )
+    .label(expr.span, format!("this is {found}"))
+}
+
+/// Checks one expression against a key's type and range. `sources` resolves relative paths
+/// for file keys (from the directory of the source that wrote the value).
+pub fn check_value(key: &KeySchema, expr: &Expr, sources: &SourceMap) -> Result<Value, Diagnostic> {
+    match key.ty {
+        Ty::Int => {
+            let n = int(expr)?;
+            in_range(key, n as f64, expr.span)?;
+            Ok(Value::Int(n))
+        }
+        Ty::Float => {
+            let x = number(expr)?;
+            in_range(key, x, expr.span)?;
+            Ok(Value::Float(x))
+        }
+        Ty::Bool => match expr.kind {
+            ExprKind::Bool(b) => Ok(Value::Bool(b)),
+            _ => Err(type_mismatch("`true` or `false`", expr)),
+        },
+        Ty::Str => string(expr, key.ty).map(Value::Str),
+        Ty::Url => {
+            let s = string(expr, key.ty)?;
+            check_url(&s, expr.span)?;
+            Ok(Value::Str(s))
+        }
+        Ty::File | Ty::Dir => {
+            let s = string(expr, key.ty)?;
+            check_path(&s, key.ty == Ty::Dir, expr.span, sources)?;
+            Ok(Value::Str(s))
+        }
+        Ty::Name(options) => name(expr, options).map(Value::Name),
+        Ty::IntList(n) => {
+            let ExprKind::List(items) = &expr.kind else {
+                return Err(type_mismatch(&key.ty.describe(), expr));
+            };
+            if items.len() != n {
+                return Err(Diagnostic::new(
+                    Code::TypeMismatch,
+                    format!(
+                        "expected a list of {n} integers, found {} items",
+                        items.len()
+                    ),
+                )
+                .label(expr.span, format!("{} items", items.len())));
+            }
+            let mut out = Vec::with_capacity(n);
+            for item in items {
+                let v = int(item)?;
+                in_range(key, v as f64, item.span)?;
+                out.push(v);
+            }
+            Ok(Value::IntList(out))
+        }
+        Ty::StrList => {
+            let ExprKind::List(items) = &expr.kind else {
+                return Err(type_mismatch("a list of strings", expr));
+            };
+            items
+                .iter()
+                .map(|i| string(i, Ty::Str))
+                .collect::<Result<_, _>>()
+                .map(Value::StrList)
+        }
+        Ty::Block(kind) => Err(type_mismatch(&format!("a `{kind}` block"), expr)),
+    }
+}
+
+fn int(expr: &Expr) -> Result<i64, Diagnostic> {
+    if !is_numeric(expr) {
+        return Err(type_mismatch("an integer", expr));
+    }
+    match eval_const(expr)? {
+        Const::Int(i) => Ok(i),
+        Const::Float(_) => Err(type_mismatch("an integer", expr)
+            .help("counts and sizes are integers: drop the fraction")),
+    }
+}
+
+fn number(expr: &Expr) -> Result<f64, Diagnostic> {
+    if !is_numeric(expr) {
+        return Err(type_mismatch("a number", expr));
+    }
+    Ok(eval_const(expr)?.as_f64())
+}
+
+fn string(expr: &Expr, ty: Ty) -> Result<String, Diagnostic> {
+    match &expr.kind {
+        ExprKind::Str(s) => Ok(s.clone()),
+        ExprKind::Path(p) => {
+            Err(type_mismatch(&ty.describe(), expr).help(format!("quote it: `\"{}\"`", dotted(p))))
+        }
+        _ => Err(type_mismatch(&ty.describe(), expr)),
+    }
+}
+
+fn name(expr: &Expr, options: &[&str]) -> Result<String, Diagnostic> {
+    match &expr.kind {
+        ExprKind::Path(p) if p.len() == 1 => {
+            let n = &p[0].name;
+            if options.contains(&n.as_str()) {
+                return Ok(n.clone());
+            }
+            let d = Diagnostic::new(Code::UnknownValue, format!("unknown value `{n}`"))
+                .label(expr.span, "not one of the allowed names");
+            Err(match did_you_mean(n, options.iter().copied()) {
+                Some(s) => d.help(format!(
+                    "did you mean `{s}`? the values are {}",
+                    backticked_list(options.iter().copied())
+                )),
+                None => d.help(format!(
+                    "the values are {}",
+                    backticked_list(options.iter().copied())
+                )),
+            })
+        }
+        ExprKind::Str(s) if options.contains(&s.as_str()) => Err(type_mismatch(
+            &format!("one of {}", backticked_list(options.iter().copied())),
+            expr,
+        )
+        .help(format!("write `{s}` without quotes"))),
+        _ => Err(type_mismatch(
+            &format!("one of {}", backticked_list(options.iter().copied())),
+            expr,
+        )),
+    }
+}
+
+fn in_range(key: &KeySchema, x: f64, span: Span) -> Result<(), Diagnostic> {
+    if key.range.contains(x) {
+        return Ok(());
+    }
+    Err(out_of_range(key.key, key.range, x, span))
+}
+
+pub fn out_of_range(name: &str, range: Range, x: f64, span: Span) -> Diagnostic {
+    let shown = if x.fract() == 0.0 && x.abs() < 1e15 {
+        format!("{}", x as i64)
+    } else {
+        format!("{x}")
+    };
+    Diagnostic::new(
+        Code::OutOfRange,
+        format!("`{name}` = {shown} is out of range"),
+    )
+    .label(span, format!("must be {}", range.describe()))
+    .help(format!("`{name}` must be {}", range.describe()))
+}
+
+/// `http://host[:port][/path]` or `https://...`.
+pub fn check_url(s: &str, span: Span) -> Result<(), Diagnostic> {
+    let rest = s
+        .strip_prefix("http://")
+        .or_else(|| s.strip_prefix("https://"));
+    let host = rest.map(|r| r.split(['/', '?', '#']).next().unwrap_or(""));
+    let valid = host.is_some_and(|h| {
+        let (name, port) = match h.rsplit_once(':') {
+            Some((n, p)) if !n.ends_with(']') || h.starts_with('[') => (n, Some(p)),
+            _ => (h, None),
+        };
+        !name.is_empty()
+            && !name.contains(char::is_whitespace)
+            && port.is_none_or(|p| !p.is_empty() && p.parse::<u16>().is_ok())
+    });
+    if valid {
+        return Ok(());
+    }
+    Err(
+        Diagnostic::new(Code::NotAUrl, format!("`{s}` is not a URL"))
+            .label(span, "expected `http://host[:port]/path` or `https://...`")
+            .help("an OpenAI-compatible base URL looks like `http://localhost:8000/v1`"),
+    )
+}
+
+fn check_path(s: &str, dir: bool, span: Span, sources: &SourceMap) -> Result<(), Diagnostic> {
+    let base = super::resolve::base_dir(sources, span.source);
+    let path = if Path::new(s).is_absolute() {
+        Path::new(s).to_path_buf()
+    } else {
+        base.join(s)
+    };
+    let ok = if dir { path.is_dir() } else { path.is_file() };
+    if ok {
+        return Ok(());
+    }
+    let what = if dir { "directory" } else { "file" };
+    Err(
+        Diagnostic::new(Code::MissingFile, format!("{what} `{s}` does not exist"))
+            .label(span, format!("looked for `{}`", path.display()))
+            .help("relative paths are resolved from the directory of the file that writes them"),
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::diagnostics::SourceId;
+
+    fn expr(text: &str) -> Expr {
+        let (file, errors) = crate::syntax::parse_file(SourceId(0), &format!("a = {text}"));
+        assert!(errors.is_empty());
+        match file.unwrap().statements.remove(0) {
+            crate::syntax::ast::Statement::Assignment(a) => a.value,
+            _ => unreachable!(),
+        }
+    }
+
+    #[test]
+    fn constant_arithmetic() {
+        assert_eq!(eval_const(&expr("64 / 2")).unwrap(), Const::Int(32));
+        assert_eq!(eval_const(&expr("7 / 2")).unwrap(), Const::Float(3.5));
+        assert_eq!(eval_const(&expr("3e-4 * 2")).unwrap(), Const::Float(6e-4));
+        assert_eq!(eval_const(&expr("-(2 + 3) * 4")).unwrap(), Const::Int(-20));
+        assert_eq!(
+            eval_const(&expr("1 / 0")).unwrap_err().code,
+            Code::DivisionByZero
+        );
+        assert_eq!(
+            eval_const(&expr("1e308 * 10")).unwrap_err().code,
+            Code::NotFinite
+        );
+        assert_eq!(
+            eval_const(&expr("9223372036854775807 + 1"))
+                .unwrap_err()
+                .code,
+            Code::IntegerOverflow
+        );
+    }
+
+    #[test]
+    fn urls() {
+        let span = Span::new(SourceId(0), 0, 0);
+        assert!(check_url("http://localhost:8000/v1", span).is_ok());
+        assert!(check_url("https://api.example.com", span).is_ok());
+        assert!(check_url("localhost:8000", span).is_err());
+        assert!(check_url("http://", span).is_err());
+        assert!(check_url("http://host:port/v1", span).is_err());
+    }
+}

@@ -1,0 +1,350 @@
+//! The front end's integration tests, one binary: UI fixtures (`tests/ui/**/*.oprl`, one
+//! snapshot each: the source and its diagnostics without colour at width 80), the lowered
+//! graph of every shipped recipe (YAML snapshots), every stdlib module, the keyword list,
+//! and a property test that random and mutated recipes never make the front end panic.
+//!
+//! A fixture's leading `# set: PATH=VALUE` lines become `--set` overrides.
+
+use oprl::compile::{self, Compilation};
+use oprl::diagnostics::Code;
+use proptest::prelude::*;
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+
+fn manifest_dir() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// `tests/ui/x.oprl` from an absolute path, so snapshots do not depend on the checkout.
+fn relative(path: &Path) -> PathBuf {
+    path.strip_prefix(manifest_dir())
+        .map(Path::to_path_buf)
+        .unwrap_or_else(|_| path.to_path_buf())
+}
+
+fn fixture_overrides(text: &str) -> Vec<String> {
+    text.lines()
+        .take_while(|l| l.starts_with('#'))
+        .filter_map(|l| l.strip_prefix("# set: "))
+        .map(|s| s.trim().to_string())
+        .collect()
+}
+
+fn compile_fixture(path: &Path) -> (String, Compilation) {
+    let text = std::fs::read_to_string(path).expect("fixture is readable");
+    let overrides = fixture_overrides(&text);
+    let compilation = compile::compile_path(&relative(path), &overrides);
+    (text, compilation)
+}
+
+#[test]
+fn ui_fixtures() {
+    insta::glob!("ui/**/*.oprl", |path| {
+        let (text, compilation) = compile_fixture(path);
+        let rendered = compilation.render_plain();
+        let diagnostics = if rendered.is_empty() {
+            "(no diagnostics)\n".to_string()
+        } else {
+            rendered
+        };
+        let codes: Vec<&str> = compilation
+            .diagnostics
+            .iter()
+            .map(|d| d.code.as_str())
+            .collect();
+        insta::assert_snapshot!(format!(
+            "{text}\n--- codes: {} ---\n{diagnostics}",
+            codes.join(" ")
+        ));
+    });
+}
+
+/// Every code has at least one fixture that produces it, and there are at least 40 fixtures.
+#[test]
+fn every_code_has_a_fixture() {
+    let mut seen = BTreeSet::new();
+    let mut count = 0;
+    for path in fixtures(&manifest_dir().join("tests/ui")) {
+        count += 1;
+        let (_, compilation) = compile_fixture(&path);
+        for d in &compilation.diagnostics {
+            seen.insert(d.code);
+        }
+    }
+    let missing: Vec<&str> = Code::ALL
+        .iter()
+        .filter(|c| !seen.contains(c))
+        .map(|c| c.as_str())
+        .collect();
+    assert!(missing.is_empty(), "codes without a fixture: {missing:?}");
+    assert!(count >= 40, "only {count} fixtures");
+}
+
+fn fixtures(dir: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    for entry in std::fs::read_dir(dir).expect("tests/ui exists") {
+        let path = entry.expect("entry").path();
+        if path.is_dir() {
+            out.extend(fixtures(&path));
+        } else if path.extension().is_some_and(|e| e == "oprl") {
+            out.push(path);
+        }
+    }
+    out.sort();
+    out
+}
+
+fn shipped_recipes() -> Vec<PathBuf> {
+    let root = manifest_dir().join("recipes");
+    let mut out = Vec::new();
+    for dir in [root.clone(), root.join("ablations")] {
+        for entry in std::fs::read_dir(&dir).expect("recipes/ exists") {
+            let path = entry.expect("entry").path();
+            if path.extension().is_some_and(|e| e == "oprl") {
+                out.push(path);
+            }
+        }
+    }
+    out.sort();
+    out
+}
+
+#[test]
+fn shipped_recipes_check_clean_and_their_graphs_are_snapshotted() {
+    let recipes = shipped_recipes();
+    assert!(recipes.len() >= 12, "{recipes:?}");
+    for path in recipes {
+        let compilation = compile::compile_path(&path, &[]);
+        assert!(
+            compilation.diagnostics.is_empty(),
+            "{}:\n{}",
+            path.display(),
+            compilation.render_plain()
+        );
+        let graph = compilation.graph.as_ref().expect("a clean recipe lowers");
+        let name = relative(&path)
+            .display()
+            .to_string()
+            .replace(['/', '.'], "_");
+        insta::assert_yaml_snapshot!(name, graph);
+
+        // The resolved recipe is itself a recipe that compiles to the same graph.
+        let resolved = compilation.resolved().expect("checked");
+        let again = compile::compile_text(
+            &format!("{}.oprl", graph.recipe),
+            &resolved,
+            path.parent().unwrap(),
+            &[],
+        );
+        // Defaults of keys that other settings make irrelevant are printed too, so the
+        // resolved form may warn (W0002); it must not fail.
+        assert!(
+            !again.has_errors(),
+            "resolved {}:\n{resolved}\n{}",
+            path.display(),
+            again.render_plain()
+        );
+        assert_eq!(
+            again.graph.as_ref(),
+            Some(graph),
+            "resolved {} differs",
+            path.display()
+        );
+    }
+}
+
+#[test]
+fn every_stdlib_module_checks() {
+    let on_disk = fixtures(&manifest_dir().join("stdlib")).len();
+    assert_eq!(
+        on_disk,
+        compile::stdlib::MODULES.len(),
+        "a stdlib file is not embedded (see src/compile/stdlib.rs)"
+    );
+    for (path, _) in compile::stdlib::MODULES {
+        let compilation = compile::check_stdlib_module(path).expect("embedded");
+        assert!(
+            compilation.diagnostics.is_empty(),
+            "{path}:\n{}",
+            compilation.render_plain()
+        );
+    }
+}
+
+#[test]
+fn set_overrides_are_checked_with_cli_labels() {
+    let path = manifest_dir().join("recipes/sokoban.oprl");
+    let compilation = compile::compile_path(&path, &["train.group=1".to_string()]);
+    let d = compilation
+        .diagnostics
+        .iter()
+        .find(|d| d.code == Code::GroupTooSmall)
+        .expect("group rule");
+    assert_eq!(
+        compilation.sources.get(d.labels[0].span.source).name,
+        "<cli>"
+    );
+    assert!(d.labels.len() == 2, "{d:?}");
+
+    let compilation = compile::compile_path(&path, &["train.gruop=4".to_string()]);
+    let d = &compilation.diagnostics[0];
+    assert_eq!(d.code, Code::UnknownKey);
+    assert!(d.help.as_deref().unwrap().contains("did you mean `group`?"));
+
+    let compilation = compile::compile_path(
+        &path,
+        &[
+            "train.group=4".to_string(),
+            "policy.sampling.temperature=0.7".to_string(),
+        ],
+    );
+    assert!(
+        compilation.diagnostics.is_empty(),
+        "{}",
+        compilation.render_plain()
+    );
+    let graph = compilation.graph.unwrap();
+    assert_eq!(graph.train.group, 4);
+    let oprl::graph::PolicySpec::Transformer(t) = graph.policy else {
+        panic!()
+    };
+    assert_eq!(t.sampling.temperature, 0.7);
+}
+
+#[test]
+fn keywords_and_block_kinds_match_the_grammar() {
+    let grammar = std::fs::read_to_string(manifest_dir().join("grammar/oprl.pest")).unwrap();
+    for keyword in oprl::syntax::KEYWORDS {
+        assert!(
+            grammar.contains(&format!("\"{keyword}\"")),
+            "{keyword} is not in the grammar"
+        );
+    }
+    let kinds: Vec<&str> = compile::schema::TOP_LEVEL.iter().map(|t| t.kind).collect();
+    assert_eq!(kinds, oprl::syntax::BLOCK_KINDS);
+}
+
+#[test]
+fn explain_has_a_long_form_for_every_code() {
+    for code in Code::ALL {
+        let text = oprl::cli::explanation(code.as_str()).unwrap();
+        assert!(text.starts_with(code.as_str()) && text.len() > 80, "{text}");
+    }
+    assert!(oprl::cli::explanation("E0000").is_none());
+}
+
+#[test]
+fn dot_output_is_well_formed() {
+    let compilation = compile::compile_path(&manifest_dir().join("recipes/sokoban.oprl"), &[]);
+    let dot = compile::graph_dot(compilation.graph.as_ref().unwrap());
+    assert!(dot.starts_with("digraph \"sokoban\" {") && dot.trim_end().ends_with('}'));
+    assert_eq!(dot.matches('{').count(), dot.matches('}').count());
+    assert_eq!(
+        dot.matches(" -> ").count(),
+        compilation
+            .graph
+            .unwrap()
+            .nodes
+            .values()
+            .map(|n| n.inputs.len())
+            .sum::<usize>()
+    );
+}
+
+/// Pieces that recipes are made of, for the generator below.
+const TOKENS: &[&str] = &[
+    "env",
+    "sokoban",
+    "policy",
+    "transformer",
+    "hf",
+    "reward",
+    "outcome",
+    "=",
+    "{",
+    "}",
+    "(",
+    ")",
+    "[",
+    "]",
+    ",",
+    ".",
+    "+",
+    "-",
+    "*",
+    "/",
+    "use",
+    "std::presets::oprl",
+    "\"x.oprl\"",
+    "advantage",
+    "episode",
+    "step",
+    "token",
+    "prm",
+    "env.reward",
+    "norm",
+    "zscore",
+    "rloo",
+    "1",
+    "0",
+    "3e-4",
+    "1e999",
+    "\"s\\q\"",
+    "true",
+    "train",
+    "group",
+    "#c\n",
+    "\n",
+    "judge",
+    "verifier",
+    "env.won",
+    "discounted",
+    "algorithm",
+    "prime",
+    "ppo_gae",
+    "\"",
+    "99999999999999999999",
+];
+
+fn compile_never_panics(text: &str) {
+    let dir = std::env::temp_dir();
+    let c = compile::compile_text("fuzz.oprl", text, &dir, &[]);
+    // Rendering must not panic either, whatever the spans.
+    let _ = c.render_plain();
+    let _ = oprl::diagnostics::render_json(&c.diagnostics, &c.sources);
+    let _ = c.resolved();
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 256, ..ProptestConfig::default() })]
+
+    #[test]
+    fn random_token_soup_never_panics(tokens in proptest::collection::vec(0..TOKENS.len(), 0..60)) {
+        let text = tokens.iter().map(|&i| TOKENS[i]).collect::<Vec<_>>().join(" ");
+        compile_never_panics(&text);
+    }
+
+    #[test]
+    fn random_bytes_never_panic(text in "\\PC{0,200}") {
+        compile_never_panics(&text);
+    }
+
+    #[test]
+    fn mutated_recipes_never_panic(
+        recipe in 0usize..4,
+        edits in proptest::collection::vec((any::<proptest::sample::Index>(), 0usize..3, 0..TOKENS.len()), 1..6),
+    ) {
+        let names = ["sokoban", "visual_sokoban", "webshop", "sotopia"];
+        let mut text = std::fs::read_to_string(manifest_dir().join(format!("recipes/{}.oprl", names[recipe]))).unwrap();
+        for (at, kind, token) in edits {
+            let mut i = at.index(text.len() + 1);
+            while !text.is_char_boundary(i) { i -= 1; }
+            match kind {
+                0 => text.insert_str(i, TOKENS[token]),
+                1 => { let end = (i + 8).min(text.len()); let mut e = end; while !text.is_char_boundary(e) { e -= 1; } text.replace_range(i..e, ""); }
+                _ => { let end = (i + 3).min(text.len()); let mut e = end; while !text.is_char_boundary(e) { e -= 1; } text.replace_range(i..e, TOKENS[token]); }
+            }
+        }
+        compile_never_panics(&text);
+    }
+}
