@@ -13,6 +13,7 @@ pub mod diagnostics;
 pub mod env;
 pub mod graph;
 pub mod model;
+pub mod openai;
 pub mod reward;
 pub mod runtime;
 pub mod syntax;

@@ -1,0 +1,1 @@
+[(block_body) (list) (arguments)] @fold

@@ -1,0 +1,2 @@
+[(block_body) (list) (arguments)] @indent
+["}" "]" ")"] @outdent

@@ -1,0 +1,2 @@
+" oprl recipes: *.oprl
+autocmd BufRead,BufNewFile *.oprl setfiletype oprl
