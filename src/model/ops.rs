@@ -123,7 +123,11 @@ impl CustomOp2 for MaskedSoftmax {
     ) -> Result<(CpuStorage, Shape)> {
         let (b, h, t, s) = sl.shape().dims4()?;
         if ml.shape().dims() != [b, 1, t, s] {
-            candle_core::bail!("mask shape {:?} does not fit scores {:?}", ml.shape(), sl.shape())
+            candle_core::bail!(
+                "mask shape {:?} does not fit scores {:?}",
+                ml.shape(),
+                sl.shape()
+            )
         }
         let scores = contiguous_f32(ss, sl)?;
         let mask = contiguous_f32(ms, ml)?;
@@ -359,7 +363,8 @@ mod tests {
         let m = Tensor::from_vec(m, (2, 1, 4, 5), &Device::Cpu).unwrap();
         let g = sample(&[2, 3, 4, 5], 8);
         let fused = masked_softmax_last(s.as_tensor(), &m).unwrap();
-        let plain = candle_nn::ops::softmax(&s.as_tensor().broadcast_add(&m).unwrap(), D::Minus1).unwrap();
+        let plain =
+            candle_nn::ops::softmax(&s.as_tensor().broadcast_add(&m).unwrap(), D::Minus1).unwrap();
         assert!(max_abs_diff(&fused, &plain) < 1e-6);
         let gf = (fused * &g).unwrap().sum_all().unwrap().backward().unwrap();
         let gp = (plain * &g).unwrap().sum_all().unwrap().backward().unwrap();
