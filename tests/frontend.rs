@@ -360,6 +360,16 @@ proptest! {
     }
 
     #[test]
+    fn random_overrides_never_panic(tokens in proptest::collection::vec(0..TOKENS.len(), 0..12)) {
+        let value = tokens.iter().map(|&i| TOKENS[i]).collect::<Vec<_>>().join(" ");
+        let path = manifest_dir().join("recipes/sokoban.oprl");
+        for over in [format!("train.group={value}"), format!("advantage={value}"), value.clone()] {
+            let c = compile::compile_path(&path, &[over]);
+            let _ = c.render_plain();
+        }
+    }
+
+    #[test]
     fn random_bytes_never_panic(text in "\\PC{0,200}") {
         compile_never_panics(&text);
     }
