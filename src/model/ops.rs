@@ -25,6 +25,106 @@ pub fn masked_softmax_last(scores: &Tensor, mask: &Tensor) -> Result<Tensor> {
     softmax_last(&scores.broadcast_add(mask)?)
 }
 
+/// Attention of one new query per row against a KV cache, fused (CPU, f32, no backward: used
+/// only for detached decoding). `q`: [B, H, 1, hd]; `k`, `v`: cache buffers [B, KV, cap, hd] of
+/// which the first `len` columns are filled; row `b` attends to columns `pads[b]..len`.
+/// Grouped-query heads read their shared KV head directly. Returns [B, H, 1, hd].
+pub fn decode_attention(
+    q: &Tensor,
+    k: &Tensor,
+    v: &Tensor,
+    len: usize,
+    pads: &[usize],
+    scale: f64,
+) -> Result<Tensor> {
+    let op = DecodeAttention {
+        len,
+        pads: pads.to_vec(),
+        scale: scale as f32,
+    };
+    q.contiguous()?.apply_op3_no_bwd(k, v, &op)
+}
+
+struct DecodeAttention {
+    len: usize,
+    pads: Vec<usize>,
+    scale: f32,
+}
+
+impl candle_core::CustomOp3 for DecodeAttention {
+    fn name(&self) -> &'static str {
+        "oprl-decode-attention"
+    }
+
+    fn cpu_fwd(
+        &self,
+        qs: &CpuStorage,
+        ql: &Layout,
+        ks: &CpuStorage,
+        kl: &Layout,
+        vs: &CpuStorage,
+        vl: &Layout,
+    ) -> Result<(CpuStorage, Shape)> {
+        let (b, h, one, hd) = ql.shape().dims4()?;
+        let (kb, kvh, cap, khd) = kl.shape().dims4()?;
+        if one != 1 || kb != b || khd != hd || vl.shape() != kl.shape() || h % kvh != 0 {
+            candle_core::bail!("decode attention: q {:?} vs cache {:?}", ql.shape(), kl.shape())
+        }
+        if self.len > cap || self.pads.len() != b {
+            candle_core::bail!("decode attention: {} columns in a cache of {cap}", self.len)
+        }
+        let (q, k, v) = (contiguous_f32(qs, ql)?, contiguous_f32(ks, kl)?, contiguous_f32(vs, vl)?);
+        let group = h / kvh;
+        let mut out = vec![0f32; b * h * hd];
+        let mut scores = vec![0f32; self.len];
+        for bi in 0..b {
+            let start = self.pads[bi].min(self.len.saturating_sub(1));
+            for hi in 0..h {
+                let qrow = &q[(bi * h + hi) * hd..][..hd];
+                let base = (bi * kvh + hi / group) * cap * hd;
+                let keys = &k[base..base + self.len * hd];
+                let vals = &v[base..base + self.len * hd];
+                let sc = &mut scores[start..self.len];
+                for (j, s) in sc.iter_mut().enumerate() {
+                    let krow = &keys[(start + j) * hd..][..hd];
+                    *s = dot(qrow, krow) * self.scale;
+                }
+                let max = sc.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+                let mut total = 0f32;
+                for s in sc.iter_mut() {
+                    *s = (*s - max).exp();
+                    total += *s;
+                }
+                let o = &mut out[(bi * h + hi) * hd..][..hd];
+                for (j, &p) in sc.iter().enumerate() {
+                    let w = p / total;
+                    let vrow = &vals[(start + j) * hd..][..hd];
+                    for (oi, &vi) in o.iter_mut().zip(vrow) {
+                        *oi += w * vi;
+                    }
+                }
+            }
+        }
+        Ok((CpuStorage::F32(out), ql.shape().clone()))
+    }
+}
+
+fn dot(a: &[f32], b: &[f32]) -> f32 {
+    // Four partial sums let the compiler vectorise without reassociating one long chain.
+    let mut acc = [0f32; 4];
+    let chunks = a.len() / 4 * 4;
+    for i in (0..chunks).step_by(4) {
+        for l in 0..4 {
+            acc[l] += a[i + l] * b[i + l];
+        }
+    }
+    let mut s = acc[0] + acc[1] + acc[2] + acc[3];
+    for i in chunks..a.len() {
+        s += a[i] * b[i];
+    }
+    s
+}
+
 /// Log-softmax over the last dimension. The max is detached: it cancels in the gradient.
 pub fn log_softmax_last(x: &Tensor) -> Result<Tensor> {
     let max = x.max_keepdim(D::Minus1)?.detach();
