@@ -68,12 +68,20 @@ impl candle_core::CustomOp3 for DecodeAttention {
         let (b, h, one, hd) = ql.shape().dims4()?;
         let (kb, kvh, cap, khd) = kl.shape().dims4()?;
         if one != 1 || kb != b || khd != hd || vl.shape() != kl.shape() || h % kvh != 0 {
-            candle_core::bail!("decode attention: q {:?} vs cache {:?}", ql.shape(), kl.shape())
+            candle_core::bail!(
+                "decode attention: q {:?} vs cache {:?}",
+                ql.shape(),
+                kl.shape()
+            )
         }
         if self.len > cap || self.pads.len() != b {
             candle_core::bail!("decode attention: {} columns in a cache of {cap}", self.len)
         }
-        let (q, k, v) = (contiguous_f32(qs, ql)?, contiguous_f32(ks, kl)?, contiguous_f32(vs, vl)?);
+        let (q, k, v) = (
+            contiguous_f32(qs, ql)?,
+            contiguous_f32(ks, kl)?,
+            contiguous_f32(vs, vl)?,
+        );
         let group = h / kvh;
         let mut out = vec![0f32; b * h * hd];
         let mut scores = vec![0f32; self.len];
@@ -123,6 +131,136 @@ fn dot(a: &[f32], b: &[f32]) -> f32 {
         s += a[i] * b[i];
     }
     s
+}
+
+/// Log-prob of a chosen id and the entropy of each row's distribution, fused: `logits` [N, V],
+/// `ids` [N] (u32) -> [N, 2] holding `(log softmax(l)[id], -sum p log p)`. One pass forward and
+/// one backward, with no [N, V] intermediates (a Qwen2 vocabulary makes those gigabytes).
+/// Backward: `dl_j = g_lp (1[j = id] - p_j) - g_H p_j (log p_j + H)`.
+pub fn logprob_entropy(logits: &Tensor, ids: &Tensor) -> Result<Tensor> {
+    if logits.device().is_cpu() && logits.dtype() == candle_core::DType::F32 {
+        return logits
+            .contiguous()?
+            .apply_op2(&ids.contiguous()?, LogprobEntropy);
+    }
+    let logp = log_softmax_last(logits)?;
+    let chosen = logp.gather(&ids.unsqueeze(1)?.contiguous()?, 1)?;
+    let entropy = (logp.exp()? * &logp)?.sum_keepdim(1)?.neg()?;
+    Tensor::cat(&[chosen, entropy], 1)
+}
+
+struct LogprobEntropy;
+
+/// Log-sum-exp and entropy of the softmax of one row of logits. Sums in f64: a 150k-token
+/// vocabulary loses digits in f32.
+fn row_stats(row: &[f32]) -> (f32, f32) {
+    let max = row.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+    let mut z = 0f64;
+    let mut zl = 0f64;
+    for &l in row {
+        let shifted = (l - max) as f64;
+        let e = (l - max).exp() as f64;
+        z += e;
+        zl += e * shifted;
+    }
+    // H = lse - E[l] = ln z - E[l - max]
+    ((max as f64 + z.ln()) as f32, (z.ln() - zl / z) as f32)
+}
+
+fn id_at(ids: &[u32], row: usize, vocab: usize) -> Result<usize> {
+    let id = ids[row] as usize;
+    if id >= vocab {
+        candle_core::bail!("token id {id} outside a vocabulary of {vocab}")
+    }
+    Ok(id)
+}
+
+impl CustomOp2 for LogprobEntropy {
+    fn name(&self) -> &'static str {
+        "oprl-logprob-entropy"
+    }
+
+    fn cpu_fwd(
+        &self,
+        ls: &CpuStorage,
+        ll: &Layout,
+        is: &CpuStorage,
+        il: &Layout,
+    ) -> Result<(CpuStorage, Shape)> {
+        let (n, vocab) = ll.shape().dims2()?;
+        let logits = contiguous_f32(ls, ll)?;
+        let ids = match il.contiguous_offsets() {
+            Some((a, b)) => &is.as_slice::<u32>()?[a..b],
+            None => candle_core::bail!("logprob_entropy needs contiguous ids"),
+        };
+        if ids.len() != n {
+            candle_core::bail!("{} ids for {n} rows of logits", ids.len())
+        }
+        let mut out = vec![0f32; n * 2];
+        for (r, row) in logits.chunks_exact(vocab).enumerate() {
+            let (lse, entropy) = row_stats(row);
+            out[2 * r] = row[id_at(ids, r, vocab)?] - lse;
+            out[2 * r + 1] = entropy;
+        }
+        Ok((CpuStorage::F32(out), Shape::from((n, 2))))
+    }
+
+    fn bwd(
+        &self,
+        logits: &Tensor,
+        ids: &Tensor,
+        _res: &Tensor,
+        grad: &Tensor,
+    ) -> Result<(Option<Tensor>, Option<Tensor>)> {
+        let logits = logits.detach();
+        let g = grad.contiguous()?;
+        Ok((
+            Some(logits.apply_op3_no_bwd(ids, &g, &LogprobEntropyBackward)?),
+            None,
+        ))
+    }
+}
+
+struct LogprobEntropyBackward;
+
+impl candle_core::CustomOp3 for LogprobEntropyBackward {
+    fn name(&self) -> &'static str {
+        "oprl-logprob-entropy-backward"
+    }
+
+    fn cpu_fwd(
+        &self,
+        ls: &CpuStorage,
+        ll: &Layout,
+        is: &CpuStorage,
+        il: &Layout,
+        gs: &CpuStorage,
+        gl: &Layout,
+    ) -> Result<(CpuStorage, Shape)> {
+        let (_, vocab) = ll.shape().dims2()?;
+        let logits = contiguous_f32(ls, ll)?;
+        let ids = match il.contiguous_offsets() {
+            Some((a, b)) => &is.as_slice::<u32>()?[a..b],
+            None => candle_core::bail!("logprob_entropy needs contiguous ids"),
+        };
+        let g = contiguous_f32(gs, gl)?;
+        let mut out = vec![0f32; logits.len()];
+        for (r, (row, dst)) in logits
+            .chunks_exact(vocab)
+            .zip(out.chunks_exact_mut(vocab))
+            .enumerate()
+        {
+            let (lse, entropy) = row_stats(row);
+            let (g_lp, g_h) = (g[2 * r], g[2 * r + 1]);
+            for (d, &l) in dst.iter_mut().zip(row) {
+                let logp = l - lse;
+                let p = logp.exp();
+                *d = -g_lp * p - g_h * p * (logp + entropy);
+            }
+            dst[id_at(ids, r, vocab)?] += g_lp;
+        }
+        Ok((CpuStorage::F32(out), ll.shape().clone()))
+    }
 }
 
 /// Log-softmax over the last dimension. The max is detached: it cancels in the gradient.
@@ -223,7 +361,11 @@ impl CustomOp2 for MaskedSoftmax {
     ) -> Result<(CpuStorage, Shape)> {
         let (b, h, t, s) = sl.shape().dims4()?;
         if ml.shape().dims() != [b, 1, t, s] {
-            candle_core::bail!("mask shape {:?} does not fit scores {:?}", ml.shape(), sl.shape())
+            candle_core::bail!(
+                "mask shape {:?} does not fit scores {:?}",
+                ml.shape(),
+                sl.shape()
+            )
         }
         let scores = contiguous_f32(ss, sl)?;
         let mask = contiguous_f32(ms, ml)?;
@@ -459,11 +601,38 @@ mod tests {
         let m = Tensor::from_vec(m, (2, 1, 4, 5), &Device::Cpu).unwrap();
         let g = sample(&[2, 3, 4, 5], 8);
         let fused = masked_softmax_last(s.as_tensor(), &m).unwrap();
-        let plain = candle_nn::ops::softmax(&s.as_tensor().broadcast_add(&m).unwrap(), D::Minus1).unwrap();
+        let plain =
+            candle_nn::ops::softmax(&s.as_tensor().broadcast_add(&m).unwrap(), D::Minus1).unwrap();
         assert!(max_abs_diff(&fused, &plain) < 1e-6);
         let gf = (fused * &g).unwrap().sum_all().unwrap().backward().unwrap();
         let gp = (plain * &g).unwrap().sum_all().unwrap().backward().unwrap();
         assert!(max_abs_diff(gf.get(&s).unwrap(), gp.get(&s).unwrap()) < 1e-5);
+    }
+
+    #[test]
+    fn fused_logprob_entropy_matches_composed_forward_and_backward() {
+        let l = Var::from_tensor(&(sample(&[6, 11], 9) * 3.0).unwrap()).unwrap();
+        let ids = Tensor::new(&[0u32, 10, 3, 3, 7, 1], &Device::Cpu).unwrap();
+        let g = sample(&[6, 2], 10);
+        let fused = logprob_entropy(l.as_tensor(), &ids).unwrap();
+        let logp = log_softmax_last(l.as_tensor()).unwrap();
+        let chosen = logp.gather(&ids.unsqueeze(1).unwrap(), 1).unwrap();
+        let ent = (logp.exp().unwrap() * &logp)
+            .unwrap()
+            .sum_keepdim(1)
+            .unwrap()
+            .neg()
+            .unwrap();
+        let plain = Tensor::cat(&[chosen, ent], 1).unwrap();
+        assert!(max_abs_diff(&fused, &plain) < 1e-5);
+        let gf = (fused * &g).unwrap().sum_all().unwrap().backward().unwrap();
+        let gp = (plain * &g).unwrap().sum_all().unwrap().backward().unwrap();
+        assert!(max_abs_diff(gf.get(&l).unwrap(), gp.get(&l).unwrap()) < 1e-5);
+        assert!(logprob_entropy(
+            l.as_tensor(),
+            &Tensor::new(&[0u32, 11, 0, 0, 0, 0], &Device::Cpu).unwrap()
+        )
+        .is_err());
     }
 
     #[test]
