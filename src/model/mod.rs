@@ -587,10 +587,11 @@ impl LanguageModel {
             });
         }
         let logits = self.view(grad).logits(hidden)?;
-        let logp = ops::log_softmax_last(&logits)?;
-        let ids = Tensor::from_vec(ids, (b, a, 1), &self.device)?;
-        let chosen = logp.gather(&ids, D::Minus1)?.squeeze(D::Minus1)?;
-        let entropy = (logp.exp()? * &logp)?.sum(D::Minus1)?.neg()?;
+        let vocab = logits.dim(D::Minus1)?;
+        let ids = Tensor::from_vec(ids, b * a, &self.device)?;
+        let both = ops::logprob_entropy(&logits.reshape((b * a, vocab))?, &ids)?;
+        let chosen = both.narrow(1, 0, 1)?.reshape((b, a))?;
+        let entropy = both.narrow(1, 1, 1)?.reshape((b, a))?;
         Ok(Scored {
             logprobs: (chosen * &mask)?,
             entropy: (entropy * &mask)?,
