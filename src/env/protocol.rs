@@ -166,6 +166,7 @@ fn handle(env: &mut SokobanEnv, started: &mut bool, request: Request) -> Result<
                     "valid": true,
                     "room_state": env.game().level().state_grid(),
                     "room_fixed": env.game().level().fixed_grid(),
+                    "state_key": env.state_key(),
                 },
             }))
         }
@@ -189,6 +190,7 @@ fn step_json(env: &SokobanEnv, result: &StepResult) -> Value {
     if let Value::Object(map) = &mut info {
         map.insert("won".into(), json!(result.won));
         map.insert("valid".into(), json!(result.valid));
+        map.insert("state_key".into(), json!(env.state_key()));
     }
     json!({
         "observation": observation_json(env, &result.observation),
