@@ -360,6 +360,18 @@ fn silent_or_crashed_external_environments_fail_clearly() {
     assert!(message.contains("exited"), "{message}");
     assert!(message.contains("boom: bad things"), "{message}");
 
+    // A process that dies mid-episode is restarted at the next reset.
+    let dies_on_step = "import json, sys\nfor line in sys.stdin:\n    if json.loads(line)['op'] == 'step':\n        sys.exit(3)\n    print(json.dumps({'observation': {'text': 'ready'}}), flush=True)\n";
+    let mut env = ExternalEnv::spawn(external(&dir, dies_on_step, 5.0)).unwrap();
+    let task = Task {
+        split: Split::Train,
+        index: 0,
+    };
+    assert_eq!(env.reset(task).unwrap().text, "ready");
+    let err = env.step("go").unwrap_err().to_string();
+    assert!(err.contains("exited (exit status: 3)"), "{err}");
+    assert_eq!(env.reset(task).unwrap().text, "ready");
+
     let garbage = "import sys\nfor line in sys.stdin:\n    print('not json', flush=True)\n";
     let mut env = ExternalEnv::spawn(external(&dir, garbage, 5.0)).unwrap();
     let err = env

@@ -417,6 +417,11 @@ fn wait_briefly(child: &mut Child) -> Option<String> {
 
 impl Environment for ExternalEnv {
     fn reset(&mut self, task: Task) -> Result<Observation, EnvError> {
+        // A process that died or went silent is replaced by a fresh one at the next episode.
+        if self.broken.is_some() {
+            let fresh = ExternalEnv::spawn(self.spec.clone())?;
+            drop(std::mem::replace(self, fresh));
+        }
         let request = json!({
             "op": "reset",
             "seed": level_seed(task),
