@@ -19,7 +19,9 @@ use crate::graph::{PromptStyle, SotopiaSide, SotopiaSpec};
 use crate::reward::judge::EpisodeJudge;
 use crate::reward::rubric::{RubricJudge, RubricSet};
 
-use super::{EnvError, Environment, EpisodeOutcome, Observation, Split, StepResult, Task};
+use super::{
+    EnvError, Environment, EpisodeOutcome, Observation, Split, StepResult, Task, Vocabulary,
+};
 pub use episode::{parse_action, ActionType, AgentAction, Episode, Termination};
 pub use partner::{CallbackPartner, EndpointPartner, Partner, PartnerError};
 pub use profiles::{ScenarioSet, HARD_ENV_PKS};
@@ -71,6 +73,73 @@ pub fn load_scenarios(spec: &SotopiaSpec) -> Result<(ScenarioSet, Option<RubricS
         set
     };
     Ok((set, rubrics))
+}
+
+/// Whole-word tokens every SOTOPIA vocabulary starts with: the compact action tags.
+const ACTION_WORDS: [&str; 4] = [
+    "[leave]",
+    "[none]",
+    "[action]",
+    "[non-verbal communication]",
+];
+
+/// The characters and whole-word tokens of the compact prompts and actions, for small models:
+/// printable ASCII, newline and every character of the scenario texts; the action tags, each
+/// character's `Name:` turn prefix, and the phrases the rubrics look for (so a small model can
+/// say `please` or `deal` as one token). Falls back to the embedded set if `spec`'s files
+/// cannot be read (the environment itself then reports the error).
+pub fn vocabulary(spec: &SotopiaSpec) -> Vocabulary {
+    let (set, rubrics) = load_scenarios(spec)
+        .unwrap_or_else(|_| (embedded::embedded_scenarios(), Some(RubricSet::embedded())));
+    let mut chars: std::collections::BTreeSet<char> = (' '..='~').collect();
+    chars.insert('\n');
+    let mut texts: Vec<&str> = Vec::new();
+    for e in set.envs.values() {
+        texts.push(&e.scenario);
+        texts.extend(e.agent_goals.iter().map(String::as_str));
+    }
+    for a in set.agents.values() {
+        texts.extend([
+            a.first_name.as_str(),
+            a.last_name.as_str(),
+            a.occupation.as_str(),
+            a.public_info.as_str(),
+            a.personality_and_values.as_str(),
+            a.secret.as_str(),
+        ]);
+    }
+    chars.extend(
+        texts
+            .iter()
+            .flat_map(|t| t.chars())
+            .filter(|c| !c.is_control()),
+    );
+    let mut words: Vec<String> = ACTION_WORDS.iter().map(|w| w.to_string()).collect();
+    let mut push = |w: String| {
+        if !w.is_empty() && !words.contains(&w) {
+            words.push(w);
+        }
+    };
+    for a in set.agents.values() {
+        push(format!("{}:", a.first_name));
+    }
+    if let Some(r) = &rubrics {
+        for goal in r.envs.values().flat_map(|s| s.goals.iter()) {
+            for c in &goal.criteria {
+                if let crate::reward::rubric::Criterion::Say { any, .. }
+                | crate::reward::rubric::Criterion::Agree { proposal: any, .. } = c
+                {
+                    any.iter()
+                        .filter(|p| p.len() >= 3)
+                        .for_each(|p| push(p.clone()));
+                }
+            }
+        }
+    }
+    Vocabulary {
+        alphabet: chars.into_iter().collect(),
+        words,
+    }
 }
 
 /// The combo indices of a split.
@@ -417,5 +486,34 @@ mod tests {
         assert!(rubrics.is_none());
         s.scenarios = None;
         assert!(load_scenarios(&s).unwrap_err().to_string().contains("hard"));
+    }
+
+    #[test]
+    fn vocabulary_covers_every_prompt_and_action() {
+        let spec = spec(SotopiaSide::Both);
+        let vocab = vocabulary(&spec);
+        let (mut env, _) = make_env(SotopiaSide::Both, vec!["[action] waves", "Sure, deal!"]);
+        for index in 0..12 {
+            env.reset(Task {
+                split: Split::Train,
+                index,
+            })
+            .unwrap();
+            env.step("*smiles* please").unwrap();
+            let prompt = env.prompt();
+            assert!(
+                prompt.chars().all(|c| vocab.alphabet.contains(c)),
+                "{prompt}"
+            );
+        }
+        assert_eq!(
+            &vocab.words[..2],
+            &["[leave]".to_string(), "[none]".to_string()]
+        );
+        assert!(vocab.words.contains(&"Maya:".to_string()));
+        assert!(vocab.words.contains(&"please".to_string()));
+        let mut sorted: Vec<char> = vocab.alphabet.chars().collect();
+        sorted.dedup();
+        assert_eq!(sorted.len(), vocab.alphabet.chars().count());
     }
 }
