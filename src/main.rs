@@ -49,6 +49,34 @@ enum Command {
     },
     /// Explain a diagnostic code (`oprl explain E0301`); without a code, list them all.
     Explain { code: Option<String> },
+    /// Run an environment on its own: serve it over JSON lines, or play it in the terminal.
+    Env {
+        #[command(subcommand)]
+        command: EnvCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum EnvCommand {
+    /// Serve an environment over the JSON-lines protocol on stdin/stdout (see the README).
+    Serve {
+        /// Environment name (`sokoban`).
+        name: String,
+        /// Override an environment key: `--set room=7x7`, `--set prompt=compact`.
+        #[arg(long = "set", value_name = "KEY=VALUE")]
+        sets: Vec<String>,
+    },
+    /// Play an environment in the terminal (Sokoban: arrows or w/a/s/d, r, n, q).
+    Play {
+        /// Environment name (`sokoban`).
+        name: String,
+        /// Override an environment key: `--set room=7x7`, `--set boxes=2`.
+        #[arg(long = "set", value_name = "KEY=VALUE")]
+        sets: Vec<String>,
+        /// First level seed.
+        #[arg(long, default_value_t = 0)]
+        seed: u64,
+    },
 }
 
 fn main() {
@@ -66,6 +94,10 @@ fn main() {
             format,
         } => cli::graph(&file, &overrides, format),
         Command::Explain { code } => cli::explain(code.as_deref()),
+        Command::Env { command } => match command {
+            EnvCommand::Serve { name, sets } => oprl::env::cli::env_serve(&name, &sets),
+            EnvCommand::Play { name, sets, seed } => oprl::env::cli::env_play(&name, &sets, seed),
+        },
     };
     std::process::exit(code);
 }
