@@ -47,6 +47,34 @@ enum Command {
         #[arg(long, value_enum, default_value = "text")]
         format: GraphFormat,
     },
+    /// Train: run a recipe's OPRL loop (or continue a run with `--resume RUN_DIR`).
+    Run {
+        /// The recipe file.
+        #[arg(required_unless_present = "resume", conflicts_with = "resume")]
+        recipe: Option<PathBuf>,
+        /// Override a key, in recipe syntax: `--set train.iterations=50`.
+        #[arg(long = "set", value_name = "PATH=VALUE")]
+        overrides: Vec<String>,
+        /// Run directory (default: `<output.dir>/<recipe>-<timestamp>`).
+        #[arg(long)]
+        out: Option<PathBuf>,
+        /// Continue the run in this directory from its last checkpoint.
+        #[arg(long, value_name = "RUN_DIR")]
+        resume: Option<PathBuf>,
+        /// No progress output.
+        #[arg(long)]
+        quiet: bool,
+        /// One JSON object of metrics per iteration on stdout.
+        #[arg(long)]
+        json_lines: bool,
+    },
+    /// Evaluate a run's saved policy on its held-out tasks.
+    Eval {
+        run_dir: PathBuf,
+        /// The checkpoint's iteration (default: the last).
+        #[arg(long)]
+        checkpoint: Option<usize>,
+    },
     /// Explain a diagnostic code (`oprl explain E0301`); without a code, list them all.
     Explain { code: Option<String> },
     /// Run an environment on its own: serve it over JSON lines, or play it in the terminal.
@@ -94,6 +122,25 @@ fn main() {
             format,
         } => cli::graph(&file, &overrides, format),
         Command::Explain { code } => cli::explain(code.as_deref()),
+        Command::Run {
+            recipe,
+            overrides,
+            out,
+            resume,
+            quiet,
+            json_lines,
+        } => oprl::runtime::cli::run_command(&oprl::runtime::cli::RunArgs {
+            recipe,
+            overrides,
+            out,
+            resume,
+            quiet,
+            json_lines,
+        }),
+        Command::Eval {
+            run_dir,
+            checkpoint,
+        } => oprl::runtime::cli::eval_command(&run_dir, checkpoint),
         Command::Env { command } => match command {
             EnvCommand::Serve { name, sets } => oprl::env::cli::env_serve(&name, &sets),
             EnvCommand::Play { name, sets, seed } => oprl::env::cli::env_play(&name, &sets, seed),

@@ -8,6 +8,7 @@
 
 pub mod advantage;
 pub mod batch;
+pub mod cli;
 pub mod eval;
 pub mod metrics;
 pub mod progress;
