@@ -401,6 +401,7 @@ impl Environment for WebshopEnv {
             "action": action,
             "transition": format!("{transition:?}"),
             "admissible_before": admissible,
+            "available_actions": self.admissible_actions(),
             "page": format!("{:?}", self.session.page),
             "task_score": self.reward.as_ref().map_or(0.0, |r| r.total),
             "reward_info": self.reward,

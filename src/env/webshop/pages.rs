@@ -420,7 +420,11 @@ impl Session {
             Page::Done => {
                 t.push("Thank you for shopping with us!".to_string());
                 t.push("Your score (min 0.0, max 1.0)".to_string());
-                t.push(done_reward.map(|r| r.to_string()).unwrap_or_default());
+                t.push(
+                    done_reward
+                        .map(super::catalogue::python_float)
+                        .unwrap_or_default(),
+                );
             }
         }
         t.into_iter()
