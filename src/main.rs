@@ -49,6 +49,17 @@ enum Command {
     },
     /// Explain a diagnostic code (`oprl explain E0301`); without a code, list them all.
     Explain { code: Option<String> },
+    /// Serve a model over an OpenAI-compatible API (`/v1/chat/completions`, `/v1/models`), to
+    /// talk to a trained agent or use it as a SOTOPIA partner or judge.
+    Serve {
+        /// A run directory (the policy of its latest checkpoint) or a Hugging Face model directory.
+        model: PathBuf,
+        #[arg(long, default_value_t = 8000)]
+        port: u16,
+        /// Address to listen on; `0.0.0.0` exposes the server to the network.
+        #[arg(long, default_value = "127.0.0.1")]
+        host: String,
+    },
 }
 
 fn main() {
@@ -66,6 +77,9 @@ fn main() {
             format,
         } => cli::graph(&file, &overrides, format),
         Command::Explain { code } => cli::explain(code.as_deref()),
+        Command::Serve { model, port, host } => {
+            oprl::openai::command::serve_command(&model, &host, port)
+        }
     };
     std::process::exit(code);
 }
