@@ -251,6 +251,41 @@ fn dot_output_is_well_formed() {
     );
 }
 
+/// With Graphviz installed, `dot` accepts the graph of every shipped recipe.
+#[test]
+fn graphviz_accepts_every_recipe_graph() {
+    use std::io::Write;
+    use std::process::{Command, Stdio};
+    if Command::new("dot").arg("-V").output().is_err() {
+        eprintln!("graphviz is not installed: skipping");
+        return;
+    }
+    for path in shipped_recipes() {
+        let compilation = compile::compile_path(&path, &[]);
+        let dot = compile::graph_dot(compilation.graph.as_ref().unwrap());
+        let mut child = Command::new("dot")
+            .arg("-Tsvg")
+            .stdin(Stdio::piped())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(dot.as_bytes())
+            .unwrap();
+        let out = child.wait_with_output().unwrap();
+        assert!(
+            out.status.success(),
+            "{}: {}",
+            path.display(),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+}
+
 /// Pieces that recipes are made of, for the generator below.
 const TOKENS: &[&str] = &[
     "env",

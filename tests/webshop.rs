@@ -676,11 +676,165 @@ fn environment_interface_on_the_generated_catalogue() {
         })
         .unwrap();
     let p = compact.prompt();
-    assert!(p.starts_with(&format!(
-        "Goal: {}\nPage: 'Search'\nActions: search[<your query>] | click[search]\n<action>",
-        goal.instruction_text
-    )));
-    let r = compact.step("search[water]</action>").unwrap();
+    assert_eq!(
+        p,
+        format!("Goal: {}\nsearch[<query>]\n<action>", goal.instruction_text)
+    );
+    let r = compact
+        .step(&format!("search[{}]</action>", target.title))
+        .unwrap();
     assert!(r.valid);
-    assert!(compact.prompt().contains("\n> search[water]\n"));
+    let p = compact.prompt();
+    let target_line = format!(
+        "click[{}] {} {}",
+        target.asin.to_lowercase(),
+        target.title.chars().take(40).collect::<String>().trim_end(),
+        target.price_tag
+    );
+    assert!(
+        p.starts_with(&format!(
+            "Goal: {}\n> search[{}]\nresults page 1 of ",
+            goal.instruction_text,
+            target.title.to_lowercase()
+        )),
+        "{p}"
+    );
+    assert!(p.contains(&format!("\n{target_line}\n")), "{p}");
+    assert!(
+        p.ends_with("\nclick[next >] click[back to search]\n<action>"),
+        "{p}"
+    );
+    compact
+        .step(&format!(
+            "<action>click[{}]</action>",
+            target.asin.to_lowercase()
+        ))
+        .unwrap();
+    let (name, value) = wanted.iter().next().unwrap();
+    compact.step(&format!("click[{value}]")).unwrap();
+    let p = compact.prompt();
+    assert!(p.contains(&format!("\n{name} (chosen: {value}): ")), "{p}");
+    assert!(p.ends_with("click[buy now] click[description] click[features] click[reviews] click[< prev] click[back to search]\n<action>"));
+    assert!(
+        p.chars().count() < 700,
+        "compact prompts stay short: {}",
+        p.chars().count()
+    );
+
+    // The vocabulary covers every prompt character and every admissible action.
+    for (style, env) in [(PromptStyle::Verl, &env), (PromptStyle::Compact, &compact)] {
+        let vocab = oprl::env::webshop::vocabulary(&spec(style, WebshopOutcome::Score)).unwrap();
+        let text = env.prompt() + &env.admissible_actions().concat();
+        let missing: Vec<char> = text
+            .chars()
+            .filter(|c| !vocab.alphabet.contains(*c))
+            .collect();
+        assert!(missing.is_empty(), "{style:?}: {missing:?}");
+        assert!(
+            vocab.words.contains(&"click[".to_string())
+                && vocab.words.contains(&"</action>".to_string())
+        );
+    }
+}
+
+#[test]
+fn play_by_hand_from_a_script() {
+    let s = spec(PromptStyle::Verl, WebshopOutcome::Score);
+    let mut env = WebshopEnv::new(&s).unwrap();
+    let goal = env.world().goals[3].clone();
+    let target = env.world().catalogue.get(&goal.asin).unwrap().clone();
+    let GoalOptions::Pairs(wanted) = &goal.goal_options else {
+        unreachable!()
+    };
+    let mut script = vec![
+        "click[search]".to_string(),
+        target.title.to_lowercase(),
+        format!("click[{}]", target.asin.to_lowercase()),
+    ];
+    script.extend(wanted.values().map(|v| format!("click[{v}]")));
+    script.extend(["click[buy now]".to_string(), "q".to_string()]);
+    let mut out = Vec::new();
+    oprl::env::webshop::play::play(&mut env, 3, script.join("\n").as_bytes(), &mut out).unwrap();
+    let out = String::from_utf8(out).unwrap();
+    assert!(out.starts_with(&format!("── goal 3 ── {}", goal.instruction_text)));
+    assert!(out.contains("(no effect: `click[search]` is not available here)"));
+    assert!(out.contains("reward 1.0000"), "{out}");
+}
+
+/// Reference figures for training curves: a uniformly random policy over the admissible actions
+/// (its searches type the instruction) and an oracle that knows the target, on the generated
+/// catalogue with the recipe's 10 turns.
+#[test]
+fn random_and_oracle_policies_on_the_generated_catalogue() {
+    use rand::{Rng, SeedableRng};
+    let s = WebshopSpec {
+        max_turns: 10,
+        ..spec(PromptStyle::Compact, WebshopOutcome::Score)
+    };
+    let mut env = WebshopEnv::new(&s).unwrap();
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(3);
+    let episodes = 300u64;
+    let (mut wins, mut score) = (0usize, 0.0);
+    for task in 0..episodes {
+        env.reset(Task {
+            split: Split::Train,
+            index: task,
+        })
+        .unwrap();
+        let instruction = env.goal().instruction_text.clone();
+        loop {
+            let actions = env.admissible_actions();
+            let pick = &actions[rng.random_range(0..actions.len())];
+            let action = if pick.starts_with("search[") {
+                format!("search[{instruction}]")
+            } else {
+                pick.clone()
+            };
+            if env
+                .step(&format!("<action>{action}</action>"))
+                .unwrap()
+                .done
+            {
+                break;
+            }
+        }
+        let outcome = env.outcome();
+        wins += usize::from(outcome.won);
+        score += outcome.score;
+    }
+    let (mut oracle_wins, mut oracle_score) = (0usize, 0.0);
+    for task in 0..episodes {
+        env.reset(Task {
+            split: Split::Train,
+            index: task,
+        })
+        .unwrap();
+        let goal = env.goal().clone();
+        env.apply_action(&format!("search[{}]", goal.instruction_text));
+        // The oracle pages through the results until it sees the target.
+        let asin = goal.asin.to_lowercase();
+        for _ in 0..5 {
+            if env.admissible_actions().contains(&format!("click[{asin}]")) {
+                break;
+            }
+            env.apply_action("click[next >]");
+        }
+        env.apply_action(&format!("click[{asin}]"));
+        if let GoalOptions::Pairs(wanted) = &goal.goal_options {
+            for v in wanted.values() {
+                env.apply_action(&format!("click[{v}]"));
+            }
+        }
+        env.apply_action("click[buy now]");
+        let outcome = env.outcome();
+        oracle_wins += usize::from(outcome.won);
+        oracle_score += outcome.score;
+    }
+    let n = episodes as f64;
+    println!(
+        "generated catalogue, {episodes} train goals, 10 turns: random policy success {:.3} mean score {:.3}; oracle success {:.3} mean score {:.3}",
+        wins as f64 / n, score / n, oracle_wins as f64 / n, oracle_score / n
+    );
+    assert!(oracle_wins as f64 / n > 0.95);
+    assert!((wins as f64 / n) < 0.2);
 }

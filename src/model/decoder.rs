@@ -210,18 +210,22 @@ struct Layer {
     down: Linear,
 }
 
-/// Keys and values of the columns seen so far, per layer: `[B, kv_heads, S, head_dim]`.
-#[derive(Debug, Clone, Default)]
+/// Keys and values of the columns seen so far, per layer, in buffers preallocated for
+/// `capacity` columns (`[B, kv_heads, capacity, head_dim]`): a decode step writes one column in
+/// place instead of copying the whole cache.
+#[derive(Debug, Clone)]
 pub struct KvCache {
     layers: Vec<Option<(Tensor, Tensor)>>,
     len: usize,
+    capacity: usize,
 }
 
 impl KvCache {
-    pub fn new(layers: usize) -> KvCache {
+    pub fn new(layers: usize, capacity: usize) -> KvCache {
         KvCache {
             layers: vec![None; layers],
             len: 0,
+            capacity,
         }
     }
 
@@ -241,6 +245,34 @@ impl KvCache {
             *v = v.index_select(rows, 0)?;
         }
         Ok(())
+    }
+
+    /// Writes the new columns `k`, `v` (`[B, kv, t, hd]`) of one layer at `offset` and returns
+    /// views of all `offset + t` cached columns.
+    fn append(
+        &mut self,
+        layer: usize,
+        offset: usize,
+        k: &Tensor,
+        v: &Tensor,
+    ) -> Result<(Tensor, Tensor)> {
+        let (b, kv, t, hd) = k.dims4()?;
+        if offset + t > self.capacity {
+            return Err(ModelError::TooLong {
+                needed: offset + t,
+                context: self.capacity,
+            }
+            .into());
+        }
+        let slot = &mut self.layers[layer];
+        if slot.is_none() {
+            let zeros = Tensor::zeros((b, kv, self.capacity, hd), k.dtype(), k.device())?;
+            *slot = Some((zeros.clone(), zeros.copy()?));
+        }
+        let (ck, cv) = slot.as_ref().expect("cache slot was just filled");
+        ck.slice_set(&k.contiguous()?, 2, offset)?;
+        cv.slice_set(&v.contiguous()?, 2, offset)?;
+        Ok((ck.narrow(2, 0, offset + t)?, cv.narrow(2, 0, offset + t)?))
     }
 }
 
@@ -373,7 +405,7 @@ impl Decoder {
         };
         let mask = attention_mask(pads, offset, t, &self.device)?;
         for (i, layer) in self.layers.iter().enumerate() {
-            let kv = cache.as_deref_mut().map(|c| &mut c.layers[i]);
+            let kv = cache.as_deref_mut().map(|c| (c, i, offset));
             x = self.layer(layer, &x, rope.as_ref(), mask.as_ref(), kv)?;
         }
         if let Some(c) = cache {
@@ -388,7 +420,7 @@ impl Decoder {
         x: &Tensor,
         rope: Option<&(Tensor, Tensor)>,
         mask: Option<&Tensor>,
-        cache: Option<&mut Option<(Tensor, Tensor)>>,
+        cache: Option<(&mut KvCache, usize, usize)>,
     ) -> Result<Tensor> {
         let cfg = &self.cfg;
         let (b, t, _) = x.dims3()?;
@@ -406,24 +438,17 @@ impl Decoder {
             k = ops::rope(&k, cos, sin)?;
         }
         let (k, v) = match cache {
-            Some(slot) => {
-                let (k, v) = match slot.take() {
-                    Some((pk, pv)) => (Tensor::cat(&[&pk, &k], 2)?, Tensor::cat(&[&pv, &v], 2)?),
-                    None => (k, v),
-                };
-                *slot = Some((k.clone(), v.clone()));
-                (k, v)
-            }
+            Some((cache, index, offset)) => cache.append(index, offset, &k, &v)?,
             None => (k, v),
         };
         let (k, v) = (self.repeat_kv(k)?, self.repeat_kv(v)?);
         let q = (q * (1.0 / (cfg.head_dim as f64).sqrt()))?;
         let scores = q.matmul(&k.t()?)?;
-        let scores = match mask {
-            Some(m) => scores.broadcast_add(m)?,
-            None => scores,
+        let probs = match mask {
+            Some(m) => ops::masked_softmax_last(&scores, m)?,
+            None => ops::softmax_last(&scores)?,
         };
-        let attn = ops::softmax_last(&scores)?.matmul(&v)?;
+        let attn = probs.matmul(&v)?;
         let attn = attn
             .transpose(1, 2)?
             .reshape((b, t, cfg.heads * cfg.head_dim))?;

@@ -14,6 +14,17 @@ pub fn softmax_last(x: &Tensor) -> Result<Tensor> {
     candle_nn::ops::softmax(x, D::Minus1)
 }
 
+/// `softmax(scores + mask)` over the last dimension, with a backward to `scores`.
+/// `scores`: [B, H, T, S]; `mask`: [B, 1, T, S] additive (0 or a large negative number).
+pub fn masked_softmax_last(scores: &Tensor, mask: &Tensor) -> Result<Tensor> {
+    if scores.device().is_cpu() && scores.dtype() == candle_core::DType::F32 {
+        return scores
+            .contiguous()?
+            .apply_op2(&mask.contiguous()?, MaskedSoftmax);
+    }
+    softmax_last(&scores.broadcast_add(mask)?)
+}
+
 /// Log-softmax over the last dimension. The max is detached: it cancels in the gradient.
 pub fn log_softmax_last(x: &Tensor) -> Result<Tensor> {
     let max = x.max_keepdim(D::Minus1)?.detach();
@@ -92,6 +103,57 @@ fn softmax_row(x: &[f32], y: &mut [f32]) {
     let inv = 1.0 / sum;
     for yi in y.iter_mut() {
         *yi *= inv;
+    }
+}
+
+/// Fused `softmax(scores + mask)` with the mask broadcast over heads (CPU, f32).
+struct MaskedSoftmax;
+
+impl CustomOp2 for MaskedSoftmax {
+    fn name(&self) -> &'static str {
+        "oprl-masked-softmax"
+    }
+
+    fn cpu_fwd(
+        &self,
+        ss: &CpuStorage,
+        sl: &Layout,
+        ms: &CpuStorage,
+        ml: &Layout,
+    ) -> Result<(CpuStorage, Shape)> {
+        let (b, h, t, s) = sl.shape().dims4()?;
+        if ml.shape().dims() != [b, 1, t, s] {
+            candle_core::bail!("mask shape {:?} does not fit scores {:?}", ml.shape(), sl.shape())
+        }
+        let scores = contiguous_f32(ss, sl)?;
+        let mask = contiguous_f32(ms, ml)?;
+        let mut out = vec![0f32; scores.len()];
+        let mut row = vec![0f32; s];
+        for bi in 0..b {
+            for hi in 0..h {
+                for ti in 0..t {
+                    let at = ((bi * h + hi) * t + ti) * s;
+                    let m = &mask[(bi * t + ti) * s..][..s];
+                    for ((r, &x), &mv) in row.iter_mut().zip(&scores[at..at + s]).zip(m) {
+                        *r = x + mv;
+                    }
+                    softmax_row(&row, &mut out[at..at + s]);
+                }
+            }
+        }
+        Ok((CpuStorage::F32(out), sl.shape().clone()))
+    }
+
+    fn bwd(
+        &self,
+        _scores: &Tensor,
+        _mask: &Tensor,
+        res: &Tensor,
+        grad: &Tensor,
+    ) -> Result<(Option<Tensor>, Option<Tensor>)> {
+        let y = res.detach();
+        let g = grad.contiguous()?;
+        Ok((Some(y.apply_op2_no_bwd(&g, &SoftmaxBackward)?), None))
     }
 }
 
@@ -283,6 +345,25 @@ mod tests {
         for v in [&x, &w] {
             assert!(max_abs_diff(gf.get(v).unwrap(), gp.get(v).unwrap()) < 1e-4);
         }
+    }
+
+    #[test]
+    fn masked_softmax_matches_add_then_softmax() {
+        let s = Var::from_tensor(&sample(&[2, 3, 4, 5], 7)).unwrap();
+        let mut m = vec![0f32; 2 * 4 * 5];
+        for (i, v) in m.iter_mut().enumerate() {
+            if i % 3 == 1 {
+                *v = -1e9;
+            }
+        }
+        let m = Tensor::from_vec(m, (2, 1, 4, 5), &Device::Cpu).unwrap();
+        let g = sample(&[2, 3, 4, 5], 8);
+        let fused = masked_softmax_last(s.as_tensor(), &m).unwrap();
+        let plain = candle_nn::ops::softmax(&s.as_tensor().broadcast_add(&m).unwrap(), D::Minus1).unwrap();
+        assert!(max_abs_diff(&fused, &plain) < 1e-6);
+        let gf = (fused * &g).unwrap().sum_all().unwrap().backward().unwrap();
+        let gp = (plain * &g).unwrap().sum_all().unwrap().backward().unwrap();
+        assert!(max_abs_diff(gf.get(&s).unwrap(), gp.get(&s).unwrap()) < 1e-5);
     }
 
     #[test]

@@ -12,11 +12,14 @@ pub mod generate;
 pub mod goals;
 pub mod nouns;
 pub mod pages;
+pub mod play;
 pub mod prompt;
 pub mod reward;
 pub mod search;
 
-use crate::env::{EnvError, Environment, EpisodeOutcome, Observation, Split, StepResult, Task};
+use crate::env::{
+    EnvError, Environment, EpisodeOutcome, Observation, Split, StepResult, Task, Vocabulary,
+};
 use crate::graph::{PromptStyle, WebshopOutcome, WebshopSpec};
 use catalogue::{Catalogue, CatalogueError};
 use goals::Goal;
@@ -51,6 +54,36 @@ pub enum WebshopError {
     },
 }
 
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn overrides_are_checked() {
+        let mut spec = default_spec();
+        apply_overrides(
+            &mut spec,
+            &[
+                "prompt=compact".into(),
+                "max_turns=15".into(),
+                "outcome=binary10".into(),
+            ],
+        )
+        .unwrap();
+        assert_eq!(
+            (spec.prompt, spec.max_turns, spec.outcome),
+            (PromptStyle::Compact, 15, WebshopOutcome::Binary10)
+        );
+        assert!(apply_overrides(&mut spec, &["room=7x7".into()])
+            .unwrap_err()
+            .contains("unknown key `room`"));
+        assert!(apply_overrides(&mut spec, &["history=two".into()])
+            .unwrap_err()
+            .contains("whole number"));
+        assert!(apply_overrides(&mut spec, &["prompt".into()]).is_err());
+    }
+}
+
 impl From<WebshopError> for EnvError {
     fn from(e: WebshopError) -> EnvError {
         EnvError::Failed {
@@ -58,6 +91,66 @@ impl From<WebshopError> for EnvError {
             message: e.to_string(),
         }
     }
+}
+
+/// The settings of `std::envs::webshop` with the embedded catalogue (recipe defaults).
+pub fn default_spec() -> WebshopSpec {
+    WebshopSpec {
+        products: None,
+        attributes: None,
+        catalogue_size: 1000,
+        max_turns: 10,
+        history: 2,
+        prompt: PromptStyle::Verl,
+        test_goals: 500,
+        outcome: WebshopOutcome::Score,
+    }
+}
+
+/// Applies `KEY=VALUE` overrides (`oprl env ... webshop --set KEY=VALUE`): `products`,
+/// `attributes`, `catalogue_size`, `max_turns`, `history`, `test_goals`, `prompt=verl|compact`,
+/// `outcome=score|binary10`.
+pub fn apply_overrides(spec: &mut WebshopSpec, sets: &[String]) -> Result<(), String> {
+    for set in sets {
+        let (key, value) = set
+            .split_once('=')
+            .ok_or_else(|| format!("`{set}` is not KEY=VALUE"))?;
+        let (key, value) = (key.trim(), value.trim());
+        let number = || {
+            value
+                .parse::<usize>()
+                .map_err(|_| format!("`{key}` needs a whole number, got `{value}`"))
+        };
+        match key {
+            "products" => spec.products = Some(value.to_string()),
+            "attributes" => spec.attributes = Some(value.to_string()),
+            "catalogue_size" => spec.catalogue_size = number()?,
+            "max_turns" => spec.max_turns = number()?,
+            "history" => spec.history = number()?,
+            "test_goals" => spec.test_goals = number()?,
+            "prompt" => {
+                spec.prompt = match value {
+                    "verl" => PromptStyle::Verl,
+                    "compact" => PromptStyle::Compact,
+                    _ => return Err(format!("`prompt` is `verl` or `compact`, got `{value}`")),
+                }
+            }
+            "outcome" => {
+                spec.outcome = match value {
+                    "score" => WebshopOutcome::Score,
+                    "binary10" => WebshopOutcome::Binary10,
+                    _ => return Err(format!("`outcome` is `score` or `binary10`, got `{value}`")),
+                }
+            }
+            _ => {
+                return Err(format!(
+                    "unknown key `{key}`; valid keys: products, attributes, catalogue_size, max_turns, history, \
+                     test_goals, prompt, outcome"
+                ))
+            }
+        }
+    }
+    Ok(())
 }
 
 /// Everything shared by all WebShop instances on one catalogue: products, index, prices, goals.
@@ -325,14 +418,15 @@ impl Environment for WebshopEnv {
 
     fn prompt(&self) -> String {
         let task = &self.goal().instruction_text;
-        let observation = self.formatted_observation();
-        let actions = self.admissible_actions();
         match self.spec.prompt {
             PromptStyle::Verl => {
+                let observation = self.formatted_observation();
+                let actions = self.admissible_actions();
                 prompt::verl_prompt(task, &observation, &actions, &self.turns, self.spec.history)
             }
             PromptStyle::Compact => {
-                prompt::compact_prompt(task, &observation, &actions, &self.turns, self.spec.history)
+                let lines = self.session.compact_lines(&self.world.catalogue);
+                prompt::compact_prompt(task, &lines, &self.turns, self.spec.history)
             }
         }
     }
@@ -368,4 +462,84 @@ impl Environment for WebshopEnv {
             image: None,
         }
     }
+}
+
+/// Button and page words a policy types often; matched as whole tokens before single characters.
+const VOCABULARY_WORDS: &[&str] = &[
+    "search[",
+    "click[",
+    "buy now",
+    "next >",
+    "< prev",
+    "back to search",
+    "description",
+    "features",
+    "reviews",
+];
+
+/// The characters and whole-word tokens of a spec's prompts and actions: the templates, every
+/// text of the catalogue and its goals (as shown and lower-cased, as typed in actions), page
+/// labels, and lower-case ASCII for free-form queries.
+pub fn vocabulary(spec: &WebshopSpec) -> Result<Vocabulary, WebshopError> {
+    let world = WebshopWorld::for_spec(spec)?;
+    let mut words: Vec<String> = VOCABULARY_WORDS.iter().map(|w| w.to_string()).collect();
+    let mut pieces: Vec<String> = vec![
+        VOCABULARY_WORDS.concat(),
+        "WebShop Instruction: Search Back to Search Page (Total results: ) < Prev Next > Price: Rating: \
+         Description Features Reviews Attributes Buy Now Thank you for shopping with us! Your score (min 0.0, max 1.0) \
+         [SEP] ' \" [] <your query> <action></action> 0123456789 .,;:!?-_/|&%$#@+*=()\n"
+            .to_string(),
+        "abcdefghijklmnopqrstuvwxyz".to_string(),
+    ];
+    match spec.prompt {
+        PromptStyle::Verl => {
+            words.extend(["<action>", "<think>", "</think>", "</action>"].map(String::from));
+            pieces.push(prompt::WEBSHOP_TEMPLATE_NO_HIS.to_string());
+            pieces.push(prompt::WEBSHOP_TEMPLATE.to_string());
+            pieces.push("[Observation : '', Action : '']".to_string());
+        }
+        PromptStyle::Compact => {
+            words.push("</action>".to_string());
+            pieces.push(
+                "Goal: > <action> search[<query>] results page of (chosen: ) done".to_string(),
+            );
+        }
+    }
+    for p in &world.catalogue.products {
+        let mut texts = vec![
+            p.asin.clone(),
+            p.title.clone(),
+            p.description.clone(),
+            p.price_tag.clone(),
+            p.rating.clone(),
+        ];
+        texts.extend(p.bullet_points.iter().cloned());
+        texts.extend(p.options.keys().cloned());
+        texts.extend(p.options.values().flatten().cloned());
+        texts.extend(p.attributes.iter().cloned());
+        texts.extend(
+            p.reviews
+                .iter()
+                .flat_map(|r| [r.title.clone(), r.body.clone(), r.score.to_string()]),
+        );
+        texts.extend([
+            p.category.clone(),
+            p.query.clone(),
+            p.product_category.clone(),
+        ]);
+        for t in texts {
+            pieces.push(t.to_lowercase());
+            pieces.push(t);
+        }
+    }
+    for g in &world.goals {
+        pieces.push(g.instruction_text.clone());
+    }
+    let mut chars: Vec<char> = pieces.iter().flat_map(|p| p.chars()).collect();
+    chars.sort_unstable();
+    chars.dedup();
+    Ok(Vocabulary {
+        alphabet: chars.into_iter().collect(),
+        words,
+    })
 }

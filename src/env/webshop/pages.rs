@@ -12,6 +12,10 @@ pub const NEXT_PAGE: &str = "Next >";
 pub const PREV_PAGE: &str = "< Prev";
 pub const BACK_TO_SEARCH: &str = "Back to Search";
 pub const SEARCH_BUTTON: &str = "Search";
+/// Product titles in the compact prompt are cut to this many characters.
+pub const COMPACT_TITLE_CHARS: usize = 40;
+/// Sub-page text in the compact prompt is cut to this many characters.
+pub const COMPACT_TEXT_CHARS: usize = 200;
 /// The separator of the simple text observation.
 pub const SEP: &str = " [SEP] ";
 
@@ -423,6 +427,83 @@ impl Session {
             .map(|s| s.trim().to_string())
             .filter(|s| !s.is_empty())
             .collect()
+    }
+
+    /// The page for the compact prompt: one line per group of actions, each action written out
+    /// exactly as it is typed (`click[...]`), with short labels; product titles are cut to
+    /// `COMPACT_TITLE_CHARS` characters and sub-page text to `COMPACT_TEXT_CHARS`.
+    pub fn compact_lines(&self, catalogue: &Catalogue) -> Vec<String> {
+        let clip = |s: &str, n: usize| s.chars().take(n).collect::<String>().trim_end().to_string();
+        let click = |label: &str| format!("click[{}]", label.to_lowercase());
+        let mut lines = Vec::new();
+        match self.page {
+            Page::Search => lines.push("search[<query>]".to_string()),
+            Page::Results => {
+                lines.push(format!(
+                    "results page {} of {}",
+                    self.results_page,
+                    self.results.len().div_ceil(PRODUCT_WINDOW)
+                ));
+                for &p in self.page_products() {
+                    let product = &catalogue.products[p];
+                    lines.push(format!(
+                        "{} {} {}",
+                        click(&product.asin),
+                        clip(&product.title, COMPACT_TITLE_CHARS),
+                        product.price_tag
+                    ));
+                }
+                let mut nav = vec![click(NEXT_PAGE)];
+                if self.results_page > 1 {
+                    nav.push(click(PREV_PAGE));
+                }
+                nav.push(click(BACK_TO_SEARCH));
+                lines.push(nav.join(" "));
+            }
+            Page::Item => {
+                if let Some(p) = self.product {
+                    let product = &catalogue.products[p];
+                    lines.push(format!(
+                        "{} {}",
+                        clip(&product.title, COMPACT_TITLE_CHARS),
+                        product.price_tag
+                    ));
+                    for (name, values) in &product.options {
+                        let chosen = self
+                            .options
+                            .get(name)
+                            .map(|v| format!(" (chosen: {v})"))
+                            .unwrap_or_default();
+                        let values: Vec<String> = values.iter().map(|v| click(v)).collect();
+                        lines.push(format!("{name}{chosen}: {}", values.join(" ")));
+                    }
+                }
+                lines.push(
+                    [
+                        END_BUTTON,
+                        "Description",
+                        "Features",
+                        "Reviews",
+                        PREV_PAGE,
+                        BACK_TO_SEARCH,
+                    ]
+                    .map(click)
+                    .join(" "),
+                );
+            }
+            Page::Sub(_) => {
+                let body = self
+                    .texts(catalogue, None)
+                    .into_iter()
+                    .skip(4)
+                    .collect::<Vec<_>>()
+                    .join("; ");
+                lines.push(clip(&body, COMPACT_TEXT_CHARS));
+                lines.push([PREV_PAGE, BACK_TO_SEARCH].map(click).join(" "));
+            }
+            Page::Done => lines.push("done".to_string()),
+        }
+        lines
     }
 
     /// WebShop's simple text observation.

@@ -152,24 +152,19 @@ pub fn verl_prompt(
     }
 }
 
-/// A short prompt for small models: the goal, the last actions, the page and the actions, and
-/// the opening `<action>` tag for the model to continue.
-pub fn compact_prompt(
-    task: &str,
-    observation: &str,
-    actions: &[String],
-    turns: &[Turn],
-    history: usize,
-) -> String {
+/// A short prompt for small models: the goal, the last actions, the page as action lines
+/// (see `Session::compact_lines`), and the opening `<action>` tag for the model to continue.
+pub fn compact_prompt(task: &str, page_lines: &[String], turns: &[Turn], history: usize) -> String {
     let start = turns.len().saturating_sub(history);
     let mut out = format!("Goal: {task}\n");
     for t in &turns[start..] {
         out.push_str(&format!("> {}\n", t.action));
     }
-    out.push_str(&format!(
-        "Page: {observation}\nActions: {}\n<action>",
-        actions.join(" | ")
-    ));
+    for line in page_lines {
+        out.push_str(line);
+        out.push('\n');
+    }
+    out.push_str("<action>");
     out
 }
 
