@@ -77,6 +77,17 @@ enum Command {
     },
     /// Explain a diagnostic code (`oprl explain E0301`); without a code, list them all.
     Explain { code: Option<String> },
+    /// Serve a model over an OpenAI-compatible API (`/v1/chat/completions`, `/v1/models`), to
+    /// talk to a trained agent or use it as a SOTOPIA partner or judge.
+    Serve {
+        /// A run directory (the policy of its latest checkpoint) or a Hugging Face model directory.
+        model: PathBuf,
+        #[arg(long, default_value_t = 8000)]
+        port: u16,
+        /// Address to listen on; `0.0.0.0` exposes the server to the network.
+        #[arg(long, default_value = "127.0.0.1")]
+        host: String,
+    },
     /// Run an environment on its own: serve it over JSON lines, or play it in the terminal.
     Env {
         #[command(subcommand)]
@@ -145,6 +156,9 @@ fn main() {
             EnvCommand::Serve { name, sets } => oprl::env::cli::env_serve(&name, &sets),
             EnvCommand::Play { name, sets, seed } => oprl::env::cli::env_play(&name, &sets, seed),
         },
+        Command::Serve { model, port, host } => {
+            oprl::openai::command::serve_command(&model, &host, port)
+        }
     };
     std::process::exit(code);
 }

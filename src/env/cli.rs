@@ -2,7 +2,7 @@
 //! the process exit code, so `main.rs` only parses arguments.
 //!
 //! - `oprl env serve sokoban [--set KEY=VALUE]...`: the JSON-lines protocol on stdin/stdout.
-//! - `oprl env play sokoban [--seed N] [--set KEY=VALUE]...`: play in the terminal.
+//! - `oprl env play sokoban|sotopia [--seed N] [--set KEY=VALUE]...`: play in the terminal.
 
 use super::protocol::{apply_overrides, serve_stdio};
 use super::sokoban::{default_spec, play::play_sokoban};
@@ -43,6 +43,9 @@ pub fn env_serve(name: &str, sets: &[String]) -> i32 {
 
 /// `oprl env play NAME [--seed N] [--set KEY=VALUE]...`
 pub fn env_play(name: &str, sets: &[String], seed: u64) -> i32 {
+    if name == "sotopia" {
+        return super::sotopia::play::play_command(sets, seed);
+    }
     let spec = match sokoban_spec(name, sets) {
         Ok(spec) => spec,
         Err(message) => {

@@ -113,6 +113,12 @@ impl ModelBackend {
     }
 }
 
+impl ModelBackend {
+    pub fn format(&self) -> ChatFormat {
+        self.format
+    }
+}
+
 impl ChatBackend for ModelBackend {
     fn model_id(&self) -> String {
         self.id.clone()

@@ -152,6 +152,63 @@ pub fn split_combos(set: &ScenarioSet, split: Split) -> Vec<usize> {
         .collect()
 }
 
+/// Everything a run's SOTOPIA instances share: the scenario set (loaded once), the rubric
+/// judge when there are rubrics, the spec and the prompt style. The runtime makes one per run
+/// and an instance per rollout slot with the partner the recipe names: an endpoint partner
+/// from [`SotopiaFactory::endpoint_partner`], or a [`CallbackPartner`] around the current
+/// policy (`self_play`) or a fixed checkpoint (`model`).
+#[derive(Clone)]
+pub struct SotopiaFactory {
+    pub scenarios: Arc<ScenarioSet>,
+    pub rubric: Option<Arc<RubricJudge>>,
+    pub spec: SotopiaSpec,
+    pub style: PromptStyle,
+}
+
+impl SotopiaFactory {
+    pub fn new(spec: &SotopiaSpec, style: PromptStyle) -> Result<SotopiaFactory, EnvError> {
+        let (set, rubrics) = load_scenarios(spec)?;
+        Ok(SotopiaFactory {
+            scenarios: Arc::new(set),
+            rubric: rubrics.map(|r| Arc::new(RubricJudge::new(r))),
+            spec: spec.clone(),
+            style,
+        })
+    }
+
+    /// The endpoint partner when the spec names one (`None` for `self_play` and `model`,
+    /// which the runtime builds from its own models).
+    pub fn endpoint_partner(&self) -> Option<Result<Box<dyn Partner>, EnvError>> {
+        match &self.spec.partner {
+            crate::graph::PartnerSpec::Endpoint(e) => Some(
+                EndpointPartner::from_spec(e)
+                    .map(|p| Box::new(p) as Box<dyn Partner>)
+                    .map_err(|err| failed(err.to_string())),
+            ),
+            _ => None,
+        }
+    }
+
+    pub fn instance(&self, partner: Box<dyn Partner>) -> SotopiaEnv {
+        SotopiaEnv::new(
+            self.scenarios.clone(),
+            self.rubric.clone(),
+            &self.spec,
+            self.style,
+            partner,
+        )
+    }
+
+    /// Tasks available in `split`.
+    pub fn task_count(&self, split: Split) -> usize {
+        let combos = split_combos(&self.scenarios, split).len();
+        match self.spec.side {
+            SotopiaSide::Both => 2 * combos,
+            _ => combos,
+        }
+    }
+}
+
 /// One SOTOPIA environment instance.
 pub struct SotopiaEnv {
     scenarios: Arc<ScenarioSet>,
@@ -515,5 +572,46 @@ mod tests {
         let mut sorted: Vec<char> = vocab.alphabet.chars().collect();
         sorted.dedup();
         assert_eq!(sorted.len(), vocab.alphabet.chars().count());
+    }
+
+    #[test]
+    fn factory_shares_scenarios_and_builds_endpoint_partners() {
+        let mut s = spec(SotopiaSide::Both);
+        let f = SotopiaFactory::new(&s, PromptStyle::Compact).unwrap();
+        assert!(f.endpoint_partner().is_none());
+        let set = embedded::embedded_scenarios();
+        assert_eq!(
+            f.task_count(Split::Eval),
+            2 * split_combos(&set, Split::Eval).len()
+        );
+        let (_, seen) = make_env(SotopiaSide::Both, vec!["ok"]);
+        let mut env = f.instance(scripted(vec!["Sure, deal."], seen));
+        env.reset(Task {
+            split: Split::Train,
+            index: 0,
+        })
+        .unwrap();
+        // Combo 0 is the bike sale; the policy (buyer) closes at its target price.
+        let r = env.step("My offer for the bike is $120.").unwrap();
+        assert!(
+            !r.done && r.won,
+            "the rubric goal is met: {:?}",
+            env.outcome()
+        );
+        assert_eq!(env.outcome().score, 1.0);
+        s.partner = PartnerSpec::Endpoint(crate::graph::EndpointSpec {
+            url: "http://127.0.0.1:9/v1".into(),
+            model: "m".into(),
+            api_key_env: None,
+            temperature: 0.7,
+            timeout_s: 1.0,
+            retries: 0,
+            concurrency: 1,
+        });
+        let f = SotopiaFactory::new(&s, PromptStyle::Compact).unwrap();
+        let p = f.endpoint_partner().unwrap().unwrap();
+        assert!(p
+            .describe()
+            .contains("http://127.0.0.1:9/v1/chat/completions"));
     }
 }
