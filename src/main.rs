@@ -49,6 +49,8 @@ enum Command {
     },
     /// Explain a diagnostic code (`oprl explain E0301`); without a code, list them all.
     Explain { code: Option<String> },
+    /// Run the language server on stdin/stdout (editors start it; see editors/README.md).
+    Lsp,
 }
 
 fn main() {
@@ -66,6 +68,13 @@ fn main() {
             format,
         } => cli::graph(&file, &overrides, format),
         Command::Explain { code } => cli::explain(code.as_deref()),
+        Command::Lsp => match oprl::lsp::serve_stdio() {
+            Ok(()) => cli::EXIT_OK,
+            Err(e) => {
+                eprintln!("error: {e}");
+                cli::EXIT_ERRORS
+            }
+        },
     };
     std::process::exit(code);
 }
