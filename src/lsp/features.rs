@@ -67,7 +67,11 @@ pub fn diagnostics(path: &Path, text: &str) -> Vec<Diagnostic> {
                 None => (Range::default(), String::new()),
             };
             let mut message = format!("{prefix}{}", d.message);
-            if let Some(label) = d.labels.first().filter(|l| !l.message.is_empty()) {
+            if let Some(label) = d
+                .labels
+                .first()
+                .filter(|l| !l.message.is_empty() && !d.message.contains(&l.message))
+            {
                 message.push_str(&format!("\n{}", label.message));
             }
             if let Some(help) = &d.help {
