@@ -14,6 +14,7 @@ pub mod env;
 pub mod graph;
 pub mod lsp;
 pub mod model;
+pub mod openai;
 pub mod reward;
 pub mod runtime;
 pub mod syntax;

@@ -25,7 +25,9 @@ pub struct StepInput {
     /// The anchor-state key: the step's current observation (GiGPO groups identical keys within
     /// a task group). Empty when unused.
     pub anchor: String,
-    /// Per-token implicit rewards (token-level ablation, PRIME), `tokens` long; empty when unused.
+    /// Per-token implicit rewards, `tokens` long; empty when unused. For OPRL's token-level
+    /// ablation `beta * (log pi_phi - log pi_old)` per token; for PRIME
+    /// `beta * (log pi_phi - log pi_ref)` against the frozen reference.
     pub prm_token_rewards: Vec<f32>,
     /// Critic values per action token (PPO+GAE), `tokens` long; empty when unused.
     pub values: Vec<f32>,
@@ -638,7 +640,7 @@ mod tests {
         assert!(close(out.advantages[1][0][0], -ae + as2));
         // group 1: single trajectory, single step: 3/(1+eps) + 0/(1+eps)
         assert!(close(out.advantages[2][0][0], 3.0 / (1.0 + 1e-6)));
-        assert_eq!(out.std_of(TermLevel::Episode).is_some(), true);
+        assert!(out.std_of(TermLevel::Episode).is_some());
         assert_eq!(out.terms[1].entries, 4);
     }
 
@@ -724,6 +726,33 @@ mod tests {
     }
 
     #[test]
+    fn mean_whiten_equals_verl_reinforce_pp_on_one_step_trajectories() {
+        use crate::algo::outcome::reinforce_pp_baseline_advantage;
+        let outcomes = [1.0f32, 0.0, 0.5, 2.0, -1.0];
+        let tokens = [3usize, 1, 2, 4, 2];
+        let groups = [0usize, 0, 0, 1, 2];
+        let b = AdvantageInputs {
+            trajectories: (0..5)
+                .map(|i| traj(groups[i], outcomes[i], vec![step(tokens[i], 0.0, 0.0, "")]))
+                .collect(),
+        };
+        let out = evaluate_advantage(&episode(Norm::MeanWhiten), &b, &Default::default()).unwrap();
+        // veRL's token form: the outcome at the last valid token, right-padded to 4 columns.
+        let mut rewards = Mat::filled(5, 4, 0.0);
+        let mut mask = Mat::filled(5, 4, 0.0);
+        for i in 0..5 {
+            rewards.row_mut(i)[tokens[i] - 1] = outcomes[i];
+            mask.row_mut(i)[..tokens[i]].fill(1.0);
+        }
+        let want = reinforce_pp_baseline_advantage(&rewards, &mask, &groups).unwrap();
+        for i in 0..5 {
+            for k in 0..tokens[i] {
+                assert!(close(out.advantages[i][0][k], want.row(i)[k] as f64));
+            }
+        }
+    }
+
+    #[test]
     fn gae_and_prime_need_their_params() {
         assert!(matches!(
             evaluate_advantage(&AdvExpr::Gae, &batch(), &AdvantageParams::default()),
@@ -753,6 +782,41 @@ mod tests {
     }
 
     #[test]
+    fn params_from_algorithm_spec() {
+        use crate::graph::{AlgorithmKind, AlgorithmSpec, CriticSpec, LossAgg, PpoSpec, PrimeSpec};
+        let spec = AlgorithmSpec {
+            kind: AlgorithmKind::PpoGae,
+            ppo: PpoSpec {
+                lr: 1e-5,
+                clip_low: 0.2,
+                clip_high: 0.2,
+                dual_clip: 3.0,
+                entropy: 0.0,
+                kl: None,
+                epochs: 1,
+                minibatch: 4,
+                grad_clip: 1.0,
+                loss_agg: LossAgg::TokenMean,
+                weight_decay: 0.0,
+            },
+            critic: Some(CriticSpec {
+                lr: 1e-5,
+                value_clip: 0.5,
+                gamma: 1.0,
+                lambda: 0.95,
+            }),
+            prime: Some(PrimeSpec {
+                process_coef: 5.0,
+                outcome_coef: 4.0,
+            }),
+        };
+        let p = AdvantageParams::from_spec(&spec);
+        assert_eq!(p.gae, Some((1.0, 0.95)));
+        assert_eq!(p.prime, Some((5.0, 4.0)));
+        assert_eq!(p.eps, GROUP_EPS);
+    }
+
+    #[test]
     fn missing_token_rewards_is_an_error() {
         let mut b = batch();
         b.trajectories[0].steps[0].prm_token_rewards.clear();
@@ -764,5 +828,104 @@ mod tests {
             evaluate_advantage(&expr, &b, &AdvantageParams::default()),
             Err(AlgoError::LengthMismatch { .. })
         ));
+    }
+
+    /// A batch of `groups x size` trajectories with 1..3 steps of 1..3 tokens; outcomes on a
+    /// quarter grid so shifted scores stay exact in f32.
+    fn random_batch() -> impl proptest::strategy::Strategy<Value = AdvantageInputs> {
+        use proptest::prelude::*;
+        prop::collection::vec(
+            (
+                0usize..3,
+                -20i32..20,
+                prop::collection::vec((1usize..4, -8i32..8), 1..4),
+            ),
+            2..12,
+        )
+        .prop_map(|rows| AdvantageInputs {
+            trajectories: rows
+                .into_iter()
+                .map(|(group, o, steps)| TrajectoryInput {
+                    group,
+                    outcome: o as f32 * 0.25,
+                    success: o > 0,
+                    steps: steps
+                        .into_iter()
+                        .map(|(tokens, p)| step(tokens, p as f32 * 0.125, 0.0, "s"))
+                        .collect(),
+                })
+                .collect(),
+        })
+    }
+
+    proptest::proptest! {
+        /// Episode and pooled step terms sum to zero over each group of two or more entries
+        /// (rloo, zscore, mean), and do not change when a constant is added to every outcome of
+        /// a group (for groups of two or more).
+        #[test]
+        fn group_terms_sum_to_zero_and_ignore_group_shifts(
+            b in random_batch(),
+            shift in proptest::collection::vec(-8i32..8, 3),
+        ) {
+            use crate::algo::stats::group_members;
+            let groups: Vec<usize> = b.trajectories.iter().map(|t| t.group).collect();
+            let members = group_members(&groups);
+            for norm in [Norm::Rloo, Norm::Zscore, Norm::Mean] {
+                let out = evaluate_advantage(&episode(norm), &b, &AdvantageParams::default())
+                    .unwrap();
+                for m in members.iter().filter(|m| m.len() >= 2) {
+                    // first token of the first step carries the trajectory's value
+                    let sum: f32 = m.iter().map(|&i| out.advantages[i][0][0]).sum();
+                    proptest::prop_assert!(sum.abs() < 1e-3, "{:?} sum {}", norm, sum);
+                }
+                let mut shifted = b.clone();
+                for t in shifted.trajectories.iter_mut() {
+                    t.outcome += shift[t.group] as f32 * 0.25;
+                }
+                let out2 = evaluate_advantage(&episode(norm), &shifted, &AdvantageParams::default())
+                    .unwrap();
+                for m in members.iter().filter(|m| m.len() >= 2) {
+                    for &i in m {
+                        let (x, y) = (out.advantages[i][0][0], out2.advantages[i][0][0]);
+                        proptest::prop_assert!((x - y).abs() < 1e-3 * (1.0 + x.abs()), "{} vs {}", x, y);
+                    }
+                }
+                let steps = evaluate_advantage(
+                    &step_term(Signal::Prm, norm, StepGroup::Pool), &b, &AdvantageParams::default(),
+                ).unwrap();
+                for m in &members {
+                    let vals: Vec<f32> = m.iter()
+                        .flat_map(|&i| steps.advantages[i].iter().map(|s| s[0]))
+                        .collect();
+                    if vals.len() >= 2 {
+                        let sum: f32 = vals.iter().sum();
+                        proptest::prop_assert!(sum.abs() < 1e-3, "{:?} step sum {}", norm, sum);
+                    }
+                }
+                // adding a constant to every r_phi of a group leaves pooled step terms unchanged
+                let mut shifted = b.clone();
+                for t in shifted.trajectories.iter_mut() {
+                    for st in t.steps.iter_mut() {
+                        st.prm_reward += shift[t.group] as f32 * 0.125;
+                    }
+                }
+                let steps2 = evaluate_advantage(
+                    &step_term(Signal::Prm, norm, StepGroup::Pool), &shifted,
+                    &AdvantageParams::default(),
+                ).unwrap();
+                for m in &members {
+                    let n_steps: usize = m.iter().map(|&i| b.trajectories[i].steps.len()).sum();
+                    if n_steps < 2 {
+                        continue;
+                    }
+                    for &i in m {
+                        for (x, y) in steps.advantages[i].iter().zip(&steps2.advantages[i]) {
+                            proptest::prop_assert!((x[0] - y[0]).abs() < 1e-3 * (1.0 + x[0].abs()),
+                                "{:?}: {} vs {}", norm, x[0], y[0]);
+                        }
+                    }
+                }
+            }
+        }
     }
 }

@@ -259,8 +259,9 @@ pub fn actor_loss(
     cfg: &ActorLossConfig,
 ) -> Result<ActorLoss, AlgoError> {
     let mask = Mat::from_tensor(inputs.mask)?;
-    let old = inputs.old_log_prob.detach();
-    let adv = inputs.advantages.detach();
+    let dtype = inputs.log_prob.dtype();
+    let old = inputs.old_log_prob.detach().to_dtype(dtype)?;
+    let adv = inputs.advantages.detach().to_dtype(dtype)?;
     let log_ratio = (inputs.log_prob - &old)?.clamp(-LOG_RATIO_CLAMP, LOG_RATIO_CLAMP)?;
     let ratio = log_ratio.exp()?;
     let neg_adv = adv.neg()?;
@@ -308,7 +309,8 @@ pub fn actor_loss(
         let reference = inputs
             .ref_log_prob
             .ok_or_else(|| AlgoError::Invalid("a KL loss needs the reference log-probs".into()))?;
-        let kl_tok = kl_penalty_tensor(inputs.log_prob, &reference.detach(), kind)?;
+        let reference = reference.detach().to_dtype(dtype)?;
+        let kl_tok = kl_penalty_tensor(inputs.log_prob, &reference, kind)?;
         let kl_agg = agg_loss_tensor(&kl_tok, &mask, cfg.agg)?;
         kl_value = kl_agg.to_dtype(DType::F32)?.to_scalar::<f32>()?;
         loss = (loss + (kl_agg * coef as f64)?)?;
@@ -387,8 +389,8 @@ pub fn value_loss_tensor(
     mode: LossAgg,
 ) -> Result<(Tensor, f32), AlgoError> {
     let mask = Mat::from_tensor(mask)?;
-    let returns = returns.detach();
-    let old = old_values.detach();
+    let returns = returns.detach().to_dtype(vpreds.dtype())?;
+    let old = old_values.detach().to_dtype(vpreds.dtype())?;
     let lo = (&old - clip as f64)?;
     let hi = (&old + clip as f64)?;
     let vclipped = vpreds.maximum(&lo)?.minimum(&hi)?;
@@ -585,6 +587,101 @@ mod tests {
     }
 
     #[test]
+    fn config_from_spec() {
+        let mut spec = PpoSpec {
+            lr: 1e-5,
+            clip_low: 0.2,
+            clip_high: 0.28,
+            dual_clip: 3.0,
+            entropy: 0.001,
+            kl: Some(crate::graph::KlSpec {
+                kind: KlKind::K3,
+                coef: 0.01,
+            }),
+            epochs: 1,
+            minibatch: 8,
+            grad_clip: 1.0,
+            loss_agg: LossAgg::SeqMeanTokenMean,
+            weight_decay: 0.0,
+        };
+        let cfg = ActorLossConfig::from_spec(&spec);
+        assert_eq!(cfg.clip.clip_high, 0.28);
+        assert_eq!(cfg.clip.dual_clip, Some(3.0));
+        assert_eq!(cfg.kl, Some((KlKind::K3, 0.01)));
+        assert_eq!(cfg.agg, LossAgg::SeqMeanTokenMean);
+        for off in [1.0, 0.0, f64::INFINITY] {
+            spec.dual_clip = off;
+            assert_eq!(PpoClip::from_spec(&spec).dual_clip, None);
+        }
+    }
+
+    #[test]
+    fn entropy_bonus_gradient_is_minus_coef_times_weight() {
+        let dev = Device::Cpu;
+        let lp = m(&[vec![-1.0, -1.0], vec![-1.0, -1.0]]);
+        let mask = m(&[vec![1.0, 1.0], vec![1.0, 0.0]]);
+        let zero = Mat::filled(2, 2, 0.0);
+        let ent = Var::from_tensor(&Mat::filled(2, 2, 2.0).to_tensor(&dev).unwrap()).unwrap();
+        let t = tensors(&[lp.clone(), zero.clone(), mask.clone()]);
+        let cfg = ActorLossConfig {
+            clip: clip(),
+            agg: LossAgg::TokenMean,
+            entropy_coef: 0.1,
+            kl: None,
+        };
+        let out = actor_loss(
+            &ActorLossInputs {
+                log_prob: &t[0],
+                old_log_prob: &t[0],
+                advantages: &t[1],
+                mask: &t[2],
+                entropy: Some(ent.as_tensor()),
+                ref_log_prob: None,
+            },
+            &cfg,
+        )
+        .unwrap();
+        // advantages 0: loss = -0.1 * mean entropy over the 3 valid tokens = -0.2
+        assert!((out.loss.to_scalar::<f32>().unwrap() + 0.2).abs() < 1e-6);
+        assert!((out.entropy - 2.0).abs() < 1e-6);
+        let g = out.loss.backward().unwrap();
+        let g = Mat::from_tensor(g.get(ent.as_tensor()).unwrap()).unwrap();
+        let w = -0.1 / 3.0;
+        assert!((g.data[0] - w).abs() < 1e-7 && (g.data[2] - w).abs() < 1e-7);
+        assert_eq!(g.data[3], 0.0);
+    }
+
+    #[test]
+    fn inputs_of_another_float_dtype_are_converted() {
+        let dev = Device::Cpu;
+        let lp = Tensor::new(&[[-1.0f32, -0.5]], &dev).unwrap();
+        let old = Tensor::new(&[[-1.0f64, -1.0]], &dev).unwrap();
+        let adv = Tensor::new(&[[1.0f64, -1.0]], &dev).unwrap();
+        let mask = Tensor::new(&[[1.0f32, 1.0]], &dev).unwrap();
+        let cfg = ActorLossConfig {
+            clip: clip(),
+            agg: LossAgg::TokenMean,
+            entropy_coef: 0.0,
+            kl: None,
+        };
+        let out = actor_loss(
+            &ActorLossInputs {
+                log_prob: &lp,
+                old_log_prob: &old,
+                advantages: &adv,
+                mask: &mask,
+                entropy: None,
+                ref_log_prob: None,
+            },
+            &cfg,
+        )
+        .unwrap();
+        // token 0: ratio 1 -> -1; token 1: ratio e^0.5 with A < 0 -> l1 = 1.6487 (> l2 = 1.2)
+        let want = (-1.0 + 0.5f32.exp()) / 2.0;
+        assert!((out.loss.to_scalar::<f32>().unwrap() - want).abs() < 1e-6);
+    }
+
+    #[test]
     fn missing_entropy_or_reference_is_an_error() {
         let z = m(&[vec![0.0]]);
         let cfg = ActorLossConfig {
@@ -597,6 +694,37 @@ mod tests {
     }
 
     proptest! {
+        /// The tensor form equals the slice form for random inputs and masks (fully masked rows
+        /// included) in every aggregation mode.
+        #[test]
+        fn tensor_and_slice_forms_agree(
+            old in prop::collection::vec(-3.0f32..0.0, 12),
+            new in prop::collection::vec(-3.0f32..0.0, 12),
+            adv in prop::collection::vec(-2.0f32..2.0, 12),
+            ent in prop::collection::vec(0.0f32..3.0, 12),
+            keep in prop::collection::vec(prop::bool::weighted(0.7), 12),
+            empty_row in 0usize..4,
+        ) {
+            let mut mask: Vec<f32> = keep.iter().map(|&k| k as u8 as f32).collect();
+            mask[empty_row * 3..empty_row * 3 + 3].fill(0.0);
+            let mk = |v: &[f32]| Mat::new(4, 3, v.to_vec()).unwrap();
+            let (old, new, adv, ent, mask) = (mk(&old), mk(&new), mk(&adv), mk(&ent), mk(&mask));
+            for mode in ALL_MODES {
+                let cfg = ActorLossConfig { clip: clip(), agg: mode, entropy_coef: 0.01,
+                    kl: Some((KlKind::K2, 0.05)) };
+                let (want, stats) = actor_loss_slices(&old, &new, &adv, &mask, Some(&ent),
+                    Some(&old), &cfg).unwrap();
+                let t = tensors(&[new.clone(), old.clone(), adv.clone(), mask.clone(), ent.clone()]);
+                let out = actor_loss(&ActorLossInputs { log_prob: &t[0], old_log_prob: &t[1],
+                    advantages: &t[2], mask: &t[3], entropy: Some(&t[4]), ref_log_prob: Some(&t[1]) },
+                    &cfg).unwrap();
+                let got = out.loss.to_scalar::<f32>().unwrap();
+                prop_assert!((got - want).abs() < 1e-5 * (1.0 + want.abs()), "{:?}: {} vs {}", mode, got, want);
+                prop_assert_eq!(out.stats.clipfrac, stats.clipfrac);
+                prop_assert_eq!(out.stats.clipfrac_lower, stats.clipfrac_lower);
+            }
+        }
+
         /// Where the ratio clip (or dual clip) binds, the surrogate does not depend on logp:
         /// its gradient there is exactly 0; elsewhere it is -A * ratio / (token weight).
         #[test]

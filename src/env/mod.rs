@@ -7,6 +7,23 @@
 
 use serde::{Deserialize, Serialize};
 
+pub mod cli;
+pub mod image;
+pub mod protocol;
+pub mod sokoban;
+pub mod sotopia;
+pub mod webshop;
+
+/// The characters and whole-word tokens an environment's prompts and valid actions use, for
+/// the char-level tokenizer of small models (`Tokenizer::chars_with_words`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Vocabulary {
+    /// Every character that appears, sorted and deduplicated.
+    pub alphabet: String,
+    /// Action words and tags, in a fixed order, matched before single characters.
+    pub words: Vec<String>,
+}
+
 /// An RGB image, row-major, 3 bytes per pixel.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RgbImage {

@@ -1,0 +1,585 @@
+//! The decoder-only transformer shared by the small model and Qwen2: its configuration, its
+//! parameter list (Hugging Face Qwen2 names), and a differentiable forward pass over left-padded
+//! batches with an explicit KV cache.
+//!
+//! Layout: row `i` of a batch holds `pads[i]` pad tokens, then its real tokens. Real tokens get
+//! positions `0, 1, ...` from their first real column; a query attends to keys at columns
+//! `pads[i] ..= its own column` (pad queries attend only to themselves, so no row is all-masked).
+
+use super::ops;
+use super::ModelError;
+use candle_core::{DType, Device, Result, Tensor, D};
+use serde::{Deserialize, Serialize};
+
+/// How token positions enter the model.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum PositionKind {
+    /// Rotary embedding (HF rotate-half layout) with base `theta`.
+    Rope { theta: f64 },
+    /// A learned table `model.embed_positions.weight` of `context` rows.
+    Learned,
+}
+
+/// Sizes and options of a decoder. Serialised next to checkpoints.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DecoderConfig {
+    pub vocab: usize,
+    pub hidden: usize,
+    pub layers: usize,
+    pub heads: usize,
+    /// Key/value heads (grouped-query attention when fewer than `heads`).
+    pub kv_heads: usize,
+    pub head_dim: usize,
+    /// SwiGLU hidden width.
+    pub mlp: usize,
+    /// Longest sequence in tokens (positions `0..context`).
+    pub context: usize,
+    pub positions: PositionKind,
+    pub rms_eps: f64,
+    /// Bias on the q/k/v projections (Qwen2 has one).
+    pub qkv_bias: bool,
+    pub tie_embeddings: bool,
+}
+
+impl DecoderConfig {
+    /// Checks the sizes fit together.
+    pub fn validate(&self) -> std::result::Result<(), ModelError> {
+        let bad = |reason: String| Err(ModelError::Config { reason });
+        if self.vocab == 0 || self.hidden == 0 || self.layers == 0 || self.heads == 0 {
+            return bad("vocab, width, layers and heads must all be positive".into());
+        }
+        if self.kv_heads == 0 || self.heads % self.kv_heads != 0 {
+            return bad(format!(
+                "{} heads cannot be grouped over {} key/value heads",
+                self.heads, self.kv_heads
+            ));
+        }
+        if self.heads * self.head_dim != self.hidden {
+            return bad(format!(
+                "width {} is not {} heads of size {}",
+                self.hidden, self.heads, self.head_dim
+            ));
+        }
+        if self.head_dim == 0 || self.head_dim % 2 != 0 {
+            return bad(format!(
+                "head size {} must be even and positive",
+                self.head_dim
+            ));
+        }
+        if self.context == 0 || self.mlp == 0 {
+            return bad("context and mlp width must be positive".into());
+        }
+        Ok(())
+    }
+
+    /// Number of scalar parameters (value head excluded).
+    pub fn parameter_count(&self) -> usize {
+        param_specs(self, false)
+            .iter()
+            .map(|p| p.shape.iter().product::<usize>())
+            .sum()
+    }
+}
+
+/// How a parameter is initialised for a fresh model.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Init {
+    Normal { std: f64 },
+    Ones,
+    Zeros,
+}
+
+/// One named parameter of the decoder.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ParamSpec {
+    pub name: String,
+    pub shape: Vec<usize>,
+    pub init: Init,
+}
+
+pub const VALUE_WEIGHT: &str = "value_head.weight";
+pub const VALUE_BIAS: &str = "value_head.bias";
+
+fn layer_name(i: usize, rest: &str) -> String {
+    format!("model.layers.{i}.{rest}")
+}
+
+/// Every parameter, in a fixed order (the order a fresh model draws them from its RNG).
+/// Names follow Hugging Face Qwen2 so its safetensors load directly.
+pub fn param_specs(cfg: &DecoderConfig, value_head: bool) -> Vec<ParamSpec> {
+    let d = cfg.hidden;
+    let std = 0.02;
+    // GPT-2 style: residual-branch outputs scaled down with depth keeps the stream's variance flat.
+    let out_std = std / (2.0 * cfg.layers as f64).sqrt();
+    let p = |name: String, shape: Vec<usize>, init: Init| ParamSpec { name, shape, init };
+    let mut specs = vec![p(
+        "model.embed_tokens.weight".into(),
+        vec![cfg.vocab, d],
+        Init::Normal { std },
+    )];
+    if cfg.positions == PositionKind::Learned {
+        specs.push(p(
+            "model.embed_positions.weight".into(),
+            vec![cfg.context, d],
+            Init::Normal { std },
+        ));
+    }
+    let q_out = cfg.heads * cfg.head_dim;
+    let kv_out = cfg.kv_heads * cfg.head_dim;
+    for i in 0..cfg.layers {
+        specs.push(p(
+            layer_name(i, "input_layernorm.weight"),
+            vec![d],
+            Init::Ones,
+        ));
+        for (proj, out) in [("q_proj", q_out), ("k_proj", kv_out), ("v_proj", kv_out)] {
+            let w = format!("self_attn.{proj}.weight");
+            specs.push(p(layer_name(i, &w), vec![out, d], Init::Normal { std }));
+            if cfg.qkv_bias {
+                let b = format!("self_attn.{proj}.bias");
+                specs.push(p(layer_name(i, &b), vec![out], Init::Zeros));
+            }
+        }
+        specs.push(p(
+            layer_name(i, "self_attn.o_proj.weight"),
+            vec![d, q_out],
+            Init::Normal { std: out_std },
+        ));
+        specs.push(p(
+            layer_name(i, "post_attention_layernorm.weight"),
+            vec![d],
+            Init::Ones,
+        ));
+        for proj in ["gate_proj", "up_proj"] {
+            let w = format!("mlp.{proj}.weight");
+            specs.push(p(layer_name(i, &w), vec![cfg.mlp, d], Init::Normal { std }));
+        }
+        specs.push(p(
+            layer_name(i, "mlp.down_proj.weight"),
+            vec![d, cfg.mlp],
+            Init::Normal { std: out_std },
+        ));
+    }
+    specs.push(p("model.norm.weight".into(), vec![d], Init::Ones));
+    if !cfg.tie_embeddings {
+        specs.push(p(
+            "lm_head.weight".into(),
+            vec![cfg.vocab, d],
+            Init::Normal { std },
+        ));
+    }
+    if value_head {
+        specs.push(p(VALUE_WEIGHT.into(), vec![1, d], Init::Normal { std }));
+        specs.push(p(VALUE_BIAS.into(), vec![1], Init::Zeros));
+    }
+    specs
+}
+
+/// `y = x W^T + b` with W in the HF `[out, in]` layout.
+#[derive(Debug, Clone)]
+struct Linear {
+    weight: Tensor,
+    bias: Option<Tensor>,
+}
+
+impl Linear {
+    fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        let (rows, inner) = (x.elem_count() / x.dim(D::Minus1)?, x.dim(D::Minus1)?);
+        let mut dims = x.dims().to_vec();
+        let y = x.reshape((rows, inner))?.matmul(&self.weight.t()?)?;
+        let y = match &self.bias {
+            Some(b) => y.broadcast_add(b)?,
+            None => y,
+        };
+        *dims.last_mut().expect("linear input has a last dim") = y.dim(1)?;
+        y.reshape(dims)
+    }
+}
+
+#[derive(Debug, Clone)]
+struct Layer {
+    input_norm: Tensor,
+    q: Linear,
+    k: Linear,
+    v: Linear,
+    o: Linear,
+    post_norm: Tensor,
+    gate: Linear,
+    up: Linear,
+    down: Linear,
+}
+
+/// Keys and values of the columns seen so far, per layer, in buffers preallocated for
+/// `capacity` columns (`[B, kv_heads, capacity, head_dim]`): a decode step writes one column in
+/// place instead of copying the whole cache.
+#[derive(Debug, Clone)]
+pub struct KvCache {
+    layers: Vec<Option<(Tensor, Tensor)>>,
+    len: usize,
+    capacity: usize,
+}
+
+impl KvCache {
+    pub fn new(layers: usize, capacity: usize) -> KvCache {
+        KvCache {
+            layers: vec![None; layers],
+            len: 0,
+            capacity,
+        }
+    }
+
+    /// Columns already cached.
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// Keeps only the batch rows `rows` (in that order).
+    pub fn select_rows(&mut self, rows: &Tensor) -> Result<()> {
+        for (k, v) in self.layers.iter_mut().flatten() {
+            *k = k.index_select(rows, 0)?;
+            *v = v.index_select(rows, 0)?;
+        }
+        Ok(())
+    }
+
+    /// Writes the new columns `k`, `v` (`[B, kv, t, hd]`) of one layer at `offset` and returns
+    /// views of all `offset + t` cached columns.
+    fn append(
+        &mut self,
+        layer: usize,
+        offset: usize,
+        k: &Tensor,
+        v: &Tensor,
+    ) -> Result<(Tensor, Tensor)> {
+        let (b, kv, t, hd) = k.dims4()?;
+        if offset + t > self.capacity {
+            return Err(ModelError::TooLong {
+                needed: offset + t,
+                context: self.capacity,
+            }
+            .into());
+        }
+        let slot = &mut self.layers[layer];
+        if slot.is_none() {
+            let zeros = Tensor::zeros((b, kv, self.capacity, hd), k.dtype(), k.device())?;
+            *slot = Some((zeros.clone(), zeros.copy()?));
+        }
+        let (ck, cv) = slot.as_ref().expect("cache slot was just filled");
+        ck.slice_set(&k.contiguous()?, 2, offset)?;
+        cv.slice_set(&v.contiguous()?, 2, offset)?;
+        Ok((ck.narrow(2, 0, offset + t)?, cv.narrow(2, 0, offset + t)?))
+    }
+}
+
+/// The decoder's weights, either tracked Vars (training) or detached tensors (rollouts).
+#[derive(Debug, Clone)]
+pub struct Decoder {
+    cfg: DecoderConfig,
+    embed: Tensor,
+    embed_positions: Option<Tensor>,
+    layers: Vec<Layer>,
+    norm: Tensor,
+    lm_head: Tensor,
+    value_head: Option<Linear>,
+    /// cos and sin tables `[context, head_dim / 2]` for rotary positions.
+    rope: Option<(Tensor, Tensor)>,
+    device: Device,
+}
+
+impl Decoder {
+    /// Builds the decoder from a lookup of its parameters by name.
+    pub fn new(
+        cfg: &DecoderConfig,
+        value_head: bool,
+        device: &Device,
+        get: &dyn Fn(&str) -> Result<Tensor>,
+    ) -> Result<Decoder> {
+        let linear = |i: usize, name: &str, bias: bool| -> Result<Linear> {
+            Ok(Linear {
+                weight: get(&layer_name(i, &format!("{name}.weight")))?,
+                bias: if bias {
+                    Some(get(&layer_name(i, &format!("{name}.bias")))?)
+                } else {
+                    None
+                },
+            })
+        };
+        let mut layers = Vec::with_capacity(cfg.layers);
+        for i in 0..cfg.layers {
+            layers.push(Layer {
+                input_norm: get(&layer_name(i, "input_layernorm.weight"))?,
+                q: linear(i, "self_attn.q_proj", cfg.qkv_bias)?,
+                k: linear(i, "self_attn.k_proj", cfg.qkv_bias)?,
+                v: linear(i, "self_attn.v_proj", cfg.qkv_bias)?,
+                o: linear(i, "self_attn.o_proj", false)?,
+                post_norm: get(&layer_name(i, "post_attention_layernorm.weight"))?,
+                gate: linear(i, "mlp.gate_proj", false)?,
+                up: linear(i, "mlp.up_proj", false)?,
+                down: linear(i, "mlp.down_proj", false)?,
+            });
+        }
+        let embed = get("model.embed_tokens.weight")?;
+        let lm_head = if cfg.tie_embeddings {
+            embed.clone()
+        } else {
+            get("lm_head.weight")?
+        };
+        let rope = match cfg.positions {
+            PositionKind::Rope { theta } => Some(rope_tables(cfg, theta, device)?),
+            PositionKind::Learned => None,
+        };
+        Ok(Decoder {
+            cfg: cfg.clone(),
+            embed,
+            embed_positions: match cfg.positions {
+                PositionKind::Learned => Some(get("model.embed_positions.weight")?),
+                PositionKind::Rope { .. } => None,
+            },
+            layers,
+            norm: get("model.norm.weight")?,
+            lm_head,
+            value_head: if value_head {
+                Some(Linear {
+                    weight: get(VALUE_WEIGHT)?,
+                    bias: Some(get(VALUE_BIAS)?),
+                })
+            } else {
+                None
+            },
+            rope,
+            device: device.clone(),
+        })
+    }
+
+    pub fn config(&self) -> &DecoderConfig {
+        &self.cfg
+    }
+
+    pub fn has_value_head(&self) -> bool {
+        self.value_head.is_some()
+    }
+
+    /// Final-norm hidden states `[B, T, hidden]` of `tokens` `[B, T]` (u32), which occupy the
+    /// columns `cache.len() ..` of a batch whose row `i` starts with `pads[i]` pad columns.
+    /// With a cache, the new keys/values are appended to it.
+    pub fn hidden(
+        &self,
+        tokens: &Tensor,
+        pads: &[usize],
+        mut cache: Option<&mut KvCache>,
+    ) -> Result<Tensor> {
+        let (b, t) = tokens.dims2()?;
+        if pads.len() != b {
+            candle_core::bail!("{} pad counts for a batch of {b} rows", pads.len());
+        }
+        let offset = cache.as_ref().map_or(0, |c| c.len);
+        let positions = positions(pads, offset, t);
+        if let Some(&max) = positions.iter().max() {
+            if max as usize >= self.cfg.context {
+                return Err(ModelError::TooLong {
+                    needed: max as usize + 1,
+                    context: self.cfg.context,
+                }
+                .into());
+            }
+        }
+        let positions = Tensor::from_vec(positions, b * t, &self.device)?;
+        let mut x = self.embed.index_select(&tokens.flatten_all()?, 0)?;
+        if let Some(table) = &self.embed_positions {
+            x = (x + table.index_select(&positions, 0)?)?;
+        }
+        let mut x = x.reshape((b, t, self.cfg.hidden))?;
+        let rope = match &self.rope {
+            Some((cos, sin)) => {
+                let half = self.cfg.head_dim / 2;
+                let cos = cos.index_select(&positions, 0)?.reshape((b, 1, t, half))?;
+                let sin = sin.index_select(&positions, 0)?.reshape((b, 1, t, half))?;
+                Some((cos, sin))
+            }
+            None => None,
+        };
+        let mask = attention_mask(pads, offset, t, &self.device)?;
+        for (i, layer) in self.layers.iter().enumerate() {
+            let kv = cache.as_deref_mut().map(|c| (c, i, offset));
+            x = self.layer(layer, &x, rope.as_ref(), mask.as_ref(), kv)?;
+        }
+        if let Some(c) = cache {
+            c.len += t;
+        }
+        ops::rms_norm(&x, &self.norm, self.cfg.rms_eps)
+    }
+
+    fn layer(
+        &self,
+        layer: &Layer,
+        x: &Tensor,
+        rope: Option<&(Tensor, Tensor)>,
+        mask: Option<&Tensor>,
+        cache: Option<(&mut KvCache, usize, usize)>,
+    ) -> Result<Tensor> {
+        let cfg = &self.cfg;
+        let (b, t, _) = x.dims3()?;
+        let h = ops::rms_norm(x, &layer.input_norm, cfg.rms_eps)?;
+        let split = |y: Tensor, heads: usize| -> Result<Tensor> {
+            y.reshape((b, t, heads, cfg.head_dim))?
+                .transpose(1, 2)?
+                .contiguous()
+        };
+        let mut q = split(layer.q.forward(&h)?, cfg.heads)?;
+        let mut k = split(layer.k.forward(&h)?, cfg.kv_heads)?;
+        let v = split(layer.v.forward(&h)?, cfg.kv_heads)?;
+        if let Some((cos, sin)) = rope {
+            q = ops::rope(&q, cos, sin)?;
+            k = ops::rope(&k, cos, sin)?;
+        }
+        let (k, v) = match cache {
+            Some((cache, index, offset)) => cache.append(index, offset, &k, &v)?,
+            None => (k, v),
+        };
+        let (k, v) = (self.repeat_kv(k)?, self.repeat_kv(v)?);
+        let q = (q * (1.0 / (cfg.head_dim as f64).sqrt()))?;
+        let scores = q.matmul(&k.t()?)?;
+        let probs = match mask {
+            Some(m) => ops::masked_softmax_last(&scores, m)?,
+            None => ops::softmax_last(&scores)?,
+        };
+        let attn = probs.matmul(&v)?;
+        let attn = attn
+            .transpose(1, 2)?
+            .reshape((b, t, cfg.heads * cfg.head_dim))?;
+        let x = (x + layer.o.forward(&attn)?)?;
+        let h = ops::rms_norm(&x, &layer.post_norm, cfg.rms_eps)?;
+        let mlp = (layer.gate.forward(&h)?.silu()? * layer.up.forward(&h)?)?;
+        x + layer.down.forward(&mlp)?
+    }
+
+    /// `[B, kv_heads, S, hd]` -> `[B, heads, S, hd]` for grouped-query attention.
+    fn repeat_kv(&self, x: Tensor) -> Result<Tensor> {
+        let rep = self.cfg.heads / self.cfg.kv_heads;
+        if rep == 1 {
+            return Ok(x);
+        }
+        let (b, kv, s, hd) = x.dims4()?;
+        x.unsqueeze(2)?
+            .broadcast_as((b, kv, rep, s, hd))?
+            .reshape((b, kv * rep, s, hd))
+    }
+
+    /// Next-token logits `[.., vocab]` from hidden states `[.., hidden]`.
+    pub fn logits(&self, hidden: &Tensor) -> Result<Tensor> {
+        Linear {
+            weight: self.lm_head.clone(),
+            bias: None,
+        }
+        .forward(hidden)
+    }
+
+    /// Value-head outputs `[..]` (last dim squeezed), if the model has a value head.
+    pub fn values(&self, hidden: &Tensor) -> Result<Option<Tensor>> {
+        match &self.value_head {
+            Some(head) => Ok(Some(head.forward(hidden)?.squeeze(D::Minus1)?)),
+            None => Ok(None),
+        }
+    }
+}
+
+/// Position of every (row, column) of the new columns, row-major; pad columns get 0.
+fn positions(pads: &[usize], offset: usize, t: usize) -> Vec<u32> {
+    let mut out = Vec::with_capacity(pads.len() * t);
+    for &pad in pads {
+        for c in offset..offset + t {
+            out.push(c.saturating_sub(pad) as u32);
+        }
+    }
+    out
+}
+
+/// Additive mask `[B, 1, T, offset + T]`: 0 where a query may attend, a large negative number
+/// elsewhere. `None` when nothing needs masking (one new column and no padding).
+fn attention_mask(
+    pads: &[usize],
+    offset: usize,
+    t: usize,
+    device: &Device,
+) -> Result<Option<Tensor>> {
+    if t == 1 && pads.iter().all(|&p| p == 0) {
+        return Ok(None);
+    }
+    let s = offset + t;
+    let mut m = vec![0f32; pads.len() * t * s];
+    for (row, &pad) in pads.iter().enumerate() {
+        for qi in 0..t {
+            let q_col = offset + qi;
+            let base = (row * t + qi) * s;
+            for k_col in 0..s {
+                let allowed = k_col <= q_col && (k_col >= pad || k_col == q_col);
+                if !allowed {
+                    m[base + k_col] = -1e9;
+                }
+            }
+        }
+    }
+    Ok(Some(Tensor::from_vec(m, (pads.len(), 1, t, s), device)?))
+}
+
+fn rope_tables(cfg: &DecoderConfig, theta: f64, device: &Device) -> Result<(Tensor, Tensor)> {
+    let half = cfg.head_dim / 2;
+    let mut cos = Vec::with_capacity(cfg.context * half);
+    let mut sin = Vec::with_capacity(cfg.context * half);
+    for pos in 0..cfg.context {
+        for i in 0..half {
+            let inv_freq = 1.0 / theta.powf(2.0 * i as f64 / cfg.head_dim as f64);
+            let angle = pos as f64 * inv_freq;
+            cos.push(angle.cos() as f32);
+            sin.push(angle.sin() as f32);
+        }
+    }
+    Ok((
+        Tensor::from_vec(cos, (cfg.context, half), device)?,
+        Tensor::from_vec(sin, (cfg.context, half), device)?,
+    ))
+}
+
+/// A u32 token matrix `[rows, cols]` on `device`.
+pub fn token_tensor(ids: Vec<u32>, rows: usize, cols: usize, device: &Device) -> Result<Tensor> {
+    Tensor::from_vec(ids, (rows, cols), device)?.to_dtype(DType::U32)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn positions_start_at_first_real_column() {
+        assert_eq!(positions(&[2, 0], 0, 4), vec![0, 0, 0, 1, 0, 1, 2, 3]);
+        assert_eq!(positions(&[2, 0], 4, 1), vec![2, 4]);
+    }
+
+    #[test]
+    fn mask_is_causal_and_hides_left_padding() {
+        let m = attention_mask(&[1], 0, 3, &Device::Cpu).unwrap().unwrap();
+        let m: Vec<Vec<f32>> = m.reshape((3, 3)).unwrap().to_vec2().unwrap();
+        let open = |v: f32| v == 0.0;
+        // pad query sees itself only; real queries see real keys up to themselves.
+        assert_eq!(
+            m[0].iter().map(|&v| open(v)).collect::<Vec<_>>(),
+            [true, false, false]
+        );
+        assert_eq!(
+            m[1].iter().map(|&v| open(v)).collect::<Vec<_>>(),
+            [false, true, false]
+        );
+        assert_eq!(
+            m[2].iter().map(|&v| open(v)).collect::<Vec<_>>(),
+            [false, true, true]
+        );
+        assert!(attention_mask(&[0, 0], 5, 1, &Device::Cpu)
+            .unwrap()
+            .is_none());
+    }
+}

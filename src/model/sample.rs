@@ -1,0 +1,131 @@
+//! Host-side token sampling from one row of logits: temperature, nucleus (top-p) truncation and a
+//! seeded ChaCha draw, so runs are reproducible (candle's own RNG cannot be seeded on CPU).
+
+use rand::Rng;
+use rand_chacha::ChaCha8Rng;
+
+/// A sampled token and its log-probability under the untempered distribution (log softmax of
+/// the raw logits), which is what PPO's `logp_old` needs when training at temperature 1.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Draw {
+    pub token: u32,
+    pub logprob: f32,
+}
+
+/// `log(sum(exp(x)))`, computed stably.
+pub fn log_sum_exp(x: &[f32]) -> f32 {
+    let max = x.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+    if !max.is_finite() {
+        return max;
+    }
+    let sum: f64 = x.iter().map(|&v| ((v - max) as f64).exp()).sum();
+    max + sum.ln() as f32
+}
+
+/// Samples one token. Exactly one uniform number is drawn per call whatever the settings, so the
+/// RNG stream stays aligned across runs that differ only in temperature.
+/// `temperature <= 0` is greedy; `top_p` keeps the smallest set of most likely tokens whose
+/// probability reaches `top_p` (ties broken by lower id).
+pub fn draw(logits: &[f32], temperature: f64, top_p: f64, rng: &mut ChaCha8Rng) -> Draw {
+    let u: f64 = rng.random();
+    let token = if temperature <= 0.0 {
+        argmax(logits)
+    } else {
+        nucleus_pick(logits, temperature, top_p, u)
+    };
+    Draw {
+        token: token as u32,
+        logprob: logits[token] - log_sum_exp(logits),
+    }
+}
+
+fn argmax(x: &[f32]) -> usize {
+    let mut best = 0;
+    for (i, &v) in x.iter().enumerate() {
+        if v > x[best] {
+            best = i;
+        }
+    }
+    best
+}
+
+/// Inverse-CDF pick with uniform `u` in [0, 1) from the tempered, top-p truncated distribution.
+fn nucleus_pick(logits: &[f32], temperature: f64, top_p: f64, u: f64) -> usize {
+    let max = logits.iter().copied().fold(f32::NEG_INFINITY, f32::max) as f64;
+    let weights: Vec<f64> = logits
+        .iter()
+        .map(|&l| ((l as f64 - max) / temperature).exp())
+        .collect();
+    let total: f64 = weights.iter().sum();
+    let mut order: Vec<usize> = (0..logits.len()).collect();
+    if top_p < 1.0 {
+        order.sort_by(|&a, &b| weights[b].total_cmp(&weights[a]).then(a.cmp(&b)));
+        let mut kept = 0.0;
+        let mut n = 0;
+        for &i in &order {
+            kept += weights[i];
+            n += 1;
+            if kept >= top_p * total {
+                break;
+            }
+        }
+        order.truncate(n.max(1));
+    }
+    let kept_total: f64 = order.iter().map(|&i| weights[i]).sum();
+    let target = u * kept_total;
+    let mut acc = 0.0;
+    for &i in &order {
+        acc += weights[i];
+        if target < acc {
+            return i;
+        }
+    }
+    // Rounding can leave `target` just past the last cumulative sum.
+    *order.last().expect("at least one token is kept")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rand::SeedableRng;
+
+    #[test]
+    fn greedy_picks_argmax_with_untempered_logprob() {
+        let mut rng = ChaCha8Rng::seed_from_u64(0);
+        let d = draw(&[0.0, 2.0, 1.0], 0.0, 1.0, &mut rng);
+        assert_eq!(d.token, 1);
+        let expected = 2.0 - (1.0f64 + 2f64.exp() + 1f64.exp()).ln();
+        assert!((d.logprob as f64 - expected).abs() < 1e-6);
+    }
+
+    #[test]
+    fn inverse_cdf_follows_probabilities() {
+        // probs 0.25 / 0.75 at temperature 1: u < 0.25 picks token 0.
+        let logits = [0.0f32, 3f32.ln()];
+        assert_eq!(nucleus_pick(&logits, 1.0, 1.0, 0.2), 0);
+        assert_eq!(nucleus_pick(&logits, 1.0, 1.0, 0.3), 1);
+        // top-p 0.5 keeps only the 0.75 token.
+        assert_eq!(nucleus_pick(&logits, 1.0, 0.5, 0.0), 1);
+        // temperature 2: weights 1 and sqrt(3); u just under 1/(1+sqrt 3) still picks 0
+        // (margin above the f32 rounding of ln 3).
+        let p0 = 1.0 / (1.0 + 3f64.sqrt());
+        assert_eq!(nucleus_pick(&logits, 2.0, 1.0, p0 - 1e-6), 0);
+        assert_eq!(nucleus_pick(&logits, 2.0, 1.0, p0 + 1e-6), 1);
+    }
+
+    #[test]
+    fn empirical_frequencies_match_softmax() {
+        let mut rng = ChaCha8Rng::seed_from_u64(7);
+        let logits = [0.0f32, 1.0, 2.0];
+        let mut counts = [0usize; 3];
+        let n = 20000;
+        for _ in 0..n {
+            counts[draw(&logits, 1.0, 1.0, &mut rng).token as usize] += 1;
+        }
+        let z: f64 = logits.iter().map(|&l| (l as f64).exp()).sum();
+        for (i, &c) in counts.iter().enumerate() {
+            let p = (logits[i] as f64).exp() / z;
+            assert!((c as f64 / n as f64 - p).abs() < 0.015, "token {i}: {c}");
+        }
+    }
+}

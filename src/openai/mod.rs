@@ -1,0 +1,146 @@
+//! The OpenAI chat-completions protocol on both sides: a blocking client with timeouts,
+//! retries and bounded concurrency (used by the LLM judge and the endpoint partner), and the
+//! `oprl serve` server that answers the same protocol from oprl's own models.
+
+pub mod client;
+pub mod model_backend;
+pub mod server;
+
+use serde::{Deserialize, Serialize};
+
+pub use client::{ApiKey, ChatClient, ChatError};
+pub use server::{ChatBackend, ChatServer};
+
+/// One chat message.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ChatMessage {
+    pub role: String,
+    pub content: String,
+}
+
+impl ChatMessage {
+    pub fn system(content: impl Into<String>) -> ChatMessage {
+        ChatMessage {
+            role: "system".into(),
+            content: content.into(),
+        }
+    }
+    pub fn user(content: impl Into<String>) -> ChatMessage {
+        ChatMessage {
+            role: "user".into(),
+            content: content.into(),
+        }
+    }
+    pub fn assistant(content: impl Into<String>) -> ChatMessage {
+        ChatMessage {
+            role: "assistant".into(),
+            content: content.into(),
+        }
+    }
+}
+
+/// A `/v1/chat/completions` request body (the fields oprl sends and serves).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ChatRequest {
+    pub model: String,
+    pub messages: Vec<ChatMessage>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub temperature: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub top_p: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_tokens: Option<usize>,
+    /// A string or a list of strings in the protocol; always a list here.
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "string_or_list"
+    )]
+    pub stop: Option<Vec<String>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub seed: Option<u64>,
+}
+
+fn string_or_list<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Vec<String>>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Stop {
+        One(String),
+        Many(Vec<String>),
+    }
+    Ok(match Option::<Stop>::deserialize(d)? {
+        None => None,
+        Some(Stop::One(s)) => Some(vec![s]),
+        Some(Stop::Many(v)) => Some(v),
+    })
+}
+
+/// Runs `f` over `items` with at most `concurrency` calls in flight (std threads), keeping the
+/// results in input order. `concurrency = 0` is treated as 1.
+pub fn bounded_map<T: Sync, R: Send>(
+    items: &[T],
+    concurrency: usize,
+    f: impl Fn(&T) -> R + Sync,
+) -> Vec<R> {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::Mutex;
+    let workers = concurrency.max(1).min(items.len());
+    if workers <= 1 {
+        return items.iter().map(f).collect();
+    }
+    let next = AtomicUsize::new(0);
+    let results: Mutex<Vec<Option<R>>> = Mutex::new((0..items.len()).map(|_| None).collect());
+    std::thread::scope(|scope| {
+        for _ in 0..workers {
+            scope.spawn(|| loop {
+                let i = next.fetch_add(1, Ordering::SeqCst);
+                if i >= items.len() {
+                    break;
+                }
+                let r = f(&items[i]);
+                results.lock().unwrap_or_else(|p| p.into_inner())[i] = Some(r);
+            });
+        }
+    });
+    results
+        .into_inner()
+        .unwrap_or_else(|p| p.into_inner())
+        .into_iter()
+        .map(|r| r.expect("every index is claimed by exactly one worker"))
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    #[test]
+    fn bounded_map_keeps_order_and_bounds_concurrency() {
+        let in_flight = AtomicUsize::new(0);
+        let peak = AtomicUsize::new(0);
+        let items: Vec<u64> = (0..12).collect();
+        let out = bounded_map(&items, 3, |x| {
+            let now = in_flight.fetch_add(1, Ordering::SeqCst) + 1;
+            peak.fetch_max(now, Ordering::SeqCst);
+            std::thread::sleep(std::time::Duration::from_millis(15));
+            in_flight.fetch_sub(1, Ordering::SeqCst);
+            x * x
+        });
+        assert_eq!(out, items.iter().map(|x| x * x).collect::<Vec<_>>());
+        assert!(peak.load(Ordering::SeqCst) <= 3);
+        assert!(peak.load(Ordering::SeqCst) >= 2, "ran in parallel");
+    }
+
+    #[test]
+    fn stop_may_be_a_string_or_a_list() {
+        let one: ChatRequest =
+            serde_json::from_str(r#"{"model":"m","messages":[],"stop":"\n"}"#).unwrap();
+        assert_eq!(one.stop, Some(vec!["\n".to_string()]));
+        let many: ChatRequest =
+            serde_json::from_str(r#"{"model":"m","messages":[],"stop":["a","b"]}"#).unwrap();
+        assert_eq!(many.stop.unwrap().len(), 2);
+        let none: ChatRequest = serde_json::from_str(r#"{"model":"m","messages":[]}"#).unwrap();
+        assert_eq!(none.stop, None);
+    }
+}
