@@ -12,6 +12,7 @@ pub mod compile;
 pub mod diagnostics;
 pub mod env;
 pub mod graph;
+pub mod lsp;
 pub mod model;
 pub mod openai;
 pub mod reward;

@@ -88,6 +88,8 @@ enum Command {
         #[arg(long, default_value = "127.0.0.1")]
         host: String,
     },
+    /// Run the language server on stdin/stdout (editors start it; see editors/README.md).
+    Lsp,
     /// Run an environment on its own: serve it over JSON lines, or play it in the terminal.
     Env {
         #[command(subcommand)]
@@ -159,6 +161,13 @@ fn main() {
         Command::Serve { model, port, host } => {
             oprl::openai::command::serve_command(&model, &host, port)
         }
+        Command::Lsp => match oprl::lsp::serve_stdio() {
+            Ok(()) => cli::EXIT_OK,
+            Err(e) => {
+                eprintln!("error: {e}");
+                cli::EXIT_ERRORS
+            }
+        },
     };
     std::process::exit(code);
 }

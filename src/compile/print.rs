@@ -199,30 +199,41 @@ fn node_detail(graph: &ExecGraph, op: crate::graph::Op) -> String {
             )
         }
         Op::OutcomeReward => match &graph.reward {
-            RewardSpec::Verifier { signal } => format!("verifier {signal:?}").to_lowercase(),
+            RewardSpec::Verifier { signal } => format!("verifier {}", serde_name(signal)),
             RewardSpec::Judge(j) => format!("judge, success if > {}", format_float(j.threshold)),
         },
         Op::PrmScore => graph.prm.as_ref().map_or(String::new(), |p| {
-            format!("beta {}, ref {:?}", format_float(p.beta), p.reference).to_lowercase()
+            format!(
+                "beta {}, ref {}",
+                format_float(p.beta),
+                serde_name(&p.reference)
+            )
         }),
         Op::PrmUpdate => graph.prm.as_ref().map_or(String::new(), |p| {
-            format!("{:?}, lr {}", p.loss, format_float(p.lr)).to_lowercase()
+            format!("{}, lr {}", serde_name(&p.loss), format_float(p.lr))
         }),
         Op::ValueEstimate => "critic".into(),
         Op::Advantage => advantage_text(&graph.advantage),
         Op::PolicyUpdate => format!(
-            "{:?}, lr {}, clip {}",
-            graph.algorithm.kind,
+            "{}, lr {}, clip {}",
+            serde_name(&graph.algorithm.kind),
             format_float(graph.algorithm.ppo.lr),
             format_float(graph.algorithm.ppo.clip_low)
-        )
-        .to_lowercase(),
+        ),
         Op::CriticUpdate => graph
             .algorithm
             .critic
             .as_ref()
             .map_or(String::new(), |c| format!("lr {}", format_float(c.lr))),
         Op::SyncOld => "theta_old <- theta".into(),
+    }
+}
+
+/// The name an enum value has in recipes and JSON (`old_policy`, `cross_entropy`).
+fn serde_name<T: serde::Serialize>(value: &T) -> String {
+    match serde_json::to_value(value) {
+        Ok(serde_json::Value::String(s)) => s,
+        _ => String::new(),
     }
 }
 

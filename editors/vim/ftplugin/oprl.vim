@@ -11,10 +11,10 @@ setlocal iskeyword=a-z,A-Z,48-57,_
 setlocal suffixesadd=.oprl
 setlocal foldmethod=syntax
 
-" `:make` runs `oprl check` on this file; errors land in the quickfix list. The human format
-" prints `--> FILE:LINE:COL` under each message, which this errorformat reads.
+" `:make` runs `oprl check` on this file; errors land in the quickfix list. The report prints
+" `× message` (`⚠` for a warning) and then `╭─[FILE:LINE:COL]`, which this errorformat reads.
 setlocal makeprg=oprl\ check\ %
-setlocal errorformat=%E%trror[%*[^]]]:\ %m,%W%tarning[%*[^]]]:\ %m,%Z%*[\ ]-->\ %f:%l:%c,%-G%.%#
+setlocal errorformat=%E%\\s%#×\ %m,%W%\\s%#⚠\ %m,%Z%\\s%#╭─[%f:%l:%c],%-G%.%#
 
 let b:undo_ftplugin = 'setlocal comments< commentstring< expandtab< shiftwidth< softtabstop<'
       \ . ' iskeyword< suffixesadd< foldmethod< makeprg< errorformat<'
