@@ -5,6 +5,19 @@
 //! two views of the same weights: Var-backed tensors that record the autograd graph (updates) and
 //! detached tensors sharing the same storage (rollouts and `logp_old`: no graph, and they see
 //! every optimiser step because the optimiser writes into the Vars in place).
+//!
+//! Batches are left-padded: row `i` holds pad columns, then its prompt, then (when scoring) its
+//! action, right-padded. Positions count from each row's first real token and attention never
+//! sees pad keys, so batched results equal unbatched ones. Sampling runs on the host from a
+//! seeded ChaCha RNG; decode steps use a preallocated KV cache and a fused attention kernel, and
+//! finished rows are dropped from the batch. Fused CPU kernels (softmax, masked softmax,
+//! RMSNorm, log-prob + entropy) each define their own backward (see [`ops`]).
+//!
+//! Beyond the contract in MODEL_API.md: [`LanguageModel::vars`] (stable order for the
+//! optimiser), [`LanguageModel::add_value_head`], [`LanguageModel::score_and_values`],
+//! [`LanguageModel::logits`], [`LanguageModel::generate_uncached`] (the reference for tests),
+//! [`Optimizer::step_with_grads`], [`device_for`], [`configure_threads`], [`hf::tokenizer`],
+//! and [`bench::run`].
 
 pub mod bench;
 pub mod checkpoint;

@@ -57,20 +57,11 @@ fn nucleus_pick(logits: &[f32], temperature: f64, top_p: f64, u: f64) -> usize {
         .map(|&l| ((l as f64 - max) / temperature).exp())
         .collect();
     let total: f64 = weights.iter().sum();
-    let mut order: Vec<usize> = (0..logits.len()).collect();
-    if top_p < 1.0 {
-        order.sort_by(|&a, &b| weights[b].total_cmp(&weights[a]).then(a.cmp(&b)));
-        let mut kept = 0.0;
-        let mut n = 0;
-        for &i in &order {
-            kept += weights[i];
-            n += 1;
-            if kept >= top_p * total {
-                break;
-            }
-        }
-        order.truncate(n.max(1));
-    }
+    let order = if top_p < 1.0 {
+        nucleus(&weights, total, top_p)
+    } else {
+        (0..logits.len()).collect()
+    };
     let kept_total: f64 = order.iter().map(|&i| weights[i]).sum();
     let target = u * kept_total;
     let mut acc = 0.0;
@@ -82,6 +73,41 @@ fn nucleus_pick(logits: &[f32], temperature: f64, top_p: f64, u: f64) -> usize {
     }
     // Rounding can leave `target` just past the last cumulative sum.
     *order.last().expect("at least one token is kept")
+}
+
+/// Indices of the smallest set of largest weights whose sum reaches `top_p * total`, in
+/// decreasing weight order (ties by lower id). Sorting a 150k vocabulary for every token is
+/// slow, so only weights above a threshold are sorted; the threshold drops until the candidates
+/// hold enough mass, which makes the result the same as sorting everything.
+fn nucleus(weights: &[f64], total: f64, top_p: f64) -> Vec<usize> {
+    let max = weights.iter().copied().fold(0.0, f64::max);
+    let target = top_p * total;
+    let mut threshold = max * 1e-3;
+    loop {
+        let mut cand: Vec<usize> = (0..weights.len())
+            .filter(|&i| weights[i] >= threshold)
+            .collect();
+        let mass: f64 = cand.iter().map(|&i| weights[i]).sum();
+        if mass >= target || threshold == 0.0 {
+            cand.sort_by(|&a, &b| weights[b].total_cmp(&weights[a]).then(a.cmp(&b)));
+            let mut kept = 0.0;
+            let mut n = 0;
+            for &i in &cand {
+                kept += weights[i];
+                n += 1;
+                if kept >= target {
+                    break;
+                }
+            }
+            cand.truncate(n.max(1));
+            return cand;
+        }
+        threshold = if threshold < max * 1e-12 {
+            0.0
+        } else {
+            threshold * 1e-3
+        };
+    }
 }
 
 #[cfg(test)]
@@ -111,6 +137,28 @@ mod tests {
         let p0 = 1.0 / (1.0 + 3f64.sqrt());
         assert_eq!(nucleus_pick(&logits, 2.0, 1.0, p0 - 1e-6), 0);
         assert_eq!(nucleus_pick(&logits, 2.0, 1.0, p0 + 1e-6), 1);
+    }
+
+    #[test]
+    fn thresholded_nucleus_equals_full_sort() {
+        let mut rng = ChaCha8Rng::seed_from_u64(3);
+        for _ in 0..50 {
+            let w: Vec<f64> = (0..300).map(|_| rng.random::<f64>().powi(12)).collect();
+            let total: f64 = w.iter().sum();
+            for p in [0.1, 0.5, 0.9, 0.999] {
+                let mut all: Vec<usize> = (0..w.len()).collect();
+                all.sort_by(|&a, &b| w[b].total_cmp(&w[a]).then(a.cmp(&b)));
+                let mut kept = 0.0;
+                let n = all
+                    .iter()
+                    .position(|&i| {
+                        kept += w[i];
+                        kept >= p * total
+                    })
+                    .map_or(all.len(), |k| k + 1);
+                assert_eq!(nucleus(&w, total, p), all[..n].to_vec());
+            }
+        }
     }
 
     #[test]
