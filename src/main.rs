@@ -47,8 +47,75 @@ enum Command {
         #[arg(long, value_enum, default_value = "text")]
         format: GraphFormat,
     },
+    /// Train: run a recipe's OPRL loop (or continue a run with `--resume RUN_DIR`).
+    Run {
+        /// The recipe file.
+        #[arg(required_unless_present = "resume", conflicts_with = "resume")]
+        recipe: Option<PathBuf>,
+        /// Override a key, in recipe syntax: `--set train.iterations=50`.
+        #[arg(long = "set", value_name = "PATH=VALUE")]
+        overrides: Vec<String>,
+        /// Run directory (default: `<output.dir>/<recipe>-<timestamp>`).
+        #[arg(long)]
+        out: Option<PathBuf>,
+        /// Continue the run in this directory from its last checkpoint.
+        #[arg(long, value_name = "RUN_DIR")]
+        resume: Option<PathBuf>,
+        /// No progress output.
+        #[arg(long)]
+        quiet: bool,
+        /// One JSON object of metrics per iteration on stdout.
+        #[arg(long)]
+        json_lines: bool,
+    },
+    /// Evaluate a run's saved policy on its held-out tasks.
+    Eval {
+        run_dir: PathBuf,
+        /// The checkpoint's iteration (default: the last).
+        #[arg(long)]
+        checkpoint: Option<usize>,
+    },
     /// Explain a diagnostic code (`oprl explain E0301`); without a code, list them all.
     Explain { code: Option<String> },
+    /// Serve a model over an OpenAI-compatible API (`/v1/chat/completions`, `/v1/models`), to
+    /// talk to a trained agent or use it as a SOTOPIA partner or judge.
+    Serve {
+        /// A run directory (the policy of its latest checkpoint) or a Hugging Face model directory.
+        model: PathBuf,
+        #[arg(long, default_value_t = 8000)]
+        port: u16,
+        /// Address to listen on; `0.0.0.0` exposes the server to the network.
+        #[arg(long, default_value = "127.0.0.1")]
+        host: String,
+    },
+    /// Run an environment on its own: serve it over JSON lines, or play it in the terminal.
+    Env {
+        #[command(subcommand)]
+        command: EnvCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum EnvCommand {
+    /// Serve an environment over the JSON-lines protocol on stdin/stdout (see the README).
+    Serve {
+        /// Environment name (`sokoban`).
+        name: String,
+        /// Override an environment key: `--set room=7x7`, `--set prompt=compact`.
+        #[arg(long = "set", value_name = "KEY=VALUE")]
+        sets: Vec<String>,
+    },
+    /// Play an environment in the terminal (Sokoban: arrows or w/a/s/d, r, n, q).
+    Play {
+        /// Environment name (`sokoban`).
+        name: String,
+        /// Override an environment key: `--set room=7x7`, `--set boxes=2`.
+        #[arg(long = "set", value_name = "KEY=VALUE")]
+        sets: Vec<String>,
+        /// First level seed.
+        #[arg(long, default_value_t = 0)]
+        seed: u64,
+    },
 }
 
 fn main() {
@@ -66,6 +133,32 @@ fn main() {
             format,
         } => cli::graph(&file, &overrides, format),
         Command::Explain { code } => cli::explain(code.as_deref()),
+        Command::Run {
+            recipe,
+            overrides,
+            out,
+            resume,
+            quiet,
+            json_lines,
+        } => oprl::runtime::cli::run_command(&oprl::runtime::cli::RunArgs {
+            recipe,
+            overrides,
+            out,
+            resume,
+            quiet,
+            json_lines,
+        }),
+        Command::Eval {
+            run_dir,
+            checkpoint,
+        } => oprl::runtime::cli::eval_command(&run_dir, checkpoint),
+        Command::Env { command } => match command {
+            EnvCommand::Serve { name, sets } => oprl::env::cli::env_serve(&name, &sets),
+            EnvCommand::Play { name, sets, seed } => oprl::env::cli::env_play(&name, &sets, seed),
+        },
+        Command::Serve { model, port, host } => {
+            oprl::openai::command::serve_command(&model, &host, port)
+        }
     };
     std::process::exit(code);
 }

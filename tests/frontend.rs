@@ -251,6 +251,41 @@ fn dot_output_is_well_formed() {
     );
 }
 
+/// With Graphviz installed, `dot` accepts the graph of every shipped recipe.
+#[test]
+fn graphviz_accepts_every_recipe_graph() {
+    use std::io::Write;
+    use std::process::{Command, Stdio};
+    if Command::new("dot").arg("-V").output().is_err() {
+        eprintln!("graphviz is not installed: skipping");
+        return;
+    }
+    for path in shipped_recipes() {
+        let compilation = compile::compile_path(&path, &[]);
+        let dot = compile::graph_dot(compilation.graph.as_ref().unwrap());
+        let mut child = Command::new("dot")
+            .arg("-Tsvg")
+            .stdin(Stdio::piped())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(dot.as_bytes())
+            .unwrap();
+        let out = child.wait_with_output().unwrap();
+        assert!(
+            out.status.success(),
+            "{}: {}",
+            path.display(),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+}
+
 /// Pieces that recipes are made of, for the generator below.
 const TOKENS: &[&str] = &[
     "env",
@@ -322,6 +357,16 @@ proptest! {
     fn random_token_soup_never_panics(tokens in proptest::collection::vec(0..TOKENS.len(), 0..60)) {
         let text = tokens.iter().map(|&i| TOKENS[i]).collect::<Vec<_>>().join(" ");
         compile_never_panics(&text);
+    }
+
+    #[test]
+    fn random_overrides_never_panic(tokens in proptest::collection::vec(0..TOKENS.len(), 0..12)) {
+        let value = tokens.iter().map(|&i| TOKENS[i]).collect::<Vec<_>>().join(" ");
+        let path = manifest_dir().join("recipes/sokoban.oprl");
+        for over in [format!("train.group={value}"), format!("advantage={value}"), value.clone()] {
+            let c = compile::compile_path(&path, &[over]);
+            let _ = c.render_plain();
+        }
     }
 
     #[test]

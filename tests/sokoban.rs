@@ -360,6 +360,18 @@ fn silent_or_crashed_external_environments_fail_clearly() {
     assert!(message.contains("exited"), "{message}");
     assert!(message.contains("boom: bad things"), "{message}");
 
+    // A process that dies mid-episode is restarted at the next reset.
+    let dies_on_step = "import json, sys\nfor line in sys.stdin:\n    if json.loads(line)['op'] == 'step':\n        sys.exit(3)\n    print(json.dumps({'observation': {'text': 'ready'}}), flush=True)\n";
+    let mut env = ExternalEnv::spawn(external(&dir, dies_on_step, 5.0)).unwrap();
+    let task = Task {
+        split: Split::Train,
+        index: 0,
+    };
+    assert_eq!(env.reset(task).unwrap().text, "ready");
+    let err = env.step("go").unwrap_err().to_string();
+    assert!(err.contains("exited (exit status: 3)"), "{err}");
+    assert_eq!(env.reset(task).unwrap().text, "ready");
+
     let garbage = "import sys\nfor line in sys.stdin:\n    print('not json', flush=True)\n";
     let mut env = ExternalEnv::spawn(external(&dir, garbage, 5.0)).unwrap();
     let err = env
@@ -369,4 +381,56 @@ fn silent_or_crashed_external_environments_fail_clearly() {
         })
         .unwrap_err();
     assert!(matches!(err, EnvError::Malformed { .. }), "{err}");
+}
+
+#[test]
+fn external_env_drives_oprl_env_serve_like_the_in_process_env() {
+    let spec = ExternalSpec {
+        command: format!(
+            "\"{}\" env serve sokoban --set prompt=compact --set history=2",
+            env!("CARGO_BIN_EXE_oprl")
+        ),
+        timeout_s: 30.0,
+        max_turns: 15,
+        history: 2,
+    };
+    let mut remote = ExternalEnv::spawn(spec).unwrap();
+    let mut local = SokobanEnv::new(oprl::graph::SokobanSpec {
+        prompt: oprl::graph::PromptStyle::Compact,
+        ..default_spec()
+    })
+    .unwrap();
+    for task in [
+        Task {
+            split: Split::Train,
+            index: 3,
+        },
+        Task {
+            split: Split::Eval,
+            index: 3,
+        },
+    ] {
+        assert_eq!(remote.reset(task).unwrap(), local.reset(task).unwrap());
+        assert_eq!(remote.prompt(), local.prompt());
+        for answer in [
+            "up</action>",
+            "left</action>",
+            "nothing",
+            "down</action>",
+            "right</action>",
+        ] {
+            let (r, l) = (remote.step(answer).unwrap(), local.step(answer).unwrap());
+            assert_eq!(
+                (r.reward, r.done, r.valid, r.won),
+                (l.reward, l.done, l.valid, l.won)
+            );
+            assert_eq!(r.observation, l.observation);
+            assert_eq!(remote.prompt(), local.prompt());
+            assert_eq!(remote.state_key(), local.state_key());
+            if l.done {
+                break;
+            }
+        }
+        assert_eq!(remote.outcome(), local.outcome());
+    }
 }

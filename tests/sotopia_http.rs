@@ -350,3 +350,105 @@ fn serve_answers_models_chat_and_errors_and_drives_partner_and_judge() {
         .list_models()
         .is_err());
 }
+
+/// `oprl serve`'s backend with a real (untrained) candle model: the protocol works end to end,
+/// the partner gets text, and the judge reports the unusable reply with endpoint and text.
+#[test]
+fn a_real_candle_model_behind_the_server() {
+    use oprl::graph::{Positions, SamplingSpec, TransformerSpec};
+    use oprl::model::{small_config, LanguageModel, SampleOptions, Tokenizer};
+    use oprl::openai::model_backend::{ChatFormat, ModelBackend};
+    let alphabet: String = (32u8..127).map(char::from).chain(['\n']).collect();
+    let tokenizer =
+        Tokenizer::chars_with_words(&alphabet, &["[leave]".to_string(), "[none]".to_string()]);
+    let spec = TransformerSpec {
+        layers: 1,
+        width: 32,
+        heads: 2,
+        mlp: 64,
+        context: 4096,
+        positions: Positions::Rope,
+        tie_embeddings: true,
+        patch: 4,
+        sampling: SamplingSpec {
+            temperature: 1.0,
+            top_p: 1.0,
+            max_new_tokens: 16,
+            stop: vec![],
+        },
+    };
+    let model = LanguageModel::random(
+        small_config(&spec, tokenizer.vocab_size()),
+        &tokenizer,
+        &candle_core::Device::Cpu,
+        3,
+    )
+    .unwrap();
+    let opts = SampleOptions {
+        temperature: 1.0,
+        top_p: 1.0,
+        max_new_tokens: 16,
+        stop: vec!["\n".into()],
+    };
+    let backend = ModelBackend::new("tiny-policy", model, ChatFormat::Plain, opts, 1);
+    let server = ChatServer::start("127.0.0.1:0", Arc::new(backend)).unwrap();
+    let c = client(&server.base_url(), Duration::from_secs(60), 1);
+    assert_eq!(c.list_models().unwrap(), vec!["tiny-policy".to_string()]);
+
+    let spec = SotopiaSpec {
+        scenarios: None,
+        hard_only: false,
+        partner: PartnerSpec::SelfPlay,
+        side: SotopiaSide::Second,
+        max_turns: 4,
+    };
+    let partner = EndpointPartner::new(c.clone()).with_style(PromptStyle::Compact);
+    let mut env = SotopiaEnv::new(
+        Arc::new(embedded_scenarios()),
+        None,
+        &spec,
+        PromptStyle::Compact,
+        Box::new(partner),
+    );
+    env.reset(Task {
+        split: Split::Train,
+        index: 1,
+    })
+    .unwrap();
+    // The model opened (agent 0); whatever it wrote was recorded as a turn.
+    assert_eq!(env.episode().unwrap().turns.len(), 1);
+    while !env.step("Sounds good to me.").unwrap().done {}
+    assert_eq!(env.episode().unwrap().turns.len(), 4);
+
+    // A seeded request is reproducible.
+    let ask = |seed| {
+        let body = serde_json::json!({"model": "tiny-policy", "messages": [{"role": "user", "content": "Hi"}], "seed": seed, "max_tokens": 8});
+        let agent: ureq::Agent = ureq::Agent::config_builder().build().into();
+        agent
+            .post(&format!("{}/chat/completions", server.base_url()))
+            .send_json(&body)
+            .unwrap()
+            .body_mut()
+            .read_to_string()
+            .unwrap()
+    };
+    let a: serde_json::Value = serde_json::from_str(&ask(5)).unwrap();
+    let b: serde_json::Value = serde_json::from_str(&ask(5)).unwrap();
+    assert_eq!(a["choices"][0]["message"], b["choices"][0]["message"]);
+    assert!(a["usage"]["completion_tokens"].as_u64().unwrap() <= 8);
+
+    // An untrained model cannot judge: the error says where and what it answered.
+    let mut judge_client = c;
+    judge_client.max_tokens = Some(12);
+    let err = LlmJudge::new(judge_client, 1)
+        .judge(&env.episode().unwrap().clone())
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains(&server.base_url())
+            && err.contains("attempt(s)")
+            && err.contains("last reply"),
+        "{err}"
+    );
+    server.shutdown();
+}

@@ -25,7 +25,9 @@ pub struct StepInput {
     /// The anchor-state key: the step's current observation (GiGPO groups identical keys within
     /// a task group). Empty when unused.
     pub anchor: String,
-    /// Per-token implicit rewards (token-level ablation, PRIME), `tokens` long; empty when unused.
+    /// Per-token implicit rewards, `tokens` long; empty when unused. For OPRL's token-level
+    /// ablation `beta * (log pi_phi - log pi_old)` per token; for PRIME
+    /// `beta * (log pi_phi - log pi_ref)` against the frozen reference.
     pub prm_token_rewards: Vec<f32>,
     /// Critic values per action token (PPO+GAE), `tokens` long; empty when unused.
     pub values: Vec<f32>,
@@ -638,7 +640,7 @@ mod tests {
         assert!(close(out.advantages[1][0][0], -ae + as2));
         // group 1: single trajectory, single step: 3/(1+eps) + 0/(1+eps)
         assert!(close(out.advantages[2][0][0], 3.0 / (1.0 + 1e-6)));
-        assert_eq!(out.std_of(TermLevel::Episode).is_some(), true);
+        assert!(out.std_of(TermLevel::Episode).is_some());
         assert_eq!(out.terms[1].entries, 4);
     }
 
@@ -721,6 +723,33 @@ mod tests {
         let k = 1.0 / (var + 1e-8).sqrt();
         assert!(close(out.advantages[0][0][0], (0.5 - m) * k));
         assert!(close(out.advantages[2][0][1], (3.0 - m) * k));
+    }
+
+    #[test]
+    fn mean_whiten_equals_verl_reinforce_pp_on_one_step_trajectories() {
+        use crate::algo::outcome::reinforce_pp_baseline_advantage;
+        let outcomes = [1.0f32, 0.0, 0.5, 2.0, -1.0];
+        let tokens = [3usize, 1, 2, 4, 2];
+        let groups = [0usize, 0, 0, 1, 2];
+        let b = AdvantageInputs {
+            trajectories: (0..5)
+                .map(|i| traj(groups[i], outcomes[i], vec![step(tokens[i], 0.0, 0.0, "")]))
+                .collect(),
+        };
+        let out = evaluate_advantage(&episode(Norm::MeanWhiten), &b, &Default::default()).unwrap();
+        // veRL's token form: the outcome at the last valid token, right-padded to 4 columns.
+        let mut rewards = Mat::filled(5, 4, 0.0);
+        let mut mask = Mat::filled(5, 4, 0.0);
+        for i in 0..5 {
+            rewards.row_mut(i)[tokens[i] - 1] = outcomes[i];
+            mask.row_mut(i)[..tokens[i]].fill(1.0);
+        }
+        let want = reinforce_pp_baseline_advantage(&rewards, &mask, &groups).unwrap();
+        for i in 0..5 {
+            for k in 0..tokens[i] {
+                assert!(close(out.advantages[i][0][k], want.row(i)[k] as f64));
+            }
+        }
     }
 
     #[test]
@@ -871,6 +900,29 @@ mod tests {
                     if vals.len() >= 2 {
                         let sum: f32 = vals.iter().sum();
                         proptest::prop_assert!(sum.abs() < 1e-3, "{:?} step sum {}", norm, sum);
+                    }
+                }
+                // adding a constant to every r_phi of a group leaves pooled step terms unchanged
+                let mut shifted = b.clone();
+                for t in shifted.trajectories.iter_mut() {
+                    for st in t.steps.iter_mut() {
+                        st.prm_reward += shift[t.group] as f32 * 0.125;
+                    }
+                }
+                let steps2 = evaluate_advantage(
+                    &step_term(Signal::Prm, norm, StepGroup::Pool), &shifted,
+                    &AdvantageParams::default(),
+                ).unwrap();
+                for m in &members {
+                    let n_steps: usize = m.iter().map(|&i| b.trajectories[i].steps.len()).sum();
+                    if n_steps < 2 {
+                        continue;
+                    }
+                    for &i in m {
+                        for (x, y) in steps.advantages[i].iter().zip(&steps2.advantages[i]) {
+                            proptest::prop_assert!((x[0] - y[0]).abs() < 1e-3 * (1.0 + x[0].abs()),
+                                "{:?}: {} vs {}", norm, x[0], y[0]);
+                        }
                     }
                 }
             }

@@ -324,6 +324,56 @@ mod tests {
         assert!((difflib_ratio("abxc", "abyc") - 0.75).abs() < 1e-12);
     }
 
+    /// A deterministic text grid (cells joined by " \t ", rows by newlines) with some cells
+    /// replaced by `P`.
+    fn grid(n: usize, changed: &[(usize, usize)]) -> String {
+        (0..n)
+            .map(|i| {
+                (0..n)
+                    .map(|j| {
+                        if changed.contains(&(i, j)) {
+                            "P".to_string()
+                        } else {
+                            "#_PXO"[(i * 7 + j * 3) % 5..][..1].to_string()
+                        }
+                    })
+                    .collect::<Vec<_>>()
+                    .join(" \t ")
+            })
+            .collect::<Vec<_>>()
+            .join("\n")
+    }
+
+    /// Ratios printed by CPython 3.11's difflib for the same strings; the long ones exercise
+    /// the autojunk rule (b of 200+ elements), which makes near-identical grids look dissimilar.
+    #[test]
+    fn difflib_ratio_matches_cpython_including_autojunk() {
+        let cases: [(String, String, f64); 4] = [
+            (grid(6, &[]), grid(6, &[(2, 3)]), 0.9923664122137404),
+            (
+                grid(10, &[]),
+                grid(10, &[(2, 3), (7, 7)]),
+                0.23218997361477572,
+            ),
+            (
+                "ab".repeat(150) + "xyz",
+                "ab".repeat(140) + &"q".repeat(30) + "xyz",
+                0.9188311688311688,
+            ),
+            ("é漢字".repeat(70), "漢字é".repeat(69) + "z", 0.0),
+        ];
+        for (a, b, want) in cases {
+            assert_eq!(
+                difflib_ratio(&a, &b),
+                want,
+                "{} vs {} chars",
+                a.len(),
+                b.len()
+            );
+            assert_eq!(difflib_ratio(&b, &a), want);
+        }
+    }
+
     #[test]
     fn similar_groups_greedy() {
         let obs: Vec<String> = ["abcdefghij", "abcdefghiX", "zzzzzzzzzz", "abcdefghij"]

@@ -14,6 +14,23 @@
 //! - [`kl`]: KL penalties k1/abs/k2/k3 with veRL's clamps;
 //! - [`advantage`]: [`evaluate_advantage`], which runs a recipe's [`crate::graph::AdvExpr`] over
 //!   a batch of trajectories; this is what the runtime calls.
+//!
+//! ## What each function matches
+//! | function | reference | checked by |
+//! |---|---|---|
+//! | [`outcome::grpo_outcome_advantage`] | veRL `compute_grpo_outcome_advantage` (b178a3cd) | `verl_grpo_advantage.json` |
+//! | [`outcome::rloo_outcome_advantage`] | veRL `compute_rloo_outcome_advantage` | `verl_rloo_advantage.json` |
+//! | [`outcome::reinforce_pp_baseline_advantage`] | veRL `compute_reinforce_plus_plus_baseline_outcome_advantage` | hand-computed unit test |
+//! | [`gae::gae_advantage_return`], [`stats::masked_whiten`] | veRL `compute_gae_advantage_return`, `masked_whiten` | `verl_gae_advantage.json` |
+//! | [`ppo::policy_loss`], [`ppo::actor_loss`] | veRL `compute_policy_loss_vanilla` (+ entropy and KL loss as veRL's actor) | `verl_ppo_policy_loss.json` |
+//! | [`ppo::agg_loss`], [`ppo::agg_loss_tensor`] | veRL `agg_loss` | `verl_agg_loss.json` |
+//! | [`ppo::value_loss`], [`ppo::value_loss_tensor`] | veRL `compute_value_loss` | hand-computed unit test |
+//! | [`kl::kl_penalty`], [`kl::kl_penalty_tensor`], [`kl::parse_kl_name`] | veRL `kl_penalty` | `verl_kl_penalty.json` |
+//! | [`gigpo::gigpo_advantage`] and its parts | verl-agent `gigpo/core_gigpo.py` (796ed310) | `gigpo_advantage.json` |
+//! | [`gigpo::difflib_ratio`] | Python `difflib.SequenceMatcher.ratio` | `similarity_reference` |
+//! | [`prm::dpo_loss`], [`prm::dpo_loss_tensor`] | METHOD.md step 4 (Bradley-Terry over pairs) | hand-computed unit tests |
+//! | [`prm::prime_ce_loss`], [`prm::prime_advantage`] | PRIME `compute_ce_dpo_loss_rm`, `compute_rloo_advantage_return` | hand-computed unit tests |
+//! | [`step`] functions, [`evaluate_advantage`] | METHOD.md step 5 and ablations | unit tests; GRPO/RLOO/GiGPO vectors through the evaluator |
 
 pub mod advantage;
 pub mod gae;

@@ -259,8 +259,9 @@ pub fn actor_loss(
     cfg: &ActorLossConfig,
 ) -> Result<ActorLoss, AlgoError> {
     let mask = Mat::from_tensor(inputs.mask)?;
-    let old = inputs.old_log_prob.detach();
-    let adv = inputs.advantages.detach();
+    let dtype = inputs.log_prob.dtype();
+    let old = inputs.old_log_prob.detach().to_dtype(dtype)?;
+    let adv = inputs.advantages.detach().to_dtype(dtype)?;
     let log_ratio = (inputs.log_prob - &old)?.clamp(-LOG_RATIO_CLAMP, LOG_RATIO_CLAMP)?;
     let ratio = log_ratio.exp()?;
     let neg_adv = adv.neg()?;
@@ -308,7 +309,8 @@ pub fn actor_loss(
         let reference = inputs
             .ref_log_prob
             .ok_or_else(|| AlgoError::Invalid("a KL loss needs the reference log-probs".into()))?;
-        let kl_tok = kl_penalty_tensor(inputs.log_prob, &reference.detach(), kind)?;
+        let reference = reference.detach().to_dtype(dtype)?;
+        let kl_tok = kl_penalty_tensor(inputs.log_prob, &reference, kind)?;
         let kl_agg = agg_loss_tensor(&kl_tok, &mask, cfg.agg)?;
         kl_value = kl_agg.to_dtype(DType::F32)?.to_scalar::<f32>()?;
         loss = (loss + (kl_agg * coef as f64)?)?;
@@ -387,8 +389,8 @@ pub fn value_loss_tensor(
     mode: LossAgg,
 ) -> Result<(Tensor, f32), AlgoError> {
     let mask = Mat::from_tensor(mask)?;
-    let returns = returns.detach();
-    let old = old_values.detach();
+    let returns = returns.detach().to_dtype(vpreds.dtype())?;
+    let old = old_values.detach().to_dtype(vpreds.dtype())?;
     let lo = (&old - clip as f64)?;
     let hi = (&old + clip as f64)?;
     let vclipped = vpreds.maximum(&lo)?.minimum(&hi)?;
@@ -647,6 +649,36 @@ mod tests {
         let w = -0.1 / 3.0;
         assert!((g.data[0] - w).abs() < 1e-7 && (g.data[2] - w).abs() < 1e-7);
         assert_eq!(g.data[3], 0.0);
+    }
+
+    #[test]
+    fn inputs_of_another_float_dtype_are_converted() {
+        let dev = Device::Cpu;
+        let lp = Tensor::new(&[[-1.0f32, -0.5]], &dev).unwrap();
+        let old = Tensor::new(&[[-1.0f64, -1.0]], &dev).unwrap();
+        let adv = Tensor::new(&[[1.0f64, -1.0]], &dev).unwrap();
+        let mask = Tensor::new(&[[1.0f32, 1.0]], &dev).unwrap();
+        let cfg = ActorLossConfig {
+            clip: clip(),
+            agg: LossAgg::TokenMean,
+            entropy_coef: 0.0,
+            kl: None,
+        };
+        let out = actor_loss(
+            &ActorLossInputs {
+                log_prob: &lp,
+                old_log_prob: &old,
+                advantages: &adv,
+                mask: &mask,
+                entropy: None,
+                ref_log_prob: None,
+            },
+            &cfg,
+        )
+        .unwrap();
+        // token 0: ratio 1 -> -1; token 1: ratio e^0.5 with A < 0 -> l1 = 1.6487 (> l2 = 1.2)
+        let want = (-1.0 + 0.5f32.exp()) / 2.0;
+        assert!((out.loss.to_scalar::<f32>().unwrap() - want).abs() < 1e-6);
     }
 
     #[test]

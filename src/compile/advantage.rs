@@ -510,7 +510,7 @@ impl AdvantageChecker<'_> {
                     signal,
                     finest,
                     not_token: (!token).then(|| (name.clone(), expr.span)),
-                    fine_term: (finest > Granularity::Episode).then(|| (name, expr.span)),
+                    fine_term: (finest > Granularity::Episode).then_some((name, expr.span)),
                 })
             }
             ExprKind::Call { callee, args } => {

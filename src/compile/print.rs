@@ -55,6 +55,13 @@ pub fn resolved_recipe(recipe: &CheckedRecipe) -> String {
 
 fn write_block(out: &mut String, kind: &str, block: &CheckedBlock, depth: usize) {
     let indent = "  ".repeat(depth);
+    if block.schema.keys().next().is_none() {
+        let head = block
+            .variant()
+            .map_or(kind.to_string(), |v| format!("{kind} {v}"));
+        let _ = writeln!(out, "{head} {{ }}");
+        return;
+    }
     match block.variant() {
         Some(v) => {
             let _ = writeln!(out, "{kind} {v} {{");

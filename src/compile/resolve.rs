@@ -105,7 +105,7 @@ pub fn resolve(
         recipe: Recipe::default(),
     };
     let root_id = match root {
-        RootSource::Path(path) => match std::fs::read_to_string(path) {
+        RootSource::Path(path) => match read_source(path) {
             Ok(text) => Some(resolver.sources.add(SourceFile::new(
                 path.display().to_string(),
                 Origin::File(path.to_path_buf()),
@@ -151,6 +151,28 @@ pub fn resolve(
     }
 }
 
+/// The most bytes a recipe file may have: a recipe is a page of text, and the cap keeps
+/// `use "/dev/zero"` from reading forever.
+const MAX_SOURCE_BYTES: u64 = 1 << 20;
+
+/// Reads a recipe file: a regular file of UTF-8 text, at most [`MAX_SOURCE_BYTES`].
+fn read_source(path: &Path) -> std::io::Result<String> {
+    let metadata = std::fs::metadata(path)?;
+    if !metadata.is_file() {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::InvalidInput,
+            "not a regular file",
+        ));
+    }
+    if metadata.len() > MAX_SOURCE_BYTES {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::InvalidInput,
+            "larger than 1 MiB",
+        ));
+    }
+    std::fs::read_to_string(path)
+}
+
 fn canonical(path: &Path) -> PathBuf {
     std::fs::canonicalize(path).unwrap_or_else(|_| path.to_path_buf())
 }
@@ -159,6 +181,7 @@ fn io_reason(e: &std::io::Error) -> String {
     match e.kind() {
         std::io::ErrorKind::NotFound => "no such file".into(),
         std::io::ErrorKind::InvalidData => "not UTF-8 text".into(),
+        std::io::ErrorKind::InvalidInput => e.to_string(),
         _ => e.to_string().to_lowercase(),
     }
 }
@@ -277,7 +300,7 @@ impl Resolver<'_> {
                 if self.applied.contains(&key) && !chain.iter().any(|(k, _)| *k == key) {
                     return Some((key, None));
                 }
-                match std::fs::read_to_string(&resolved) {
+                match read_source(&resolved) {
                     Ok(text) => (key, display_path(&resolved), Origin::File(resolved), text),
                     Err(e) => {
                         self.diagnostics.push(

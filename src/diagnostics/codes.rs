@@ -121,8 +121,9 @@ on the opening delimiter; when a wrong closing bracket was found, a second label
 inside a block. Move the `use` line to the top of the file.";
 
     NestingTooDeep = "E0107", Parse, "nesting too deep",
-"Brackets, blocks and unary minus signs nest more than 64 levels deep. No meaningful recipe
-needs that; the limit keeps the parser's stack bounded for any input.";
+"Brackets, blocks and unary minus signs nest more than 32 levels deep, or one expression
+has more than 32 operators. No meaningful recipe needs that; the limits keep the depth of
+every tree the compiler walks bounded, whatever the input.";
 
     BadOverride = "E0108", Parse, "malformed `--set`",
 "A command-line override must have the form `--set PATH=VALUE`, where PATH is a dotted key

@@ -238,3 +238,57 @@ pub fn render_json(diagnostics: &[Diagnostic], sources: &SourceMap) -> String {
     }
     out
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::diagnostics::{Code, Origin, SourceFile, Span};
+
+    fn sample() -> (Vec<Diagnostic>, SourceMap) {
+        let mut sources = SourceMap::new();
+        let file = sources.add(SourceFile::new(
+            "r.oprl",
+            Origin::Cli,
+            "train {\n  gruop = 4\n}\n",
+        ));
+        let cli = sources.add(SourceFile::new("<cli>", Origin::Cli, "train.group=1"));
+        let d = Diagnostic::new(Code::UnknownKey, "unknown key `gruop` in `train`")
+            .label(Span::new(file, 10, 15), "unknown key")
+            .label(Span::new(cli, 12, 13), "other half")
+            .help("did you mean `group`?");
+        (vec![d], sources)
+    }
+
+    #[test]
+    fn json_has_lines_columns_and_the_primary_label() {
+        let (diagnostics, sources) = sample();
+        let json: serde_json::Value =
+            serde_json::from_str(render_json(&diagnostics, &sources).trim()).unwrap();
+        assert_eq!(json["code"], "E0301");
+        assert_eq!(json["severity"], "error");
+        let label = &json["labels"][0];
+        assert_eq!(
+            (label["line"].as_u64(), label["column"].as_u64()),
+            (Some(2), Some(3))
+        );
+        assert_eq!(
+            (label["end_line"].as_u64(), label["end_column"].as_u64()),
+            (Some(2), Some(8))
+        );
+        assert_eq!(label["primary"], true);
+        assert_eq!(json["labels"][1]["file"], "<cli>");
+        assert_eq!(json["labels"][1]["primary"], false);
+    }
+
+    #[test]
+    fn plain_rendering_has_no_colour_and_shows_every_source() {
+        let (diagnostics, sources) = sample();
+        let text = render_plain(&diagnostics, &sources);
+        assert!(!text.contains('\u{1b}'), "{text}");
+        assert!(
+            text.contains("E0301") && text.contains("r.oprl:2:3") && text.contains("<cli>:1:13"),
+            "{text}"
+        );
+        assert!(text.lines().all(|l| l.chars().count() <= 80), "{text}");
+    }
+}

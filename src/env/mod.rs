@@ -7,9 +7,12 @@
 
 use serde::{Deserialize, Serialize};
 
+pub mod cli;
 pub mod image;
 pub mod protocol;
 pub mod sokoban;
+pub mod sotopia;
+pub mod webshop;
 
 /// The characters and whole-word tokens an environment's prompts and valid actions use, for
 /// the char-level tokenizer of small models (`Tokenizer::chars_with_words`).
@@ -107,5 +110,3 @@ pub trait Environment: Send {
     /// The current observation.
     fn observation(&self) -> Observation;
 }
-pub mod sotopia;
-pub mod webshop;

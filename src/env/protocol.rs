@@ -166,6 +166,7 @@ fn handle(env: &mut SokobanEnv, started: &mut bool, request: Request) -> Result<
                     "valid": true,
                     "room_state": env.game().level().state_grid(),
                     "room_fixed": env.game().level().fixed_grid(),
+                    "state_key": env.state_key(),
                 },
             }))
         }
@@ -189,6 +190,7 @@ fn step_json(env: &SokobanEnv, result: &StepResult) -> Value {
     if let Value::Object(map) = &mut info {
         map.insert("won".into(), json!(result.won));
         map.insert("valid".into(), json!(result.valid));
+        map.insert("state_key".into(), json!(env.state_key()));
     }
     json!({
         "observation": observation_json(env, &result.observation),
@@ -415,6 +417,11 @@ fn wait_briefly(child: &mut Child) -> Option<String> {
 
 impl Environment for ExternalEnv {
     fn reset(&mut self, task: Task) -> Result<Observation, EnvError> {
+        // A process that died or went silent is replaced by a fresh one at the next episode.
+        if self.broken.is_some() {
+            let fresh = ExternalEnv::spawn(self.spec.clone())?;
+            drop(std::mem::replace(self, fresh));
+        }
         let request = json!({
             "op": "reset",
             "seed": level_seed(task),

@@ -210,18 +210,22 @@ struct Layer {
     down: Linear,
 }
 
-/// Keys and values of the columns seen so far, per layer: `[B, kv_heads, S, head_dim]`.
-#[derive(Debug, Clone, Default)]
+/// Keys and values of the columns seen so far, per layer, in buffers preallocated for
+/// `capacity` columns (`[B, kv_heads, capacity, head_dim]`): a decode step writes one column in
+/// place instead of copying the whole cache.
+#[derive(Debug, Clone)]
 pub struct KvCache {
     layers: Vec<Option<(Tensor, Tensor)>>,
     len: usize,
+    capacity: usize,
 }
 
 impl KvCache {
-    pub fn new(layers: usize) -> KvCache {
+    pub fn new(layers: usize, capacity: usize) -> KvCache {
         KvCache {
             layers: vec![None; layers],
             len: 0,
+            capacity,
         }
     }
 
@@ -241,6 +245,39 @@ impl KvCache {
             *v = v.index_select(rows, 0)?;
         }
         Ok(())
+    }
+
+    /// Writes the new columns `k`, `v` (`[B, kv, t, hd]`) of one layer at `offset` and returns
+    /// views of all `offset + t` cached columns.
+    fn append(
+        &mut self,
+        layer: usize,
+        offset: usize,
+        k: &Tensor,
+        v: &Tensor,
+    ) -> Result<(Tensor, Tensor)> {
+        let (b, kv, t, hd) = k.dims4()?;
+        if offset + t > self.capacity {
+            return Err(ModelError::TooLong {
+                needed: offset + t,
+                context: self.capacity,
+            }
+            .into());
+        }
+        let slot = &mut self.layers[layer];
+        if slot.is_none() {
+            let zeros = Tensor::zeros((b, kv, self.capacity, hd), k.dtype(), k.device())?;
+            *slot = Some((zeros.clone(), zeros.copy()?));
+        }
+        let (ck, cv) = slot.as_ref().expect("cache slot was just filled");
+        ck.slice_set(&k.contiguous()?, 2, offset)?;
+        cv.slice_set(&v.contiguous()?, 2, offset)?;
+        Ok((ck.narrow(2, 0, offset + t)?, cv.narrow(2, 0, offset + t)?))
+    }
+
+    /// The whole key and value buffers of one layer (valid columns: `..len + new`).
+    fn buffers(&self, layer: usize) -> Option<&(Tensor, Tensor)> {
+        self.layers[layer].as_ref()
     }
 }
 
@@ -371,10 +408,21 @@ impl Decoder {
             }
             None => None,
         };
-        let mask = attention_mask(pads, offset, t, &self.device)?;
+        // One new column per row against a CPU cache: the fused decode kernel masks by `pads`.
+        let decode_step = cache.is_some() && t == 1 && self.device.is_cpu();
+        let mask = if decode_step {
+            None
+        } else {
+            attention_mask(pads, offset, t, &self.device)?
+        };
         for (i, layer) in self.layers.iter().enumerate() {
-            let kv = cache.as_deref_mut().map(|c| &mut c.layers[i]);
-            x = self.layer(layer, &x, rope.as_ref(), mask.as_ref(), kv)?;
+            let kv = cache.as_deref_mut().map(|c| (c, i, offset));
+            let attn = Attend {
+                rope: rope.as_ref(),
+                mask: mask.as_ref(),
+                pads: decode_step.then_some(pads),
+            };
+            x = self.layer(layer, &x, &attn, kv)?;
         }
         if let Some(c) = cache {
             c.len += t;
@@ -386,9 +434,8 @@ impl Decoder {
         &self,
         layer: &Layer,
         x: &Tensor,
-        rope: Option<&(Tensor, Tensor)>,
-        mask: Option<&Tensor>,
-        cache: Option<&mut Option<(Tensor, Tensor)>>,
+        attend: &Attend,
+        cache: Option<(&mut KvCache, usize, usize)>,
     ) -> Result<Tensor> {
         let cfg = &self.cfg;
         let (b, t, _) = x.dims3()?;
@@ -401,29 +448,31 @@ impl Decoder {
         let mut q = split(layer.q.forward(&h)?, cfg.heads)?;
         let mut k = split(layer.k.forward(&h)?, cfg.kv_heads)?;
         let v = split(layer.v.forward(&h)?, cfg.kv_heads)?;
-        if let Some((cos, sin)) = rope {
+        if let Some((cos, sin)) = attend.rope {
             q = ops::rope(&q, cos, sin)?;
             k = ops::rope(&k, cos, sin)?;
         }
-        let (k, v) = match cache {
-            Some(slot) => {
-                let (k, v) = match slot.take() {
-                    Some((pk, pv)) => (Tensor::cat(&[&pk, &k], 2)?, Tensor::cat(&[&pv, &v], 2)?),
+        let scale = 1.0 / (cfg.head_dim as f64).sqrt();
+        let attn = match (cache, attend.pads) {
+            (Some((cache, index, offset)), Some(pads)) => {
+                cache.append(index, offset, &k, &v)?;
+                let (ck, cv) = cache.buffers(index).expect("appended above");
+                ops::decode_attention(&q, ck, cv, offset + 1, pads, scale)?
+            }
+            (cache, _) => {
+                let (k, v) = match cache {
+                    Some((cache, index, offset)) => cache.append(index, offset, &k, &v)?,
                     None => (k, v),
                 };
-                *slot = Some((k.clone(), v.clone()));
-                (k, v)
+                let (k, v) = (self.repeat_kv(k)?, self.repeat_kv(v)?);
+                let scores = (q * scale)?.matmul(&k.t()?)?;
+                let probs = match attend.mask {
+                    Some(m) => ops::masked_softmax_last(&scores, m)?,
+                    None => ops::softmax_last(&scores)?,
+                };
+                probs.matmul(&v)?
             }
-            None => (k, v),
         };
-        let (k, v) = (self.repeat_kv(k)?, self.repeat_kv(v)?);
-        let q = (q * (1.0 / (cfg.head_dim as f64).sqrt()))?;
-        let scores = q.matmul(&k.t()?)?;
-        let scores = match mask {
-            Some(m) => scores.broadcast_add(m)?,
-            None => scores,
-        };
-        let attn = ops::softmax_last(&scores)?.matmul(&v)?;
         let attn = attn
             .transpose(1, 2)?
             .reshape((b, t, cfg.heads * cfg.head_dim))?;
@@ -461,6 +510,14 @@ impl Decoder {
             None => Ok(None),
         }
     }
+}
+
+/// What attention needs beyond the layer input: rotary tables, the additive mask, and for fused
+/// decode steps the left-pad counts.
+struct Attend<'a> {
+    rope: Option<&'a (Tensor, Tensor)>,
+    mask: Option<&'a Tensor>,
+    pads: Option<&'a [usize]>,
 }
 
 /// Position of every (row, column) of the new columns, row-major; pad columns get 0.

@@ -73,6 +73,32 @@ pub fn device_for(kind: crate::graph::Device) -> Result<Device> {
     }
 }
 
+/// Sets candle's CPU thread count for the process: `threads`, else `OPRL_THREADS`, else the
+/// number of available cores. Call once at startup, before the first tensor op: candle reads
+/// `RAYON_NUM_THREADS` / `CANDLE_NUM_THREADS` when it builds its pools. An explicit
+/// `RAYON_NUM_THREADS` in the environment wins. Returns the count in effect.
+pub fn configure_threads(threads: Option<usize>) -> usize {
+    if let Some(n) = std::env::var("RAYON_NUM_THREADS")
+        .ok()
+        .and_then(|v| v.parse::<usize>().ok())
+        .filter(|&n| n > 0)
+    {
+        return n;
+    }
+    let n = threads
+        .or_else(|| {
+            std::env::var("OPRL_THREADS")
+                .ok()
+                .and_then(|v| v.parse().ok())
+        })
+        .filter(|&n: &usize| n > 0)
+        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
+    // Edition 2021: set_var is safe; this runs before candle starts any thread.
+    std::env::set_var("RAYON_NUM_THREADS", n.to_string());
+    std::env::set_var("CANDLE_NUM_THREADS", n.to_string());
+    n
+}
+
 /// Sampling settings of one generation call.
 #[derive(Debug, Clone, PartialEq)]
 pub struct SampleOptions {
@@ -431,7 +457,7 @@ impl LanguageModel {
         let mut pads = batch.pads;
         // Original row index of each row still generating.
         let mut active: Vec<usize> = (0..prompts.len()).collect();
-        let mut cache = KvCache::new(self.cfg.layers);
+        let mut cache = KvCache::new(self.cfg.layers, longest + opts.max_new_tokens);
         let mut prefix = batch.tokens; // uncached path: every column so far
         let hidden = if use_cache {
             model.hidden(&prefix, &pads, Some(&mut cache))?
@@ -561,10 +587,11 @@ impl LanguageModel {
             });
         }
         let logits = self.view(grad).logits(hidden)?;
-        let logp = ops::log_softmax_last(&logits)?;
-        let ids = Tensor::from_vec(ids, (b, a, 1), &self.device)?;
-        let chosen = logp.gather(&ids, D::Minus1)?.squeeze(D::Minus1)?;
-        let entropy = (logp.exp()? * &logp)?.sum(D::Minus1)?.neg()?;
+        let vocab = logits.dim(D::Minus1)?;
+        let ids = Tensor::from_vec(ids, b * a, &self.device)?;
+        let both = ops::logprob_entropy(&logits.reshape((b * a, vocab))?, &ids)?;
+        let chosen = both.narrow(1, 0, 1)?.reshape((b, a))?;
+        let entropy = both.narrow(1, 1, 1)?.reshape((b, a))?;
         Ok(Scored {
             logprobs: (chosen * &mask)?,
             entropy: (entropy * &mask)?,

@@ -14,6 +14,255 @@ pub fn softmax_last(x: &Tensor) -> Result<Tensor> {
     candle_nn::ops::softmax(x, D::Minus1)
 }
 
+/// `softmax(scores + mask)` over the last dimension, with a backward to `scores`.
+/// `scores`: [B, H, T, S]; `mask`: [B, 1, T, S] additive (0 or a large negative number).
+pub fn masked_softmax_last(scores: &Tensor, mask: &Tensor) -> Result<Tensor> {
+    if scores.device().is_cpu() && scores.dtype() == candle_core::DType::F32 {
+        return scores
+            .contiguous()?
+            .apply_op2(&mask.contiguous()?, MaskedSoftmax);
+    }
+    softmax_last(&scores.broadcast_add(mask)?)
+}
+
+/// Attention of one new query per row against a KV cache, fused (CPU, f32, no backward: used
+/// only for detached decoding). `q`: [B, H, 1, hd]; `k`, `v`: cache buffers [B, KV, cap, hd] of
+/// which the first `len` columns are filled; row `b` attends to columns `pads[b]..len`.
+/// Grouped-query heads read their shared KV head directly. Returns [B, H, 1, hd].
+pub fn decode_attention(
+    q: &Tensor,
+    k: &Tensor,
+    v: &Tensor,
+    len: usize,
+    pads: &[usize],
+    scale: f64,
+) -> Result<Tensor> {
+    let op = DecodeAttention {
+        len,
+        pads: pads.to_vec(),
+        scale: scale as f32,
+    };
+    q.contiguous()?.apply_op3_no_bwd(k, v, &op)
+}
+
+struct DecodeAttention {
+    len: usize,
+    pads: Vec<usize>,
+    scale: f32,
+}
+
+impl candle_core::CustomOp3 for DecodeAttention {
+    fn name(&self) -> &'static str {
+        "oprl-decode-attention"
+    }
+
+    fn cpu_fwd(
+        &self,
+        qs: &CpuStorage,
+        ql: &Layout,
+        ks: &CpuStorage,
+        kl: &Layout,
+        vs: &CpuStorage,
+        vl: &Layout,
+    ) -> Result<(CpuStorage, Shape)> {
+        let (b, h, one, hd) = ql.shape().dims4()?;
+        let (kb, kvh, cap, khd) = kl.shape().dims4()?;
+        if one != 1 || kb != b || khd != hd || vl.shape() != kl.shape() || h % kvh != 0 {
+            candle_core::bail!(
+                "decode attention: q {:?} vs cache {:?}",
+                ql.shape(),
+                kl.shape()
+            )
+        }
+        if self.len > cap || self.pads.len() != b {
+            candle_core::bail!("decode attention: {} columns in a cache of {cap}", self.len)
+        }
+        let (q, k, v) = (
+            contiguous_f32(qs, ql)?,
+            contiguous_f32(ks, kl)?,
+            contiguous_f32(vs, vl)?,
+        );
+        let group = h / kvh;
+        let mut out = vec![0f32; b * h * hd];
+        let mut scores = vec![0f32; self.len];
+        for bi in 0..b {
+            let start = self.pads[bi].min(self.len.saturating_sub(1));
+            for hi in 0..h {
+                let qrow = &q[(bi * h + hi) * hd..][..hd];
+                let base = (bi * kvh + hi / group) * cap * hd;
+                let keys = &k[base..base + self.len * hd];
+                let vals = &v[base..base + self.len * hd];
+                let sc = &mut scores[start..self.len];
+                for (j, s) in sc.iter_mut().enumerate() {
+                    let krow = &keys[(start + j) * hd..][..hd];
+                    *s = dot(qrow, krow) * self.scale;
+                }
+                let max = sc.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+                let mut total = 0f32;
+                for s in sc.iter_mut() {
+                    *s = (*s - max).exp();
+                    total += *s;
+                }
+                let o = &mut out[(bi * h + hi) * hd..][..hd];
+                for (j, &p) in sc.iter().enumerate() {
+                    let w = p / total;
+                    let vrow = &vals[(start + j) * hd..][..hd];
+                    for (oi, &vi) in o.iter_mut().zip(vrow) {
+                        *oi += w * vi;
+                    }
+                }
+            }
+        }
+        Ok((CpuStorage::F32(out), ql.shape().clone()))
+    }
+}
+
+fn dot(a: &[f32], b: &[f32]) -> f32 {
+    // Four partial sums let the compiler vectorise without reassociating one long chain.
+    let mut acc = [0f32; 4];
+    let chunks = a.len() / 4 * 4;
+    for i in (0..chunks).step_by(4) {
+        for l in 0..4 {
+            acc[l] += a[i + l] * b[i + l];
+        }
+    }
+    let mut s = acc[0] + acc[1] + acc[2] + acc[3];
+    for i in chunks..a.len() {
+        s += a[i] * b[i];
+    }
+    s
+}
+
+/// Log-prob of a chosen id and the entropy of each row's distribution, fused: `logits` [N, V],
+/// `ids` [N] (u32) -> [N, 2] holding `(log softmax(l)[id], -sum p log p)`. One pass forward and
+/// one backward, with no [N, V] intermediates (a Qwen2 vocabulary makes those gigabytes).
+/// Backward: `dl_j = g_lp (1[j = id] - p_j) - g_H p_j (log p_j + H)`.
+pub fn logprob_entropy(logits: &Tensor, ids: &Tensor) -> Result<Tensor> {
+    if logits.device().is_cpu() && logits.dtype() == candle_core::DType::F32 {
+        return logits
+            .contiguous()?
+            .apply_op2(&ids.contiguous()?, LogprobEntropy);
+    }
+    let logp = log_softmax_last(logits)?;
+    let chosen = logp.gather(&ids.unsqueeze(1)?.contiguous()?, 1)?;
+    let entropy = (logp.exp()? * &logp)?.sum_keepdim(1)?.neg()?;
+    Tensor::cat(&[chosen, entropy], 1)
+}
+
+struct LogprobEntropy;
+
+/// Log-sum-exp and entropy of the softmax of one row of logits. Sums in f64: a 150k-token
+/// vocabulary loses digits in f32.
+fn row_stats(row: &[f32]) -> (f32, f32) {
+    let max = row.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+    let mut z = 0f64;
+    let mut zl = 0f64;
+    for &l in row {
+        let shifted = (l - max) as f64;
+        let e = (l - max).exp() as f64;
+        z += e;
+        zl += e * shifted;
+    }
+    // H = lse - E[l] = ln z - E[l - max]
+    ((max as f64 + z.ln()) as f32, (z.ln() - zl / z) as f32)
+}
+
+fn id_at(ids: &[u32], row: usize, vocab: usize) -> Result<usize> {
+    let id = ids[row] as usize;
+    if id >= vocab {
+        candle_core::bail!("token id {id} outside a vocabulary of {vocab}")
+    }
+    Ok(id)
+}
+
+impl CustomOp2 for LogprobEntropy {
+    fn name(&self) -> &'static str {
+        "oprl-logprob-entropy"
+    }
+
+    fn cpu_fwd(
+        &self,
+        ls: &CpuStorage,
+        ll: &Layout,
+        is: &CpuStorage,
+        il: &Layout,
+    ) -> Result<(CpuStorage, Shape)> {
+        let (n, vocab) = ll.shape().dims2()?;
+        let logits = contiguous_f32(ls, ll)?;
+        let ids = match il.contiguous_offsets() {
+            Some((a, b)) => &is.as_slice::<u32>()?[a..b],
+            None => candle_core::bail!("logprob_entropy needs contiguous ids"),
+        };
+        if ids.len() != n {
+            candle_core::bail!("{} ids for {n} rows of logits", ids.len())
+        }
+        let mut out = vec![0f32; n * 2];
+        for (r, row) in logits.chunks_exact(vocab).enumerate() {
+            let (lse, entropy) = row_stats(row);
+            out[2 * r] = row[id_at(ids, r, vocab)?] - lse;
+            out[2 * r + 1] = entropy;
+        }
+        Ok((CpuStorage::F32(out), Shape::from((n, 2))))
+    }
+
+    fn bwd(
+        &self,
+        logits: &Tensor,
+        ids: &Tensor,
+        _res: &Tensor,
+        grad: &Tensor,
+    ) -> Result<(Option<Tensor>, Option<Tensor>)> {
+        let logits = logits.detach();
+        let g = grad.contiguous()?;
+        Ok((
+            Some(logits.apply_op3_no_bwd(ids, &g, &LogprobEntropyBackward)?),
+            None,
+        ))
+    }
+}
+
+struct LogprobEntropyBackward;
+
+impl candle_core::CustomOp3 for LogprobEntropyBackward {
+    fn name(&self) -> &'static str {
+        "oprl-logprob-entropy-backward"
+    }
+
+    fn cpu_fwd(
+        &self,
+        ls: &CpuStorage,
+        ll: &Layout,
+        is: &CpuStorage,
+        il: &Layout,
+        gs: &CpuStorage,
+        gl: &Layout,
+    ) -> Result<(CpuStorage, Shape)> {
+        let (_, vocab) = ll.shape().dims2()?;
+        let logits = contiguous_f32(ls, ll)?;
+        let ids = match il.contiguous_offsets() {
+            Some((a, b)) => &is.as_slice::<u32>()?[a..b],
+            None => candle_core::bail!("logprob_entropy needs contiguous ids"),
+        };
+        let g = contiguous_f32(gs, gl)?;
+        let mut out = vec![0f32; logits.len()];
+        for (r, (row, dst)) in logits
+            .chunks_exact(vocab)
+            .zip(out.chunks_exact_mut(vocab))
+            .enumerate()
+        {
+            let (lse, entropy) = row_stats(row);
+            let (g_lp, g_h) = (g[2 * r], g[2 * r + 1]);
+            for (d, &l) in dst.iter_mut().zip(row) {
+                let logp = l - lse;
+                let p = logp.exp();
+                *d = -g_lp * p - g_h * p * (logp + entropy);
+            }
+            dst[id_at(ids, r, vocab)?] += g_lp;
+        }
+        Ok((CpuStorage::F32(out), ll.shape().clone()))
+    }
+}
+
 /// Log-softmax over the last dimension. The max is detached: it cancels in the gradient.
 pub fn log_softmax_last(x: &Tensor) -> Result<Tensor> {
     let max = x.max_keepdim(D::Minus1)?.detach();
@@ -92,6 +341,61 @@ fn softmax_row(x: &[f32], y: &mut [f32]) {
     let inv = 1.0 / sum;
     for yi in y.iter_mut() {
         *yi *= inv;
+    }
+}
+
+/// Fused `softmax(scores + mask)` with the mask broadcast over heads (CPU, f32).
+struct MaskedSoftmax;
+
+impl CustomOp2 for MaskedSoftmax {
+    fn name(&self) -> &'static str {
+        "oprl-masked-softmax"
+    }
+
+    fn cpu_fwd(
+        &self,
+        ss: &CpuStorage,
+        sl: &Layout,
+        ms: &CpuStorage,
+        ml: &Layout,
+    ) -> Result<(CpuStorage, Shape)> {
+        let (b, h, t, s) = sl.shape().dims4()?;
+        if ml.shape().dims() != [b, 1, t, s] {
+            candle_core::bail!(
+                "mask shape {:?} does not fit scores {:?}",
+                ml.shape(),
+                sl.shape()
+            )
+        }
+        let scores = contiguous_f32(ss, sl)?;
+        let mask = contiguous_f32(ms, ml)?;
+        let mut out = vec![0f32; scores.len()];
+        let mut row = vec![0f32; s];
+        for bi in 0..b {
+            for hi in 0..h {
+                for ti in 0..t {
+                    let at = ((bi * h + hi) * t + ti) * s;
+                    let m = &mask[(bi * t + ti) * s..][..s];
+                    for ((r, &x), &mv) in row.iter_mut().zip(&scores[at..at + s]).zip(m) {
+                        *r = x + mv;
+                    }
+                    softmax_row(&row, &mut out[at..at + s]);
+                }
+            }
+        }
+        Ok((CpuStorage::F32(out), sl.shape().clone()))
+    }
+
+    fn bwd(
+        &self,
+        _scores: &Tensor,
+        _mask: &Tensor,
+        res: &Tensor,
+        grad: &Tensor,
+    ) -> Result<(Option<Tensor>, Option<Tensor>)> {
+        let y = res.detach();
+        let g = grad.contiguous()?;
+        Ok((Some(y.apply_op2_no_bwd(&g, &SoftmaxBackward)?), None))
     }
 }
 
@@ -283,6 +587,52 @@ mod tests {
         for v in [&x, &w] {
             assert!(max_abs_diff(gf.get(v).unwrap(), gp.get(v).unwrap()) < 1e-4);
         }
+    }
+
+    #[test]
+    fn masked_softmax_matches_add_then_softmax() {
+        let s = Var::from_tensor(&sample(&[2, 3, 4, 5], 7)).unwrap();
+        let mut m = vec![0f32; 2 * 4 * 5];
+        for (i, v) in m.iter_mut().enumerate() {
+            if i % 3 == 1 {
+                *v = -1e9;
+            }
+        }
+        let m = Tensor::from_vec(m, (2, 1, 4, 5), &Device::Cpu).unwrap();
+        let g = sample(&[2, 3, 4, 5], 8);
+        let fused = masked_softmax_last(s.as_tensor(), &m).unwrap();
+        let plain =
+            candle_nn::ops::softmax(&s.as_tensor().broadcast_add(&m).unwrap(), D::Minus1).unwrap();
+        assert!(max_abs_diff(&fused, &plain) < 1e-6);
+        let gf = (fused * &g).unwrap().sum_all().unwrap().backward().unwrap();
+        let gp = (plain * &g).unwrap().sum_all().unwrap().backward().unwrap();
+        assert!(max_abs_diff(gf.get(&s).unwrap(), gp.get(&s).unwrap()) < 1e-5);
+    }
+
+    #[test]
+    fn fused_logprob_entropy_matches_composed_forward_and_backward() {
+        let l = Var::from_tensor(&(sample(&[6, 11], 9) * 3.0).unwrap()).unwrap();
+        let ids = Tensor::new(&[0u32, 10, 3, 3, 7, 1], &Device::Cpu).unwrap();
+        let g = sample(&[6, 2], 10);
+        let fused = logprob_entropy(l.as_tensor(), &ids).unwrap();
+        let logp = log_softmax_last(l.as_tensor()).unwrap();
+        let chosen = logp.gather(&ids.unsqueeze(1).unwrap(), 1).unwrap();
+        let ent = (logp.exp().unwrap() * &logp)
+            .unwrap()
+            .sum_keepdim(1)
+            .unwrap()
+            .neg()
+            .unwrap();
+        let plain = Tensor::cat(&[chosen, ent], 1).unwrap();
+        assert!(max_abs_diff(&fused, &plain) < 1e-5);
+        let gf = (fused * &g).unwrap().sum_all().unwrap().backward().unwrap();
+        let gp = (plain * &g).unwrap().sum_all().unwrap().backward().unwrap();
+        assert!(max_abs_diff(gf.get(&l).unwrap(), gp.get(&l).unwrap()) < 1e-5);
+        assert!(logprob_entropy(
+            l.as_tensor(),
+            &Tensor::new(&[0u32, 11, 0, 0, 0, 0], &Device::Cpu).unwrap()
+        )
+        .is_err());
     }
 
     #[test]

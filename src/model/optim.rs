@@ -7,6 +7,7 @@
 
 use super::checkpoint;
 use super::ModelError;
+use candle_core::backprop::GradStore;
 use candle_core::{DType, Result, Tensor, Var};
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
@@ -85,6 +86,11 @@ impl Optimizer {
     /// weights stay as they were) and is returned as is, for the caller to log.
     pub fn step(&mut self, loss: &Tensor, max_norm: f64) -> Result<f64> {
         let grads = loss.backward()?;
+        self.step_with_grads(&grads, max_norm)
+    }
+
+    /// [`Self::step`] from gradients already computed (e.g. summed over several losses).
+    pub fn step_with_grads(&mut self, grads: &GradStore, max_norm: f64) -> Result<f64> {
         let gs: Vec<Option<&Tensor>> = self.vars.iter().map(|v| grads.get(v)).collect();
         let mut sq = 0f64;
         for g in gs.iter().flatten() {

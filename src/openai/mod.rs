@@ -3,6 +3,8 @@
 //! `oprl serve` server that answers the same protocol from oprl's own models.
 
 pub mod client;
+pub mod command;
+pub mod model_backend;
 pub mod server;
 
 use serde::{Deserialize, Serialize};

@@ -1,3 +1,384 @@
 //! The interpreter: executes an [`crate::graph::ExecGraph`] as the OPRL loop on candle
 //! (rollout, outcome reward, PRM score and update, advantage, policy update, sync), with
 //! evaluation, run directories, checkpoints and resume.
+//!
+//! Entry points: [`run`] (a fresh run of a compiled graph), [`resume`] (continue a run
+//! directory from its last checkpoint, reproducing an uninterrupted run's metrics exactly) and
+//! [`eval_checkpoint`] (`oprl eval`).
+
+pub mod advantage;
+pub mod batch;
+pub mod cli;
+pub mod eval;
+pub mod metrics;
+pub mod progress;
+pub mod rngs;
+pub mod rollout;
+pub mod rundir;
+pub mod scoring;
+pub mod setup;
+pub mod trainer;
+
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, OnceLock};
+use std::time::Instant;
+
+use serde::{Deserialize, Serialize};
+
+pub use eval::EvalResult;
+pub use metrics::IterationMetrics;
+pub use progress::ProgressMode;
+use rundir::RunDir;
+use trainer::Trainer;
+
+/// Why a run could not start or had to stop.
+#[derive(Debug, thiserror::Error)]
+pub enum RuntimeError {
+    #[error("model error: {0}")]
+    Model(#[from] candle_core::Error),
+    #[error("advantage/loss computation failed: {0}")]
+    Algo(#[from] crate::algo::AlgoError),
+    #[error(transparent)]
+    Env(#[from] crate::env::EnvError),
+    #[error("environment {env} failed on `{call}` after {attempts} attempts: {source}")]
+    EnvGaveUp {
+        env: usize,
+        call: String,
+        attempts: usize,
+        source: crate::env::EnvError,
+    },
+    #[error(
+        "`{quantity}` is {value} at iteration {iteration}: training stopped, the last good \
+         checkpoint is kept (try a lower learning rate or a larger clip)"
+    )]
+    NonFinite {
+        quantity: String,
+        value: f64,
+        iteration: usize,
+    },
+    #[error("{path}: {source}")]
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("JSON error: {0}")]
+    Json(serde_json::Error),
+    #[error("run directory {path} {message}")]
+    RunDir { path: PathBuf, message: String },
+    #[error("invalid graph: {0}")]
+    Config(String),
+    #[error("{0}")]
+    Unsupported(String),
+}
+
+/// How a run is driven.
+#[derive(Debug, Clone, Default)]
+pub struct RunOptions {
+    /// The run directory; `None` = `<output.dir>/<recipe>-<timestamp>`.
+    pub out: Option<PathBuf>,
+    pub progress: ProgressMode,
+    /// The recipe's source text, copied into the run directory.
+    pub recipe_source: Option<String>,
+    /// Install a Ctrl-C handler that stops after the current iteration with a checkpoint.
+    pub handle_ctrlc: bool,
+    /// Stop (with a checkpoint) once this many iterations are complete, as if interrupted.
+    pub stop_after: Option<usize>,
+}
+
+/// How a run ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Ending {
+    Completed,
+    Interrupted,
+    Failed,
+}
+
+/// `summary.json`: the run at a glance.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct RunSummary {
+    pub recipe: String,
+    pub run_dir: PathBuf,
+    pub ending: Ending,
+    pub error: Option<String>,
+    pub iterations: usize,
+    /// Held-out success of the untrained policy (iteration 0), when evaluated.
+    pub initial_eval: Option<EvalResult>,
+    pub final_eval: Option<EvalResult>,
+    pub best_eval: Option<EvalResult>,
+    /// `(iteration, held-out success)` at every evaluation.
+    pub curve: Vec<(usize, f64)>,
+    pub wall_seconds: f64,
+}
+
+/// The process-wide Ctrl-C flag (a handler can be installed once per process).
+fn interrupt_flag() -> Arc<AtomicBool> {
+    static FLAG: OnceLock<Arc<AtomicBool>> = OnceLock::new();
+    FLAG.get_or_init(|| {
+        let flag = Arc::new(AtomicBool::new(false));
+        let f = flag.clone();
+        if let Err(e) = ctrlc::set_handler(move || {
+            if f.swap(true, Ordering::SeqCst) {
+                // A second Ctrl-C: the user does not want to wait for the checkpoint.
+                std::process::exit(130);
+            }
+            eprintln!("\ninterrupt: stopping after this iteration and writing a checkpoint (Ctrl-C again to quit now)");
+        }) {
+            eprintln!("warning: cannot install the Ctrl-C handler: {e}");
+        }
+        flag
+    })
+    .clone()
+}
+
+/// Starts a fresh run of `graph`.
+pub fn run(graph: crate::graph::ExecGraph, opts: &RunOptions) -> Result<RunSummary, RuntimeError> {
+    let dir = match &opts.out {
+        Some(out) => RunDir::create_at(out)?,
+        None => RunDir::create_new(Path::new(&graph.output.dir), &graph.recipe)?,
+    };
+    dir.write_graph(&graph)?;
+    if let Some(src) = &opts.recipe_source {
+        rundir::write_atomic(&dir.path("recipe.oprl"), src.as_bytes())?;
+    }
+    let trainer = Trainer::new(graph)?;
+    drive(trainer, dir, opts, true)
+}
+
+/// Continues the run in `run_dir` from its last checkpoint.
+pub fn resume(run_dir: &Path, opts: &RunOptions) -> Result<RunSummary, RuntimeError> {
+    let dir = RunDir::open(run_dir)?;
+    let graph = dir.read_graph()?;
+    let mut trainer = Trainer::new(graph)?;
+    let fresh = match dir.latest_checkpoint()? {
+        Some((iteration, path)) => {
+            trainer.load(&path)?;
+            dir.truncate_lines_after("metrics.jsonl", iteration)?;
+            dir.truncate_lines_after("eval.jsonl", iteration)?;
+            false
+        }
+        // Interrupted before the first checkpoint: start over in the same directory.
+        None => {
+            dir.truncate_lines_after("metrics.jsonl", 0)?;
+            dir.truncate_lines_after("eval.jsonl", 0)?;
+            true
+        }
+    };
+    drive(trainer, dir, opts, fresh)
+}
+
+/// Evaluates a saved policy (the last checkpoint, or checkpoint `iteration`) on the run's
+/// held-out tasks, and records the result in `eval.jsonl` under `checkpoint_evals`.
+pub fn eval_checkpoint(
+    run_dir: &Path,
+    iteration: Option<usize>,
+) -> Result<EvalResult, RuntimeError> {
+    let dir = RunDir::open(run_dir)?;
+    let graph = dir.read_graph()?;
+    let checkpoints = dir.checkpoints()?;
+    let (it, path) = match iteration {
+        Some(n) => {
+            checkpoints
+                .into_iter()
+                .find(|c| c.0 == n)
+                .ok_or_else(|| RuntimeError::RunDir {
+                    path: dir.root.clone(),
+                    message: format!("has no complete checkpoint for iteration {n}"),
+                })?
+        }
+        None => checkpoints
+            .into_iter()
+            .last()
+            .ok_or_else(|| RuntimeError::RunDir {
+                path: dir.root.clone(),
+                message: "has no complete checkpoint yet".into(),
+            })?,
+    };
+    setup::set_threads(graph.train.threads);
+    let device = crate::model::device_for(graph.train.device)?;
+    let tokenizer = setup::make_tokenizer(&graph)?;
+    let mut policy = crate::model::LanguageModel::from_spec(
+        &graph.policy,
+        &tokenizer,
+        &device,
+        graph.train.seed,
+    )?;
+    policy.load(&path.join("policy.safetensors"))?;
+    let opts = crate::model::SampleOptions {
+        temperature: graph.eval.temperature,
+        ..setup::sampling_of(&graph.policy)
+    };
+    let (result, trajs) = eval::evaluate(
+        &graph,
+        &policy,
+        &tokenizer,
+        &opts,
+        it,
+        rollout::RetryPolicy::default(),
+    )?;
+    dir.append_line("checkpoint_evals.jsonl", &result)?;
+    write_transcripts(
+        &dir,
+        &format!("checkpoint-{it:06}"),
+        &trajs,
+        graph.output.transcripts,
+    )?;
+    Ok(result)
+}
+
+fn write_transcripts(
+    dir: &RunDir,
+    name: &str,
+    trajs: &[batch::Trajectory],
+    count: usize,
+) -> Result<(), RuntimeError> {
+    if count == 0 {
+        return Ok(());
+    }
+    let text: String = trajs.iter().take(count).map(eval::transcript).collect();
+    let sub = dir.path("transcripts");
+    std::fs::create_dir_all(&sub).map_err(|e| RuntimeError::Io {
+        path: sub.clone(),
+        source: e,
+    })?;
+    rundir::write_atomic(&sub.join(format!("{name}.txt")), text.as_bytes())
+}
+
+fn run_eval(trainer: &Trainer, dir: &RunDir) -> Result<EvalResult, RuntimeError> {
+    let (result, trajs) = eval::evaluate(
+        &trainer.graph,
+        &trainer.policy.model,
+        &trainer.tokenizer,
+        &trainer.eval_options(),
+        trainer.iteration,
+        trainer.retry,
+    )?;
+    dir.append_line("eval.jsonl", &result)?;
+    write_transcripts(
+        dir,
+        &format!("eval-{:06}", trainer.iteration),
+        &trajs,
+        trainer.graph.output.transcripts,
+    )?;
+    Ok(result)
+}
+
+fn checkpoint(trainer: &Trainer, dir: &RunDir) -> Result<PathBuf, RuntimeError> {
+    let staging = dir.checkpoint_staging(trainer.iteration)?;
+    trainer.save(&staging)?;
+    dir.commit_checkpoint(&staging, trainer.iteration)
+}
+
+fn read_evals(dir: &RunDir) -> Vec<EvalResult> {
+    std::fs::read_to_string(dir.path("eval.jsonl"))
+        .map(|t| {
+            t.lines()
+                .filter_map(|l| serde_json::from_str(l).ok())
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// The training loop shared by a fresh and a resumed run.
+fn drive(
+    mut trainer: Trainer,
+    dir: RunDir,
+    opts: &RunOptions,
+    fresh: bool,
+) -> Result<RunSummary, RuntimeError> {
+    let started = Instant::now();
+    let total = trainer.graph.train.iterations;
+    let every = trainer.graph.eval.every;
+    let ckpt_every = trainer.graph.output.checkpoint_every;
+    let reporter = progress::Reporter::new(opts.progress, total, trainer.iteration);
+    let interrupted = opts.handle_ctrlc.then(interrupt_flag);
+    reporter.note(&format!("run directory: {}", dir.root.display()));
+
+    if fresh && every > 0 && trainer.graph.eval.tasks > 0 {
+        let e = run_eval(&trainer, &dir)?;
+        reporter.note(&format!(
+            "iteration 0 (untrained): held-out success {:.1}% on {} tasks",
+            100.0 * e.success_rate,
+            e.tasks
+        ));
+    }
+
+    let mut ending = Ending::Completed;
+    let mut error = None;
+    while trainer.iteration < total {
+        let mut m = match trainer.step() {
+            Ok(m) => m,
+            Err(e) => {
+                reporter.note(&format!("error: {e}"));
+                ending = Ending::Failed;
+                error = Some(e);
+                break;
+            }
+        };
+        let it = trainer.iteration;
+        let last = it == total;
+        if trainer.graph.eval.tasks > 0 && (last || (every > 0 && it % every == 0)) {
+            let e = run_eval(&trainer, &dir)?;
+            m.eval_success = Some(e.success_rate);
+            m.eval_score = Some(e.mean_score);
+            reporter.note(&format!(
+                "iteration {it}: held-out success {:.1}% (train {:.1}%)",
+                100.0 * e.success_rate,
+                100.0 * m.success_rate
+            ));
+        }
+        dir.append_line("metrics.jsonl", &m)?;
+        reporter.iteration(&m);
+        let stop_now = interrupted
+            .as_ref()
+            .is_some_and(|f| f.load(Ordering::SeqCst))
+            || opts.stop_after.is_some_and(|n| it >= n);
+        if last || stop_now || (ckpt_every > 0 && it % ckpt_every == 0) {
+            let path = checkpoint(&trainer, &dir)?;
+            if stop_now && !last {
+                reporter.note(&format!(
+                    "stopped at iteration {it}; checkpoint {}",
+                    path.display()
+                ));
+                ending = Ending::Interrupted;
+                break;
+            }
+        }
+    }
+    reporter.finish();
+
+    let evals = read_evals(&dir);
+    let initial_eval = evals.iter().find(|e| e.iteration == 0).cloned();
+    let final_eval = evals.last().filter(|e| e.iteration > 0).cloned();
+    let best_eval = evals
+        .iter()
+        .filter(|e| e.iteration > 0)
+        .max_by(|a, b| a.success_rate.total_cmp(&b.success_rate))
+        .cloned();
+    let prior_wall = std::fs::read_to_string(dir.path("summary.json"))
+        .ok()
+        .and_then(|t| serde_json::from_str::<RunSummary>(&t).ok())
+        .map_or(0.0, |s| s.wall_seconds);
+    let summary = RunSummary {
+        recipe: trainer.graph.recipe.clone(),
+        run_dir: dir.root.clone(),
+        ending,
+        error: error.as_ref().map(|e| e.to_string()),
+        iterations: trainer.iteration,
+        initial_eval,
+        final_eval,
+        best_eval,
+        curve: evals
+            .iter()
+            .map(|e| (e.iteration, e.success_rate))
+            .collect(),
+        wall_seconds: prior_wall + started.elapsed().as_secs_f64(),
+    };
+    let json = serde_json::to_string_pretty(&summary).map_err(RuntimeError::Json)?;
+    rundir::write_atomic(&dir.path("summary.json"), json.as_bytes())?;
+    match error {
+        Some(e) => Err(e),
+        None => Ok(summary),
+    }
+}

@@ -5,7 +5,7 @@
 use crate::diagnostics::{Code, Diagnostic, SourceId, Span};
 
 /// The deepest nesting of brackets and unary minus signs the parser accepts.
-pub const MAX_DEPTH: usize = 64;
+pub const MAX_DEPTH: usize = 32;
 
 /// Scans `text`; returns the first structural problem found, if any.
 pub fn prescan(source: SourceId, text: &str) -> Option<Diagnostic> {
@@ -150,7 +150,7 @@ mod tests {
         assert_eq!(code("train { "), Some(Code::UnclosedDelimiter));
         assert_eq!(code("a = 1 }"), Some(Code::UnclosedDelimiter));
         assert_eq!(
-            code(&format!("a = {}1{}", "(".repeat(70), ")".repeat(70))),
+            code(&format!("a = {}1{}", "(".repeat(40), ")".repeat(40))),
             Some(Code::NestingTooDeep)
         );
         assert_eq!(

@@ -6,7 +6,7 @@ mod lex;
 mod parse;
 
 pub use lex::MAX_DEPTH;
-pub use parse::{parse_file, parse_override, Override};
+pub use parse::{parse_file, parse_override, Override, MAX_OPERATORS};
 
 /// The reserved words of the grammar. The editors' grammars are tested against this list.
 pub const KEYWORDS: &[&str] = &["use", "true", "false"];

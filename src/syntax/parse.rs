@@ -15,6 +15,9 @@ use std::sync::LazyLock;
 #[grammar = "../grammar/oprl.pest"]
 struct RecipeParser;
 
+/// The most binary operators one expression may have.
+pub const MAX_OPERATORS: usize = 32;
+
 static PRATT: LazyLock<PrattParser<Rule>> = LazyLock::new(|| {
     PrattParser::new()
         .op(Op::infix(Rule::add, Assoc::Left) | Op::infix(Rule::sub, Assoc::Left))
@@ -215,6 +218,28 @@ impl Builder {
     }
 
     fn expr(&self, pair: Pair<Rule>) -> Expr {
+        // Long operator chains make deep trees, and every later phase walks trees recursively:
+        // bound them like nesting so that no input can exhaust the stack.
+        let operators = pair
+            .clone()
+            .into_inner()
+            .filter(|p| matches!(p.as_rule(), Rule::add | Rule::sub | Rule::mul | Rule::div))
+            .count();
+        if operators > MAX_OPERATORS {
+            let span = self.span(&pair);
+            self.push(
+                Diagnostic::new(
+                    Code::NestingTooDeep,
+                    format!("expression with {operators} operators"),
+                )
+                .label(span, format!("more than {MAX_OPERATORS} operators"))
+                .help("split the expression; no recipe needs this many operators"),
+            );
+            return Expr {
+                kind: ExprKind::Int(0),
+                span,
+            };
+        }
         PRATT
             .map_primary(|p| self.primary(p))
             .map_prefix(|op, operand| {

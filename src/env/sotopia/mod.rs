@@ -19,7 +19,9 @@ use crate::graph::{PromptStyle, SotopiaSide, SotopiaSpec};
 use crate::reward::judge::EpisodeJudge;
 use crate::reward::rubric::{RubricJudge, RubricSet};
 
-use super::{EnvError, Environment, EpisodeOutcome, Observation, Split, StepResult, Task};
+use super::{
+    EnvError, Environment, EpisodeOutcome, Observation, Split, StepResult, Task, Vocabulary,
+};
 pub use episode::{parse_action, ActionType, AgentAction, Episode, Termination};
 pub use partner::{CallbackPartner, EndpointPartner, Partner, PartnerError};
 pub use profiles::{ScenarioSet, HARD_ENV_PKS};
@@ -73,6 +75,73 @@ pub fn load_scenarios(spec: &SotopiaSpec) -> Result<(ScenarioSet, Option<RubricS
     Ok((set, rubrics))
 }
 
+/// Whole-word tokens every SOTOPIA vocabulary starts with: the compact action tags.
+const ACTION_WORDS: [&str; 4] = [
+    "[leave]",
+    "[none]",
+    "[action]",
+    "[non-verbal communication]",
+];
+
+/// The characters and whole-word tokens of the compact prompts and actions, for small models:
+/// printable ASCII, newline and every character of the scenario texts; the action tags, each
+/// character's `Name:` turn prefix, and the phrases the rubrics look for (so a small model can
+/// say `please` or `deal` as one token). Falls back to the embedded set if `spec`'s files
+/// cannot be read (the environment itself then reports the error).
+pub fn vocabulary(spec: &SotopiaSpec) -> Vocabulary {
+    let (set, rubrics) = load_scenarios(spec)
+        .unwrap_or_else(|_| (embedded::embedded_scenarios(), Some(RubricSet::embedded())));
+    let mut chars: std::collections::BTreeSet<char> = (' '..='~').collect();
+    chars.insert('\n');
+    let mut texts: Vec<&str> = Vec::new();
+    for e in set.envs.values() {
+        texts.push(&e.scenario);
+        texts.extend(e.agent_goals.iter().map(String::as_str));
+    }
+    for a in set.agents.values() {
+        texts.extend([
+            a.first_name.as_str(),
+            a.last_name.as_str(),
+            a.occupation.as_str(),
+            a.public_info.as_str(),
+            a.personality_and_values.as_str(),
+            a.secret.as_str(),
+        ]);
+    }
+    chars.extend(
+        texts
+            .iter()
+            .flat_map(|t| t.chars())
+            .filter(|c| !c.is_control()),
+    );
+    let mut words: Vec<String> = ACTION_WORDS.iter().map(|w| w.to_string()).collect();
+    let mut push = |w: String| {
+        if !w.is_empty() && !words.contains(&w) {
+            words.push(w);
+        }
+    };
+    for a in set.agents.values() {
+        push(format!("{}:", a.first_name));
+    }
+    if let Some(r) = &rubrics {
+        for goal in r.envs.values().flat_map(|s| s.goals.iter()) {
+            for c in &goal.criteria {
+                if let crate::reward::rubric::Criterion::Say { any, .. }
+                | crate::reward::rubric::Criterion::Agree { proposal: any, .. } = c
+                {
+                    any.iter()
+                        .filter(|p| p.len() >= 3)
+                        .for_each(|p| push(p.clone()));
+                }
+            }
+        }
+    }
+    Vocabulary {
+        alphabet: chars.into_iter().collect(),
+        words,
+    }
+}
+
 /// The combo indices of a split.
 pub fn split_combos(set: &ScenarioSet, split: Split) -> Vec<usize> {
     let all = 0..set.combos.len();
@@ -81,6 +150,63 @@ pub fn split_combos(set: &ScenarioSet, split: Split) -> Vec<usize> {
     }
     all.filter(|i| (i % 5 == 4) == (split == Split::Eval))
         .collect()
+}
+
+/// Everything a run's SOTOPIA instances share: the scenario set (loaded once), the rubric
+/// judge when there are rubrics, the spec and the prompt style. The runtime makes one per run
+/// and an instance per rollout slot with the partner the recipe names: an endpoint partner
+/// from [`SotopiaFactory::endpoint_partner`], or a [`CallbackPartner`] around the current
+/// policy (`self_play`) or a fixed checkpoint (`model`).
+#[derive(Clone)]
+pub struct SotopiaFactory {
+    pub scenarios: Arc<ScenarioSet>,
+    pub rubric: Option<Arc<RubricJudge>>,
+    pub spec: SotopiaSpec,
+    pub style: PromptStyle,
+}
+
+impl SotopiaFactory {
+    pub fn new(spec: &SotopiaSpec, style: PromptStyle) -> Result<SotopiaFactory, EnvError> {
+        let (set, rubrics) = load_scenarios(spec)?;
+        Ok(SotopiaFactory {
+            scenarios: Arc::new(set),
+            rubric: rubrics.map(|r| Arc::new(RubricJudge::new(r))),
+            spec: spec.clone(),
+            style,
+        })
+    }
+
+    /// The endpoint partner when the spec names one (`None` for `self_play` and `model`,
+    /// which the runtime builds from its own models).
+    pub fn endpoint_partner(&self) -> Option<Result<Box<dyn Partner>, EnvError>> {
+        match &self.spec.partner {
+            crate::graph::PartnerSpec::Endpoint(e) => Some(
+                EndpointPartner::from_spec(e)
+                    .map(|p| Box::new(p) as Box<dyn Partner>)
+                    .map_err(|err| failed(err.to_string())),
+            ),
+            _ => None,
+        }
+    }
+
+    pub fn instance(&self, partner: Box<dyn Partner>) -> SotopiaEnv {
+        SotopiaEnv::new(
+            self.scenarios.clone(),
+            self.rubric.clone(),
+            &self.spec,
+            self.style,
+            partner,
+        )
+    }
+
+    /// Tasks available in `split`.
+    pub fn task_count(&self, split: Split) -> usize {
+        let combos = split_combos(&self.scenarios, split).len();
+        match self.spec.side {
+            SotopiaSide::Both => 2 * combos,
+            _ => combos,
+        }
+    }
 }
 
 /// One SOTOPIA environment instance.
@@ -417,5 +543,75 @@ mod tests {
         assert!(rubrics.is_none());
         s.scenarios = None;
         assert!(load_scenarios(&s).unwrap_err().to_string().contains("hard"));
+    }
+
+    #[test]
+    fn vocabulary_covers_every_prompt_and_action() {
+        let spec = spec(SotopiaSide::Both);
+        let vocab = vocabulary(&spec);
+        let (mut env, _) = make_env(SotopiaSide::Both, vec!["[action] waves", "Sure, deal!"]);
+        for index in 0..12 {
+            env.reset(Task {
+                split: Split::Train,
+                index,
+            })
+            .unwrap();
+            env.step("*smiles* please").unwrap();
+            let prompt = env.prompt();
+            assert!(
+                prompt.chars().all(|c| vocab.alphabet.contains(c)),
+                "{prompt}"
+            );
+        }
+        assert_eq!(
+            &vocab.words[..2],
+            &["[leave]".to_string(), "[none]".to_string()]
+        );
+        assert!(vocab.words.contains(&"Maya:".to_string()));
+        assert!(vocab.words.contains(&"please".to_string()));
+        let mut sorted: Vec<char> = vocab.alphabet.chars().collect();
+        sorted.dedup();
+        assert_eq!(sorted.len(), vocab.alphabet.chars().count());
+    }
+
+    #[test]
+    fn factory_shares_scenarios_and_builds_endpoint_partners() {
+        let mut s = spec(SotopiaSide::Both);
+        let f = SotopiaFactory::new(&s, PromptStyle::Compact).unwrap();
+        assert!(f.endpoint_partner().is_none());
+        let set = embedded::embedded_scenarios();
+        assert_eq!(
+            f.task_count(Split::Eval),
+            2 * split_combos(&set, Split::Eval).len()
+        );
+        let (_, seen) = make_env(SotopiaSide::Both, vec!["ok"]);
+        let mut env = f.instance(scripted(vec!["Sure, deal."], seen));
+        env.reset(Task {
+            split: Split::Train,
+            index: 0,
+        })
+        .unwrap();
+        // Combo 0 is the bike sale; the policy (buyer) closes at its target price.
+        let r = env.step("My offer for the bike is $120.").unwrap();
+        assert!(
+            !r.done && r.won,
+            "the rubric goal is met: {:?}",
+            env.outcome()
+        );
+        assert_eq!(env.outcome().score, 1.0);
+        s.partner = PartnerSpec::Endpoint(crate::graph::EndpointSpec {
+            url: "http://127.0.0.1:9/v1".into(),
+            model: "m".into(),
+            api_key_env: None,
+            temperature: 0.7,
+            timeout_s: 1.0,
+            retries: 0,
+            concurrency: 1,
+        });
+        let f = SotopiaFactory::new(&s, PromptStyle::Compact).unwrap();
+        let p = f.endpoint_partner().unwrap().unwrap();
+        assert!(p
+            .describe()
+            .contains("http://127.0.0.1:9/v1/chat/completions"));
     }
 }

@@ -25,7 +25,7 @@ pub trait Partner: Send {
     fn describe(&self) -> String;
 }
 
-/// The prompt a partner with `style` sees.
+/// The prompt a partner with `style` sees (`Verl` = SOTOPIA's own agent prompt).
 pub fn partner_prompt(style: PromptStyle, episode: &Episode, agent: usize) -> String {
     match style {
         PromptStyle::Compact => episode.compact_prompt(agent),
@@ -33,15 +33,25 @@ pub fn partner_prompt(style: PromptStyle, episode: &Episode, agent: usize) -> St
     }
 }
 
-/// A chat model behind an OpenAI-compatible endpoint, prompted with SOTOPIA's agent prompt.
+/// A chat model behind an OpenAI-compatible endpoint, prompted with SOTOPIA's agent prompt
+/// (or the compact one, for a small oprl model behind `oprl serve`).
 #[derive(Debug, Clone)]
 pub struct EndpointPartner {
     pub client: ChatClient,
+    pub style: PromptStyle,
 }
 
 impl EndpointPartner {
     pub fn new(client: ChatClient) -> EndpointPartner {
-        EndpointPartner { client }
+        EndpointPartner {
+            client,
+            style: PromptStyle::Verl,
+        }
+    }
+
+    pub fn with_style(mut self, style: PromptStyle) -> EndpointPartner {
+        self.style = style;
+        self
     }
 
     pub fn from_spec(spec: &EndpointSpec) -> Result<EndpointPartner, ChatError> {
@@ -51,7 +61,9 @@ impl EndpointPartner {
 
 impl Partner for EndpointPartner {
     fn act(&mut self, episode: &Episode, agent: usize) -> Result<String, PartnerError> {
-        let messages = [ChatMessage::user(episode.sotopia_prompt(agent))];
+        let messages = [ChatMessage::user(partner_prompt(
+            self.style, episode, agent,
+        ))];
         Ok(self.client.complete(&messages)?)
     }
 

@@ -119,6 +119,206 @@ pub fn play(
     Ok((ep, judgement))
 }
 
+/// The partner for a person at the terminal: another person typing on the same terminal
+/// (hot seat), used when no model or endpoint is given.
+pub struct HotSeatPartner;
+
+impl super::Partner for HotSeatPartner {
+    fn act(&mut self, episode: &Episode, agent: usize) -> Result<String, super::PartnerError> {
+        let mut out = std::io::stdout();
+        let _ = write!(out, "{}> ", episode.name(agent));
+        let _ = out.flush();
+        let mut line = String::new();
+        let read = std::io::stdin()
+            .read_line(&mut line)
+            .map_err(|e| super::PartnerError::Model(e.to_string()))?;
+        Ok(if read == 0 {
+            "[leave]".to_string()
+        } else {
+            line.trim_end().to_string()
+        })
+    }
+
+    fn describe(&self) -> String {
+        "another person at this terminal".into()
+    }
+}
+
+/// `oprl env play sotopia` settings, from `--set KEY=VALUE`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PlaySettings {
+    pub spec: crate::graph::SotopiaSpec,
+    /// `None`: hot seat; `http...`: an endpoint; otherwise a run or model directory.
+    pub partner: Option<String>,
+    pub partner_model: String,
+    pub partner_key_env: Option<String>,
+    /// `None`: the embedded rubric judge when the scenarios have rubrics.
+    pub judge: Option<String>,
+    pub judge_model: String,
+    pub judge_key_env: Option<String>,
+}
+
+/// Reads `--set` settings: `scenarios`, `hard_only`, `side` (first|second), `max_turns`,
+/// `partner` (URL or model/run directory), `partner_model`, `partner_key_env`, `judge` (URL),
+/// `judge_model`, `judge_key_env`.
+pub fn play_settings(sets: &[String]) -> Result<PlaySettings, String> {
+    use crate::graph::{PartnerSpec, SotopiaSide, SotopiaSpec};
+    let mut s = PlaySettings {
+        spec: SotopiaSpec {
+            scenarios: None,
+            hard_only: false,
+            partner: PartnerSpec::SelfPlay,
+            side: SotopiaSide::First,
+            max_turns: 20,
+        },
+        partner: None,
+        partner_model: "default".into(),
+        partner_key_env: None,
+        judge: None,
+        judge_model: "default".into(),
+        judge_key_env: None,
+    };
+    for set in sets {
+        let (key, value) = set
+            .split_once('=')
+            .ok_or_else(|| format!("`{set}` is not KEY=VALUE"))?;
+        let (key, value) = (key.trim(), value.trim().to_string());
+        match key {
+            "scenarios" => s.spec.scenarios = Some(value),
+            "hard_only" => {
+                s.spec.hard_only = value
+                    .parse()
+                    .map_err(|_| format!("`hard_only` is true or false, got `{value}`"))?
+            }
+            "side" => {
+                s.spec.side = match value.as_str() {
+                    "first" => SotopiaSide::First,
+                    "second" => SotopiaSide::Second,
+                    _ => return Err(format!("`side` is first or second, got `{value}`")),
+                }
+            }
+            "max_turns" => {
+                s.spec.max_turns = value
+                    .parse()
+                    .ok()
+                    .filter(|n| *n > 0)
+                    .ok_or_else(|| format!("`max_turns` needs a positive whole number, got `{value}`"))?
+            }
+            "partner" => s.partner = Some(value),
+            "partner_model" => s.partner_model = value,
+            "partner_key_env" => s.partner_key_env = Some(value),
+            "judge" => s.judge = Some(value),
+            "judge_model" => s.judge_model = value,
+            "judge_key_env" => s.judge_key_env = Some(value),
+            other => {
+                return Err(format!(
+                    "unknown setting `{other}`; known: scenarios, hard_only, side, max_turns, partner, partner_model, partner_key_env, judge, judge_model, judge_key_env"
+                ))
+            }
+        }
+    }
+    Ok(s)
+}
+
+fn endpoint(url: &str, model: &str, key_env: &Option<String>) -> crate::graph::EndpointSpec {
+    crate::graph::EndpointSpec {
+        url: url.to_string(),
+        model: model.to_string(),
+        api_key_env: key_env.clone(),
+        temperature: 0.7,
+        timeout_s: 120.0,
+        retries: 2,
+        concurrency: 1,
+    }
+}
+
+fn make_partner(s: &PlaySettings) -> Result<Box<dyn super::Partner>, String> {
+    use crate::graph::PromptStyle;
+    use crate::openai::model_backend::ChatFormat;
+    use crate::openai::{ChatBackend, ChatMessage, ChatRequest};
+    match &s.partner {
+        None => Ok(Box::new(HotSeatPartner)),
+        Some(url) if url.starts_with("http://") || url.starts_with("https://") => {
+            let spec = endpoint(url, &s.partner_model, &s.partner_key_env);
+            Ok(Box::new(
+                super::EndpointPartner::from_spec(&spec).map_err(|e| e.to_string())?,
+            ))
+        }
+        Some(path) => {
+            let backend = crate::openai::command::load_backend(std::path::Path::new(path))?;
+            let style = match backend.format() {
+                ChatFormat::Plain => PromptStyle::Compact,
+                ChatFormat::ChatMl => PromptStyle::Verl,
+            };
+            let name = format!("model {}", backend.model_id());
+            Ok(Box::new(super::CallbackPartner::new(
+                name,
+                style,
+                Box::new(move |prompt: &str| {
+                    let request = ChatRequest {
+                        model: backend.model_id(),
+                        messages: vec![ChatMessage::user(prompt)],
+                        temperature: None,
+                        top_p: None,
+                        max_tokens: None,
+                        stop: Some(vec!["\n".into()]),
+                        seed: None,
+                    };
+                    backend.complete(&request).map(|c| c.text)
+                }),
+            )))
+        }
+    }
+}
+
+/// `oprl env play sotopia [--seed N] [--set KEY=VALUE]...`: plays the combo `seed` picks
+/// (train split) at the terminal. Returns the exit code.
+pub fn play_command(sets: &[String], seed: u64) -> i32 {
+    use crate::reward::judge::LlmJudge;
+    use crate::reward::rubric::RubricJudge;
+    let run = || -> Result<(), String> {
+        let settings = play_settings(sets)?;
+        let (set, rubrics) = super::load_scenarios(&settings.spec).map_err(|e| e.to_string())?;
+        let partner = make_partner(&settings)?;
+        let judge: Option<Box<dyn EpisodeJudge>> = match (&settings.judge, rubrics) {
+            (Some(url), _) => {
+                let spec = endpoint(url, &settings.judge_model, &settings.judge_key_env);
+                let client = crate::openai::ChatClient::from_spec(&crate::graph::EndpointSpec {
+                    temperature: 0.0,
+                    ..spec
+                })
+                .map_err(|e| e.to_string())?;
+                Some(Box::new(LlmJudge::new(client, 1)))
+            }
+            (None, Some(r)) => Some(Box::new(RubricJudge::new(r))),
+            (None, None) => None,
+        };
+        let mut env = SotopiaEnv::new(
+            std::sync::Arc::new(set),
+            None,
+            &settings.spec,
+            crate::graph::PromptStyle::Compact,
+            partner,
+        );
+        let stdin = std::io::stdin();
+        let mut input = stdin.lock();
+        let mut out = std::io::stdout();
+        let task = Task {
+            split: crate::env::Split::Train,
+            index: seed,
+        };
+        play(&mut env, task, judge.as_deref(), &mut input, &mut out).map_err(|e| e.to_string())?;
+        Ok(())
+    };
+    match run() {
+        Ok(()) => 0,
+        Err(e) => {
+            eprintln!("error: {e}");
+            2
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -170,5 +370,25 @@ mod tests {
         assert!(text.contains("(you)"));
         assert!(text.contains("left"), "{text}");
         assert!(j.is_some());
+    }
+
+    #[test]
+    fn play_settings_are_checked() {
+        let s = play_settings(&[
+            "side=second".into(),
+            "partner=http://127.0.0.1:8000/v1".into(),
+            "max_turns=6".into(),
+        ])
+        .unwrap();
+        assert_eq!(s.spec.side, SotopiaSide::Second);
+        assert_eq!(s.spec.max_turns, 6);
+        assert!(play_settings(&["side=left".into()])
+            .unwrap_err()
+            .contains("first or second"));
+        assert!(play_settings(&["colour=red".into()])
+            .unwrap_err()
+            .contains("unknown setting `colour`"));
+        assert!(play_settings(&["max_turns=0".into()]).is_err());
+        assert_eq!(play_command(&["partner=/no/such/dir".into()], 0), 2);
     }
 }

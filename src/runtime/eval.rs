@@ -1,0 +1,110 @@
+//! Evaluation on the fixed held-out task set: one episode per `Split::Eval` task at the
+//! evaluation temperature, with a random stream that is the same at every evaluation, and text
+//! transcripts of the first few episodes.
+
+use std::fmt::Write as _;
+
+use serde::{Deserialize, Serialize};
+
+use super::batch::Trajectory;
+use super::rngs::eval_stream;
+use super::rollout::{rollout, RetryPolicy, RolloutStats};
+use super::setup::{make_envs, max_turns};
+use super::RuntimeError;
+use crate::env::{Split, Task};
+use crate::graph::ExecGraph;
+use crate::model::{LanguageModel, SampleOptions, Tokenizer};
+
+/// Held-out results of one policy.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct EvalResult {
+    /// Training iterations completed by the evaluated policy.
+    pub iteration: usize,
+    pub tasks: usize,
+    pub success_rate: f64,
+    /// Mean of the environment's own score.
+    pub mean_score: f64,
+    pub mean_turns: f64,
+    pub invalid_rate: f64,
+    pub seconds: f64,
+}
+
+/// Evaluates `policy` on the graph's held-out tasks; returns the result and the episodes.
+pub fn evaluate(
+    graph: &ExecGraph,
+    policy: &LanguageModel,
+    tokenizer: &Tokenizer,
+    opts: &SampleOptions,
+    iteration: usize,
+    retry: RetryPolicy,
+) -> Result<(EvalResult, Vec<Trajectory>), RuntimeError> {
+    let started = std::time::Instant::now();
+    let n = graph.eval.tasks;
+    let tasks: Vec<Task> = (0..n as u64)
+        .map(|index| Task {
+            split: Split::Eval,
+            index,
+        })
+        .collect();
+    let groups: Vec<usize> = (0..n).collect();
+    let mut envs = make_envs(&graph.env, n)?;
+    let mut rng = eval_stream(graph.train.seed);
+    let mut stats = RolloutStats::default();
+    let trajs = rollout(
+        &mut envs,
+        &tasks,
+        &groups,
+        policy,
+        tokenizer,
+        opts,
+        max_turns(&graph.env),
+        retry,
+        &mut rng,
+        &mut stats,
+    )?;
+    let count = trajs.len().max(1) as f64;
+    let steps: usize = trajs.iter().map(|t| t.steps.len()).sum();
+    let invalid = trajs
+        .iter()
+        .flat_map(|t| &t.steps)
+        .filter(|s| !s.valid)
+        .count();
+    let result = EvalResult {
+        iteration,
+        tasks: n,
+        success_rate: trajs.iter().filter(|t| t.outcome.won).count() as f64 / count,
+        mean_score: trajs.iter().map(|t| t.outcome.score).sum::<f64>() / count,
+        mean_turns: steps as f64 / count,
+        invalid_rate: if steps > 0 {
+            invalid as f64 / steps as f64
+        } else {
+            0.0
+        },
+        seconds: started.elapsed().as_secs_f64(),
+    };
+    Ok((result, trajs))
+}
+
+/// A readable transcript of one episode: every observation, the model's raw text, the reward.
+pub fn transcript(traj: &Trajectory) -> String {
+    let mut out = String::new();
+    let _ = writeln!(out, "task {:?} #{}", traj.task.split, traj.task.index);
+    for (i, s) in traj.steps.iter().enumerate() {
+        let _ = writeln!(out, "--- turn {} ---", i + 1);
+        let _ = writeln!(out, "{}", s.observation);
+        let _ = writeln!(
+            out,
+            "action: {:?}  reward {:+.2}{}",
+            s.text,
+            s.env_reward,
+            if s.valid { "" } else { "  (invalid)" }
+        );
+    }
+    let _ = writeln!(out, "--- end ---\n{}", traj.final_observation);
+    let _ = writeln!(
+        out,
+        "won: {}  score: {}  return: {:.2}\n",
+        traj.outcome.won, traj.outcome.score, traj.outcome.env_return
+    );
+    out
+}

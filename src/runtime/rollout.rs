@@ -1,0 +1,190 @@
+//! The rollout engine: every environment of the batch is stepped turn by turn together. Each
+//! turn builds the prompts of all unfinished episodes, samples all their actions in one batched
+//! generation, steps the environments and drops the ones that finished.
+
+use std::time::{Duration, Instant};
+
+use rand_chacha::ChaCha8Rng;
+
+use super::batch::{Step, Trajectory};
+use super::RuntimeError;
+use crate::env::{EnvError, Environment, Task};
+use crate::model::{LanguageModel, SampleOptions, Tokenizer};
+
+/// How hard to try before giving up on a failing environment call.
+#[derive(Debug, Clone, Copy)]
+pub struct RetryPolicy {
+    pub attempts: usize,
+    pub first_backoff: Duration,
+}
+
+impl Default for RetryPolicy {
+    fn default() -> Self {
+        RetryPolicy {
+            attempts: 4,
+            first_backoff: Duration::from_millis(200),
+        }
+    }
+}
+
+/// Calls `f` until it succeeds, waiting 1x, 4x, 16x... the first backoff between attempts.
+/// Every failure is reported through `on_retry`; the last one is returned as the error.
+pub fn with_retry<T>(
+    policy: RetryPolicy,
+    mut f: impl FnMut() -> Result<T, EnvError>,
+    mut on_retry: impl FnMut(usize, &EnvError),
+) -> Result<T, (usize, EnvError)> {
+    let mut wait = policy.first_backoff;
+    let mut attempt = 1;
+    loop {
+        match f() {
+            Ok(v) => return Ok(v),
+            Err(e) if attempt >= policy.attempts.max(1) => return Err((attempt, e)),
+            Err(e) => {
+                on_retry(attempt, &e);
+                std::thread::sleep(wait);
+                wait *= 4;
+                attempt += 1;
+            }
+        }
+    }
+}
+
+/// Counters of one rollout, for the speed metrics.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct RolloutStats {
+    /// Action tokens generated.
+    pub tokens: usize,
+    /// Environment steps taken.
+    pub env_steps: usize,
+    /// Environment calls that failed and were retried.
+    pub env_retries: usize,
+    /// Time spent inside `generate`.
+    pub generate_time: f64,
+    /// Time spent inside the environments.
+    pub env_time: f64,
+}
+
+/// Tokenises a step prompt: `<bos>` then the text, cut from the left (keeping `<bos>`) so that at
+/// most `limit` tokens remain.
+pub fn encode_prompt(tokenizer: &Tokenizer, text: &str, limit: usize) -> Vec<u32> {
+    let body = tokenizer.encode(text);
+    let keep = limit.saturating_sub(1).min(body.len());
+    let mut out = Vec::with_capacity(keep + 1);
+    out.push(tokenizer.bos_id());
+    out.extend_from_slice(&body[body.len() - keep..]);
+    out
+}
+
+/// Plays one episode on every environment, `tasks[i]` on `envs[i]`, `group_of[i]` its group.
+#[allow(clippy::too_many_arguments)]
+pub fn rollout(
+    envs: &mut [Box<dyn Environment>],
+    tasks: &[Task],
+    group_of: &[usize],
+    policy: &LanguageModel,
+    tokenizer: &Tokenizer,
+    opts: &SampleOptions,
+    max_turns: usize,
+    retry: RetryPolicy,
+    rng: &mut ChaCha8Rng,
+    stats: &mut RolloutStats,
+) -> Result<Vec<Trajectory>, RuntimeError> {
+    let prompt_limit = policy.context().saturating_sub(opts.max_new_tokens);
+    if prompt_limit < 2 {
+        return Err(RuntimeError::Config(format!(
+            "the model context ({} tokens) leaves no room for a prompt next to {} new tokens",
+            policy.context(),
+            opts.max_new_tokens
+        )));
+    }
+    let env_call = |i: usize, what: &str, e: (usize, EnvError)| RuntimeError::EnvGaveUp {
+        env: i,
+        call: what.to_string(),
+        attempts: e.0,
+        source: e.1,
+    };
+    let mut steps: Vec<Vec<Step>> = vec![Vec::new(); envs.len()];
+    let mut active: Vec<usize> = Vec::with_capacity(envs.len());
+    let t_env = Instant::now();
+    for (i, env) in envs.iter_mut().enumerate() {
+        let task = tasks[i];
+        let mut retries = 0;
+        with_retry(
+            retry,
+            || env.reset(task),
+            |_, e| {
+                retries += 1;
+                eprintln!("warning: environment {i} reset failed, retrying: {e}");
+            },
+        )
+        .map_err(|e| env_call(i, "reset", e))?;
+        stats.env_retries += retries;
+        active.push(i);
+    }
+    stats.env_time += t_env.elapsed().as_secs_f64();
+
+    for _turn in 0..max_turns {
+        if active.is_empty() {
+            break;
+        }
+        let prompts: Vec<Vec<u32>> = active
+            .iter()
+            .map(|&i| encode_prompt(tokenizer, &envs[i].prompt(), prompt_limit))
+            .collect();
+        let t_gen = Instant::now();
+        let generations = policy.generate(&prompts, opts, rng)?;
+        stats.generate_time += t_gen.elapsed().as_secs_f64();
+
+        let t_env = Instant::now();
+        let mut still_active = Vec::with_capacity(active.len());
+        for ((&i, prompt), generation) in active.iter().zip(prompts).zip(generations) {
+            let env = &mut envs[i];
+            let state_key = env.state_key();
+            let observation = env.observation().text;
+            let mut retries = 0;
+            let result = with_retry(
+                retry,
+                || env.step(&generation.text),
+                |_, e| {
+                    retries += 1;
+                    eprintln!("warning: environment {i} step failed, retrying: {e}");
+                },
+            )
+            .map_err(|e| env_call(i, "step", e))?;
+            stats.env_retries += retries;
+            stats.tokens += generation.tokens.len();
+            stats.env_steps += 1;
+            steps[i].push(Step {
+                prompt,
+                action: generation.tokens,
+                text: generation.text,
+                token_logp_old: generation.logprobs,
+                env_reward: result.reward,
+                valid: result.valid,
+                state_key,
+                observation,
+            });
+            if !result.done {
+                still_active.push(i);
+            }
+        }
+        stats.env_time += t_env.elapsed().as_secs_f64();
+        active = still_active;
+    }
+
+    Ok(envs
+        .iter()
+        .zip(steps)
+        .enumerate()
+        .map(|(i, (env, steps))| Trajectory {
+            group: group_of[i],
+            task: tasks[i],
+            steps,
+            outcome: env.outcome(),
+            final_observation: env.observation().text,
+            reward: 0.0,
+            success: false,
+        })
+        .collect())
+}

@@ -1,0 +1,171 @@
+//! Batched scoring of recorded steps: per-token log-probs of many (prompt, action) rows under a
+//! model, split into chunks that bound the padded batch size, and the small tensor helpers the
+//! updates use to line host values up with the model's right-padded `[rows, A]` outputs.
+
+use candle_core::{Device, Tensor};
+
+use super::batch::Trajectory;
+use super::RuntimeError;
+use crate::model::LanguageModel;
+
+/// Padded tokens (rows x longest row) one detached scoring call may hold.
+pub const SCORE_TOKEN_BUDGET: usize = 24_576;
+
+/// `(trajectory, step)` of every step of the batch, in batch order.
+pub fn all_rows(trajs: &[Trajectory]) -> Vec<(usize, usize)> {
+    trajs
+        .iter()
+        .enumerate()
+        .flat_map(|(t, traj)| (0..traj.steps.len()).map(move |s| (t, s)))
+        .collect()
+}
+
+/// The prompts and actions of `rows`.
+pub fn row_inputs(trajs: &[Trajectory], rows: &[(usize, usize)]) -> (Vec<Vec<u32>>, Vec<Vec<u32>>) {
+    rows.iter()
+        .map(|&(t, s)| {
+            let step = &trajs[t].steps[s];
+            (step.prompt.clone(), step.action.clone())
+        })
+        .unzip()
+}
+
+/// Splits `rows` into consecutive chunks whose padded size stays within `budget` tokens.
+pub fn chunk_rows(
+    trajs: &[Trajectory],
+    rows: &[(usize, usize)],
+    budget: usize,
+) -> Vec<Vec<(usize, usize)>> {
+    let mut chunks = Vec::new();
+    let mut current: Vec<(usize, usize)> = Vec::new();
+    let mut widest_prompt = 0;
+    let mut widest_action = 0;
+    for &(t, s) in rows {
+        let step = &trajs[t].steps[s];
+        let p = widest_prompt.max(step.prompt.len());
+        let a = widest_action.max(step.action.len());
+        if !current.is_empty() && (current.len() + 1) * (p + a) > budget {
+            chunks.push(std::mem::take(&mut current));
+            widest_prompt = step.prompt.len();
+            widest_action = step.action.len();
+        } else {
+            widest_prompt = p;
+            widest_action = a;
+        }
+        current.push((t, s));
+    }
+    if !current.is_empty() {
+        chunks.push(current);
+    }
+    chunks
+}
+
+/// Per-token log-probs (and entropies) of every step of the batch under `model`, detached:
+/// `[traj][step][token]`.
+pub struct StepScores {
+    pub logp: Vec<Vec<Vec<f32>>>,
+    pub entropy: Vec<Vec<Vec<f32>>>,
+}
+
+pub fn score_steps(
+    model: &LanguageModel,
+    trajs: &[Trajectory],
+) -> Result<StepScores, RuntimeError> {
+    let mut logp: Vec<Vec<Vec<f32>>> = trajs
+        .iter()
+        .map(|t| vec![Vec::new(); t.steps.len()])
+        .collect();
+    let mut entropy = logp.clone();
+    let rows = all_rows(trajs);
+    for chunk in chunk_rows(trajs, &rows, SCORE_TOKEN_BUDGET) {
+        let (prompts, actions) = row_inputs(trajs, &chunk);
+        let scored = model.score(&prompts, &actions, false)?;
+        let lp = scored.logprobs.to_vec2::<f32>()?;
+        let ent = scored.entropy.to_vec2::<f32>()?;
+        for (k, &(t, s)) in chunk.iter().enumerate() {
+            let n = actions[k].len();
+            logp[t][s] = lp[k][..n].to_vec();
+            entropy[t][s] = ent[k][..n].to_vec();
+        }
+    }
+    Ok(StepScores { logp, entropy })
+}
+
+/// A `[rows.len(), width]` f32 tensor of per-token values, right-padded with zeros.
+pub fn padded_tensor(
+    rows: &[(usize, usize)],
+    width: usize,
+    value: impl Fn(usize, usize) -> Vec<f64>,
+    device: &Device,
+) -> Result<Tensor, RuntimeError> {
+    let mut data = vec![0f32; rows.len() * width];
+    for (k, &(t, s)) in rows.iter().enumerate() {
+        for (j, v) in value(t, s).into_iter().take(width).enumerate() {
+            data[k * width + j] = v as f32;
+        }
+    }
+    Ok(Tensor::from_vec(data, (rows.len(), width), device)?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::env::{EpisodeOutcome, Split, Task};
+    use crate::runtime::batch::Step;
+
+    fn traj(lens: &[(usize, usize)]) -> Trajectory {
+        Trajectory {
+            group: 0,
+            task: Task {
+                split: Split::Train,
+                index: 0,
+            },
+            steps: lens
+                .iter()
+                .map(|&(p, a)| Step {
+                    prompt: vec![1; p],
+                    action: vec![2; a],
+                    text: String::new(),
+                    token_logp_old: vec![0.0; a],
+                    env_reward: 0.0,
+                    valid: true,
+                    state_key: String::new(),
+                    observation: String::new(),
+                })
+                .collect(),
+            outcome: EpisodeOutcome {
+                won: false,
+                score: 0.0,
+                env_return: 0.0,
+            },
+            final_observation: String::new(),
+            reward: 0.0,
+            success: false,
+        }
+    }
+
+    #[test]
+    fn chunks_respect_the_padded_budget_and_keep_order() {
+        let trajs = vec![traj(&[(10, 2), (10, 2), (30, 2)]), traj(&[(5, 1)])];
+        let rows = all_rows(&trajs);
+        assert_eq!(rows, vec![(0, 0), (0, 1), (0, 2), (1, 0)]);
+        // budget 40: two rows of width 12 fit (24); adding the 32-wide row gives 3 * 32 = 96
+        let chunks = chunk_rows(&trajs, &rows, 40);
+        assert_eq!(
+            chunks,
+            vec![vec![(0, 0), (0, 1)], vec![(0, 2)], vec![(1, 0)]]
+        );
+        let flat: Vec<_> = chunks.concat();
+        assert_eq!(flat, rows);
+    }
+
+    #[test]
+    fn padded_tensor_right_pads_with_zeros() {
+        let rows = vec![(0, 0), (0, 1)];
+        let t = padded_tensor(&rows, 3, |_, s| vec![1.0 + s as f64; s + 1], &Device::Cpu).unwrap();
+        assert_eq!(
+            t.to_vec2::<f32>().unwrap(),
+            vec![vec![1.0, 0.0, 0.0], vec![2.0, 2.0, 0.0]]
+        );
+    }
+}

@@ -1,0 +1,78 @@
+//! Building what a graph names: environments, the tokenizer, sampling options and the thread
+//! count, from the graph's specs.
+
+use std::path::Path;
+
+use super::RuntimeError;
+use crate::env::Environment;
+use crate::graph::{EnvSpec, ExecGraph, PolicySpec};
+use crate::model::{SampleOptions, Tokenizer};
+
+/// `count` fresh instances of the graph's environment.
+pub fn make_envs(spec: &EnvSpec, count: usize) -> Result<Vec<Box<dyn Environment>>, RuntimeError> {
+    (0..count).map(|_| make_env(spec)).collect()
+}
+
+/// One fresh instance of the graph's environment.
+pub fn make_env(spec: &EnvSpec) -> Result<Box<dyn Environment>, RuntimeError> {
+    match spec {
+        EnvSpec::Sokoban(s) => Ok(Box::new(crate::env::sokoban::SokobanEnv::new(s.clone())?)),
+        EnvSpec::Webshop(_) => Err(RuntimeError::Unsupported(
+            "the `webshop` environment is not available to the trainer in this build".into(),
+        )),
+        EnvSpec::Sotopia(_) => Err(RuntimeError::Unsupported(
+            "the `sotopia` environment is not available to the trainer in this build".into(),
+        )),
+        EnvSpec::External(_) => Err(RuntimeError::Unsupported(
+            "external environments are not available to the trainer in this build".into(),
+        )),
+    }
+}
+
+/// The turn limit of an environment spec.
+pub fn max_turns(spec: &EnvSpec) -> usize {
+    match spec {
+        EnvSpec::Sokoban(s) => s.max_turns,
+        EnvSpec::Webshop(s) => s.max_turns,
+        EnvSpec::Sotopia(s) => s.max_turns,
+        EnvSpec::External(s) => s.max_turns,
+    }
+}
+
+/// The policy's tokenizer: the environment's characters and action words for a model trained
+/// from scratch, the model directory's `tokenizer.json` for a Hugging Face model.
+pub fn make_tokenizer(graph: &ExecGraph) -> Result<Tokenizer, RuntimeError> {
+    match &graph.policy {
+        PolicySpec::Transformer(_) => {
+            let vocab = match &graph.env {
+                EnvSpec::Sokoban(s) => crate::env::sokoban::vocabulary(s),
+                _ => {
+                    return Err(RuntimeError::Unsupported(
+                        "a from-scratch transformer needs an environment with a fixed vocabulary (sokoban)"
+                            .into(),
+                    ))
+                }
+            };
+            Ok(Tokenizer::chars_with_words(&vocab.alphabet, &vocab.words))
+        }
+        PolicySpec::Hf(h) => Ok(Tokenizer::from_file(
+            &Path::new(&h.path).join("tokenizer.json"),
+        )?),
+    }
+}
+
+/// Training-time sampling options of the policy.
+pub fn sampling_of(policy: &PolicySpec) -> SampleOptions {
+    match policy {
+        PolicySpec::Transformer(t) => SampleOptions::from(&t.sampling),
+        PolicySpec::Hf(h) => SampleOptions::from(&h.sampling),
+    }
+}
+
+/// Sets candle's worker-thread count before its first tensor operation (it reads
+/// `RAYON_NUM_THREADS` once). `0` keeps a user's own setting, or else uses every core.
+pub fn set_threads(threads: usize) {
+    if threads > 0 {
+        std::env::set_var("RAYON_NUM_THREADS", threads.to_string());
+    }
+}

@@ -1,0 +1,310 @@
+//! The interpreter end to end on small Sokoban settings: it learns, the PRM learns to rank,
+//! resume reproduces an uninterrupted run exactly, and every shipped ablation recipe runs.
+
+use std::path::Path;
+use std::sync::OnceLock;
+
+use indexmap::IndexMap;
+use oprl::graph::*;
+use oprl::runtime::{self, IterationMetrics, ProgressMode, RunOptions, RunSummary};
+
+/// A Sokoban setting small enough to learn in a CI test: a 5x5 room (3x3 floor), one box, a
+/// shallow generator search (levels a few moves from solved), a one-layer transformer.
+fn tiny_graph(iterations: usize, seed: u64) -> ExecGraph {
+    let ppo = PpoSpec {
+        lr: 3e-3,
+        clip_low: 0.2,
+        clip_high: 0.2,
+        dual_clip: 3.0,
+        entropy: 0.001,
+        kl: None,
+        epochs: 1,
+        minibatch: 16,
+        grad_clip: 1.0,
+        loss_agg: LossAgg::TokenMean,
+        weight_decay: 0.0,
+    };
+    let ops = [
+        ("n0_rollout", Op::Rollout),
+        ("n1_outcome", Op::OutcomeReward),
+        ("n2_prm_score", Op::PrmScore),
+        ("n3_prm_update", Op::PrmUpdate),
+        ("n4_advantage", Op::Advantage),
+        ("n5_policy_update", Op::PolicyUpdate),
+        ("n6_sync_old", Op::SyncOld),
+    ];
+    let mut nodes = IndexMap::new();
+    let mut prev: Option<String> = None;
+    for (id, op) in ops {
+        nodes.insert(
+            id.to_string(),
+            Node {
+                op,
+                inputs: prev.iter().cloned().collect(),
+            },
+        );
+        prev = Some(id.to_string());
+    }
+    ExecGraph {
+        recipe: "tiny".into(),
+        env: EnvSpec::Sokoban(SokobanSpec {
+            room: [5, 5],
+            boxes: 1,
+            max_turns: 4,
+            search_depth: 4,
+            observation: ObservationKind::Text,
+            prompt: PromptStyle::Compact,
+            history: 0,
+        }),
+        policy: PolicySpec::Transformer(TransformerSpec {
+            layers: 1,
+            width: 32,
+            heads: 2,
+            mlp: 64,
+            context: 64,
+            positions: Positions::Learned,
+            tie_embeddings: false,
+            patch: 4,
+            sampling: SamplingSpec {
+                temperature: 1.0,
+                top_p: 1.0,
+                max_new_tokens: 2,
+                stop: vec!["</action>".into()],
+            },
+        }),
+        reward: RewardSpec::Verifier {
+            signal: VerifierSignal::Won,
+        },
+        prm: Some(PrmSpec {
+            beta: 0.05,
+            score: TrajScore::Mean,
+            loss: PrmLoss::Dpo,
+            reference: PrmReference::OldPolicy,
+            lr: 3e-3,
+            grad_clip: 10.0,
+            updates: 1,
+            text_view: true,
+        }),
+        advantage: AdvExpr::Add {
+            terms: vec![
+                AdvExpr::Episode {
+                    signal: Signal::Outcome,
+                    norm: Norm::Rloo,
+                },
+                AdvExpr::Step {
+                    signal: Signal::Prm,
+                    norm: Norm::Zscore,
+                    group: StepGroup::Pool,
+                    maxabs: false,
+                },
+            ],
+        },
+        algorithm: AlgorithmSpec {
+            kind: AlgorithmKind::Ppo,
+            ppo,
+            critic: None,
+            prime: None,
+        },
+        train: TrainSpec {
+            iterations,
+            tasks: 8,
+            group: 4,
+            seed,
+            device: Device::Cpu,
+            threads: 0,
+        },
+        eval: EvalSpec {
+            every: 0,
+            tasks: 48,
+            temperature: 0.4,
+        },
+        output: OutputSpec {
+            dir: "runs".into(),
+            checkpoint_every: 0,
+            transcripts: 2,
+        },
+        nodes,
+    }
+}
+
+fn quiet() -> RunOptions {
+    RunOptions {
+        progress: ProgressMode::Quiet,
+        ..Default::default()
+    }
+}
+
+fn metrics(dir: &Path) -> Vec<IterationMetrics> {
+    std::fs::read_to_string(dir.join("metrics.jsonl"))
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
+}
+
+/// One learning run shared by the learning and PRM tests (they run in the same process).
+fn learning_run() -> &'static (RunSummary, Vec<IterationMetrics>) {
+    static RUN: OnceLock<(RunSummary, Vec<IterationMetrics>)> = OnceLock::new();
+    RUN.get_or_init(|| {
+        let tmp = tempfile::tempdir().unwrap();
+        let out = tmp.path().join("run");
+        let mut graph = tiny_graph(30, 3);
+        graph.eval.every = 10;
+        let summary = runtime::run(
+            graph,
+            &RunOptions {
+                out: Some(out.clone()),
+                ..quiet()
+            },
+        )
+        .unwrap();
+        let m = metrics(&out);
+        (summary, m)
+    })
+}
+
+#[test]
+fn held_out_success_rises_well_above_the_untrained_policy() {
+    let (summary, _) = learning_run();
+    let initial = summary.initial_eval.as_ref().unwrap().success_rate;
+    let best = summary.best_eval.as_ref().unwrap().success_rate;
+    eprintln!("curve: {:?}", summary.curve);
+    assert!(
+        best >= initial + 0.2 && best >= 2.0 * initial,
+        "held-out success went from {initial} to at best {best}"
+    );
+}
+
+#[test]
+fn prm_pair_accuracy_rises_above_one_half() {
+    let (_, m) = learning_run();
+    let acc: Vec<(usize, f64)> = m
+        .iter()
+        .filter_map(|x| x.prm_pair_accuracy.map(|a| (x.iteration, a)))
+        .collect();
+    eprintln!("pair accuracy: {acc:?}");
+    let late: Vec<f64> = acc.iter().filter(|a| a.0 > 10).map(|a| a.1).collect();
+    let mean = late.iter().sum::<f64>() / late.len() as f64;
+    assert!(
+        mean > 0.5,
+        "mean pair accuracy after iteration 10 is {mean}"
+    );
+}
+
+#[test]
+fn resume_reproduces_an_uninterrupted_run_exactly() {
+    let tmp = tempfile::tempdir().unwrap();
+    let whole = tmp.path().join("whole");
+    let split = tmp.path().join("split");
+    let mut graph = tiny_graph(4, 11);
+    graph.eval.tasks = 8;
+    graph.eval.every = 2;
+    graph.train.tasks = 4;
+    runtime::run(
+        graph.clone(),
+        &RunOptions {
+            out: Some(whole.clone()),
+            ..quiet()
+        },
+    )
+    .unwrap();
+    let first = runtime::run(
+        graph,
+        &RunOptions {
+            out: Some(split.clone()),
+            stop_after: Some(2),
+            ..quiet()
+        },
+    )
+    .unwrap();
+    assert_eq!(first.ending, runtime::Ending::Interrupted);
+    assert_eq!(metrics(&split).len(), 2);
+    let resumed = runtime::resume(&split, &quiet()).unwrap();
+    assert_eq!(resumed.ending, runtime::Ending::Completed);
+    let a: Vec<_> = metrics(&whole)
+        .iter()
+        .map(|m| m.without_timings())
+        .collect();
+    let b: Vec<_> = metrics(&split)
+        .iter()
+        .map(|m| m.without_timings())
+        .collect();
+    assert_eq!(a.len(), 4);
+    assert_eq!(a, b);
+    // The evaluations match too, and `oprl eval` on the checkpoint reproduces the last one.
+    let eval = runtime::eval_checkpoint(&split, None).unwrap();
+    assert_eq!(Some(eval.success_rate), a[3].eval_success);
+}
+
+#[test]
+fn a_non_finite_loss_stops_with_the_quantity_named_and_keeps_the_checkpoint() {
+    let tmp = tempfile::tempdir().unwrap();
+    let out = tmp.path().join("nan");
+    let mut graph = tiny_graph(3, 5);
+    graph.eval.tasks = 0;
+    graph.output.checkpoint_every = 1;
+    // An infinite PRM learning rate turns the PRM's weights into NaN at its first update, so the
+    // next iteration's implicit step rewards are not finite.
+    graph.prm.as_mut().unwrap().lr = f64::INFINITY;
+    let err = runtime::run(
+        graph,
+        &RunOptions {
+            out: Some(out.clone()),
+            ..quiet()
+        },
+    )
+    .unwrap_err();
+    let msg = err.to_string();
+    assert!(msg.contains("is NaN") || msg.contains("is inf"), "{msg}");
+    assert!(msg.contains("iteration"), "{msg}");
+    let summary: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("summary.json")).unwrap()).unwrap();
+    assert_eq!(summary["ending"], "failed");
+    // The checkpoint written before the failure is still there and complete.
+    assert!(out.join("checkpoints").read_dir().unwrap().count() >= 1);
+}
+
+#[test]
+fn every_ablation_recipe_runs_a_few_iterations() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("recipes/ablations");
+    let mut recipes: Vec<_> = std::fs::read_dir(&dir)
+        .map(|d| d.filter_map(|e| e.ok()).map(|e| e.path()).collect())
+        .unwrap_or_default();
+    recipes.retain(|p: &std::path::PathBuf| p.extension().is_some_and(|e| e == "oprl"));
+    recipes.sort();
+    assert!(!recipes.is_empty(), "no recipes in {}", dir.display());
+    let tmp = tempfile::tempdir().unwrap();
+    let overrides: Vec<String> = [
+        "train.iterations = 2",
+        "train.tasks = 2",
+        "train.group = 2",
+        "eval.tasks = 2",
+        "eval.every = 1",
+        "env.max_turns = 2",
+        "policy.layers = 1",
+        "policy.width = 16",
+        "policy.heads = 2",
+        "policy.mlp = 32",
+        "policy.sampling.max_new_tokens = 2",
+        "algorithm.minibatch = 2",
+    ]
+    .map(String::from)
+    .to_vec();
+    for path in recipes {
+        let (graph, _) = oprl::compile::compile_file(&path, &overrides)
+            .unwrap_or_else(|d| panic!("{} does not compile: {d:?}", path.display()));
+        let name = path.file_stem().unwrap().to_string_lossy().to_string();
+        let summary = runtime::run(
+            graph,
+            &RunOptions {
+                out: Some(tmp.path().join(&name)),
+                ..quiet()
+            },
+        )
+        .unwrap_or_else(|e| panic!("{name}: {e}"));
+        assert_eq!(summary.iterations, 2, "{name}");
+        let m = metrics(&tmp.path().join(&name));
+        assert_eq!(m.len(), 2, "{name}");
+        assert!(m.iter().all(|x| x.policy_loss.is_finite()), "{name}");
+    }
+}
