@@ -942,3 +942,48 @@ fn reward_matches_webshop_on_random_purchases() {
         );
     }
 }
+
+/// Page texts rendered by WebShop's own templates and `convert_html_to_text(simple=True)`.
+#[test]
+fn observations_match_webshop_templates() {
+    use oprl::env::webshop::pages::{Page, Session, SubPage};
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/data/webshop_pages.json");
+    let data: Value = serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+    let catalogue = real_catalogue();
+    let instruction = data["instruction"].as_str().unwrap();
+    let position = |asin: &str| {
+        catalogue
+            .products
+            .iter()
+            .position(|p| p.asin == asin)
+            .unwrap()
+    };
+    let results: Vec<usize> = strings(&data["results_asins"])
+        .iter()
+        .map(|a| position(a))
+        .collect();
+    let mut session = Session::new(instruction, false);
+    let check = |session: &Session, key: &str| {
+        assert_eq!(
+            session.observation(&catalogue, None),
+            data[key].as_str().unwrap(),
+            "{key}"
+        );
+    };
+    check(&session, "search");
+    session.page = Page::Results;
+    session.results = results[..3].to_vec();
+    check(&session, "results_p1");
+    // Page 2 of 13 results shows the 11th to 13th.
+    session.results = [vec![results[0]; 10], results[3..6].to_vec()].concat();
+    session.results_page = 2;
+    check(&session, "results_p2");
+    let item = position(data["asin"].as_str().unwrap());
+    session.product = Some(item);
+    session.page = Page::Item;
+    check(&session, "item");
+    session.page = Page::Sub(SubPage::Description);
+    check(&session, "description");
+    session.page = Page::Sub(SubPage::Features);
+    check(&session, "features");
+}

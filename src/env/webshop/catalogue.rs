@@ -130,11 +130,26 @@ pub fn price_tag(pricing: &[f64]) -> String {
     }
 }
 
+/// The entries of a name -> contents map: a JSON object (key order lost by `serde_json::Value`),
+/// or the `[[name, contents], ...]` pairs `parse_product_values` writes to keep the file order.
+fn map_entries(v: &Value) -> Option<Vec<(String, &Value)>> {
+    match v {
+        Value::Object(map) => Some(map.iter().map(|(k, v)| (k.clone(), v)).collect()),
+        Value::Array(pairs) => Some(
+            pairs
+                .iter()
+                .filter_map(|pair| Some((pair.get(0)?.as_str()?.to_string(), pair.get(1)?)))
+                .collect(),
+        ),
+        _ => None,
+    }
+}
+
 fn parse_options(raw: &Value) -> IndexMap<String, Vec<String>> {
     let mut options = IndexMap::new();
     // The processed form (`options`) when present, else the scraped `customization_options`.
-    if let Some(Value::Object(map)) = raw.get("options") {
-        for (name, values) in map {
+    if let Some(entries) = raw.get("options").and_then(map_entries) {
+        for (name, values) in entries {
             if let Value::Array(values) = values {
                 let values = values
                     .iter()
@@ -146,8 +161,8 @@ fn parse_options(raw: &Value) -> IndexMap<String, Vec<String>> {
         }
         return options;
     }
-    if let Some(Value::Object(map)) = raw.get("customization_options") {
-        for (name, contents) in map {
+    if let Some(entries) = raw.get("customization_options").and_then(map_entries) {
+        for (name, contents) in entries {
             let Value::Array(contents) = contents else {
                 continue;
             };
@@ -317,6 +332,54 @@ pub fn load_attributes(path: &Path) -> Result<IndexMap<String, AttributeEntry>, 
     })
 }
 
+/// The key order of a product's option maps, read by a second, order-keeping parse (serde
+/// keeps document order when deserialising into an `IndexMap`).
+#[derive(Debug, Default, Deserialize)]
+struct OptionKeyOrder {
+    #[serde(default)]
+    options: Option<KeysIfMap>,
+    #[serde(default)]
+    customization_options: Option<KeysIfMap>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+enum KeysIfMap {
+    Map(IndexMap<String, serde::de::IgnoredAny>),
+    Other(serde::de::IgnoredAny),
+}
+
+#[derive(Debug, Deserialize)]
+struct LineKeyOrder {
+    #[serde(default)]
+    product: Option<OptionKeyOrder>,
+    #[serde(default)]
+    options: Option<KeysIfMap>,
+    #[serde(default)]
+    customization_options: Option<KeysIfMap>,
+}
+
+/// Rewrites the option maps of `product` as `[[name, contents], ...]` in file order.
+fn keep_option_order(product: &mut Value, order: &OptionKeyOrder) {
+    for (field, keys) in [
+        ("options", &order.options),
+        ("customization_options", &order.customization_options),
+    ] {
+        let (Some(KeysIfMap::Map(keys)), Some(Value::Object(map))) = (keys, product.get(field))
+        else {
+            continue;
+        };
+        let pairs: Vec<Value> = keys
+            .keys()
+            .filter_map(|k| {
+                map.get(k)
+                    .map(|v| Value::Array(vec![Value::String(k.clone()), v.clone()]))
+            })
+            .collect();
+        product[field] = Value::Array(pairs);
+    }
+}
+
 /// Parses product dicts from a file's text: a JSON list of products, or JSON lines where each
 /// line is `{id, contents, product}` (or a bare product).
 pub fn parse_product_values(text: &str, path: &str) -> Result<Vec<Value>, CatalogueError> {
@@ -326,9 +389,17 @@ pub fn parse_product_values(text: &str, path: &str) -> Result<Vec<Value>, Catalo
             path: path.to_string(),
             message: e.to_string(),
         })?;
-        let Value::Array(items) = value else {
-            unreachable!("starts with [")
+        let Value::Array(mut items) = value else {
+            return Err(CatalogueError::Format {
+                path: path.to_string(),
+                message: "expected a list of products".into(),
+            });
         };
+        if let Ok(orders) = serde_json::from_str::<Vec<OptionKeyOrder>>(trimmed) {
+            for (item, order) in items.iter_mut().zip(&orders) {
+                keep_option_order(item, order);
+            }
+        }
         return Ok(items);
     }
     let mut items = Vec::new();
@@ -340,16 +411,39 @@ pub fn parse_product_values(text: &str, path: &str) -> Result<Vec<Value>, Catalo
             path: path.to_string(),
             message: format!("line {}: {e}", line_no + 1),
         })?;
+        let order = serde_json::from_str::<LineKeyOrder>(line).ok();
         match value {
             Value::Object(mut map) => match map.remove("product") {
-                Some(product @ Value::Object(_)) => items.push(product),
+                Some(mut product @ Value::Object(_)) => {
+                    if let Some(order) = order.as_ref().and_then(|o| o.product.as_ref()) {
+                        keep_option_order(&mut product, order);
+                    }
+                    items.push(product)
+                }
                 Some(_) => {
                     return Err(CatalogueError::Format {
                         path: path.to_string(),
                         message: format!("line {}: `product` is not an object", line_no + 1),
                     })
                 }
-                None => items.push(Value::Object(map)),
+                None => {
+                    let mut product = Value::Object(map);
+                    if let Some(LineKeyOrder {
+                        options,
+                        customization_options,
+                        ..
+                    }) = order
+                    {
+                        keep_option_order(
+                            &mut product,
+                            &OptionKeyOrder {
+                                options,
+                                customization_options,
+                            },
+                        );
+                    }
+                    items.push(product)
+                }
             },
             _ => {
                 return Err(CatalogueError::Format {
