@@ -11,6 +11,7 @@ pub mod cli;
 pub mod compile;
 pub mod diagnostics;
 pub mod env;
+pub mod experiments;
 pub mod graph;
 pub mod lsp;
 pub mod model;
