@@ -17,8 +17,8 @@ pub fn make_envs(spec: &EnvSpec, count: usize) -> Result<Vec<Box<dyn Environment
 pub fn make_env(spec: &EnvSpec) -> Result<Box<dyn Environment>, RuntimeError> {
     match spec {
         EnvSpec::Sokoban(s) => Ok(Box::new(crate::env::sokoban::SokobanEnv::new(s.clone())?)),
-        EnvSpec::Webshop(_) => Err(RuntimeError::Unsupported(
-            "the `webshop` environment is not available to the trainer in this build".into(),
+        EnvSpec::Webshop(s) => Ok(Box::new(
+            crate::env::webshop::WebshopEnv::new(s).map_err(crate::env::EnvError::from)?,
         )),
         EnvSpec::Sotopia(_) => Err(RuntimeError::Unsupported(
             "the `sotopia` environment is not available to the trainer in this build".into(),
@@ -46,6 +46,9 @@ pub fn make_tokenizer(graph: &ExecGraph) -> Result<Tokenizer, RuntimeError> {
         PolicySpec::Transformer(_) => {
             let vocab = match &graph.env {
                 EnvSpec::Sokoban(s) => crate::env::sokoban::vocabulary(s),
+                EnvSpec::Webshop(s) => {
+                    crate::env::webshop::vocabulary(s).map_err(crate::env::EnvError::from)?
+                }
                 _ => {
                     return Err(RuntimeError::Unsupported(
                         "a from-scratch transformer needs an environment with a fixed vocabulary (sokoban)"
