@@ -366,3 +366,33 @@ fn every_ablation_recipe_runs_a_few_iterations() {
         assert!(m.iter().all(|x| x.policy_loss.is_finite()), "{name}");
     }
 }
+
+#[test]
+fn an_external_environment_trains_through_the_json_lines_protocol() {
+    // oprl's own Sokoban server stands in for an environment written in another language: the
+    // trainer only sees the protocol.
+    let tmp = tempfile::tempdir().unwrap();
+    let out = tmp.path().join("external");
+    let mut graph = tiny_graph(2, 3);
+    graph.eval.tasks = 4;
+    graph.env = EnvSpec::External(ExternalSpec {
+        command: format!(
+            "{} env serve sokoban --set room=5x5 --set prompt=compact",
+            env!("CARGO_BIN_EXE_oprl")
+        ),
+        timeout_s: 30.0,
+        max_turns: 4,
+        history: 0,
+    });
+    let summary = runtime::run(
+        graph,
+        &RunOptions {
+            out: Some(out.clone()),
+            ..quiet()
+        },
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    let m = metrics(&out);
+    assert_eq!(m.len(), 2, "{summary:?}");
+    assert!(m.iter().all(|it| it.mean_turns > 0.0));
+}

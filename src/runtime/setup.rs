@@ -23,9 +23,9 @@ pub fn make_env(spec: &EnvSpec) -> Result<Box<dyn Environment>, RuntimeError> {
         EnvSpec::Sotopia(_) => Err(RuntimeError::Unsupported(
             "the `sotopia` environment is not available to the trainer in this build".into(),
         )),
-        EnvSpec::External(_) => Err(RuntimeError::Unsupported(
-            "external environments are not available to the trainer in this build".into(),
-        )),
+        EnvSpec::External(s) => Ok(Box::new(crate::env::protocol::ExternalEnv::spawn(
+            s.clone(),
+        )?)),
     }
 }
 
@@ -49,9 +49,15 @@ pub fn make_tokenizer(graph: &ExecGraph) -> Result<Tokenizer, RuntimeError> {
                 EnvSpec::Webshop(s) => {
                     crate::env::webshop::vocabulary(s).map_err(crate::env::EnvError::from)?
                 }
-                _ => {
+                // An external environment's text is unknown in advance: printable ASCII, with
+                // anything else mapped to `<unk>`.
+                EnvSpec::External(_) => crate::env::Vocabulary {
+                    alphabet: (' '..='~').chain(['\n', '\t']).collect(),
+                    words: Vec::new(),
+                },
+                EnvSpec::Sotopia(_) => {
                     return Err(RuntimeError::Unsupported(
-                        "a from-scratch transformer needs an environment with a fixed vocabulary (sokoban)"
+                        "the `sotopia` environment is not available to the trainer in this build"
                             .into(),
                     ))
                 }
