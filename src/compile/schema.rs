@@ -964,9 +964,10 @@ static OUTPUT: &[KeySchema] = &[
     key(
         "checkpoint_every",
         Ty::Int,
-        D::Int(50),
+        D::Int(5),
         Range::NON_NEGATIVE,
-        "Checkpoint every this many iterations and at the end (0 = only at the end).",
+        "Checkpoint every this many iterations and at the end (0 = only at the end). Small \
+         models iterate in seconds, so frequent checkpoints cost little and lose little.",
     ),
     key(
         "transcripts",
