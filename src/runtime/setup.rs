@@ -56,10 +56,8 @@ pub fn make_tokenizer(graph: &ExecGraph) -> Result<Tokenizer, RuntimeError> {
                     words: Vec::new(),
                 },
                 EnvSpec::Sotopia(_) => {
-                    return Err(RuntimeError::Unsupported(
-                        "the `sotopia` environment is not available to the trainer in this build"
-                            .into(),
-                    ))
+                    let what = "the `sotopia` environment is not available to the trainer yet";
+                    return Err(RuntimeError::Unsupported(what.into()));
                 }
             };
             Ok(Tokenizer::chars_with_words(&vocab.alphabet, &vocab.words))
