@@ -548,20 +548,18 @@ impl Checker<'_> {
             variant,
             entries: IndexMap::new(),
         };
-        let mut seen: IndexMap<String, Span> = IndexMap::new();
         for statement in body {
-            let (name, entry, span) = match statement {
+            let (name, entry) = match statement {
                 Statement::Assignment(a) => (
                     a.key.name.clone(),
                     Entry::Value(ValueNode {
                         key: a.key.clone(),
                         expr: a.value.clone(),
                     }),
-                    a.key.span,
                 ),
                 Statement::Block(b) => {
                     let inner = self.node_from_body(b.kind.clone(), b.variant.clone(), &b.body);
-                    (b.kind.name.clone(), Entry::Block(inner), b.kind.span)
+                    (b.kind.name.clone(), Entry::Block(inner))
                 }
                 Statement::Use(_) | Statement::Definition(_) => {
                     self.diagnostics.push(
@@ -575,19 +573,7 @@ impl Checker<'_> {
                     continue;
                 }
             };
-            if let Some(first) = seen.get(&name) {
-                self.diagnostics.push(
-                    Diagnostic::new(
-                        Code::DuplicateKey,
-                        format!("`{name}` is set twice in this block"),
-                    )
-                    .label(span, "set again here")
-                    .label(*first, "first set here")
-                    .help("remove one of them"),
-                );
-            }
-            seen.insert(name.clone(), span);
-            node.entries.insert(name, entry);
+            self.diagnostics.extend(node.insert_entry(name, entry));
         }
         node
     }

@@ -51,12 +51,38 @@ impl BlockNode {
             None => self.kind.span,
         }
     }
+
+    /// Adds `entry` under `name`. A name already there is overwritten (the later entry wins) and
+    /// the "set twice" diagnostic, labelling both, is returned.
+    pub fn insert_entry(&mut self, name: String, entry: Entry) -> Option<Diagnostic> {
+        let duplicate = self.entries.get(&name).map(|first| {
+            Diagnostic::new(
+                Code::DuplicateKey,
+                format!("`{name}` is set twice in this block"),
+            )
+            .label(entry.span(), "set again here")
+            .label(first.span(), "first set here")
+            .help("remove one of them")
+        });
+        self.entries.insert(name, entry);
+        duplicate
+    }
 }
 
 #[derive(Debug, Clone)]
 pub enum Entry {
     Value(ValueNode),
     Block(BlockNode),
+}
+
+impl Entry {
+    /// The key of a value, the kind of a block: where "set twice" labels point.
+    pub fn span(&self) -> Span {
+        match self {
+            Entry::Value(v) => v.key.span,
+            Entry::Block(b) => b.kind.span,
+        }
+    }
 }
 
 /// `key = expr`, or for a definition `kind key = expr`.
@@ -466,9 +492,8 @@ impl Resolver<'_> {
             variant: block.variant,
             entries: IndexMap::new(),
         };
-        let mut spans: HashMap<String, Span> = HashMap::new();
         for statement in block.body {
-            let (name, entry, span) = match statement {
+            let (name, entry) = match statement {
                 Statement::Use(_) => continue,
                 Statement::Assignment(a) => (
                     a.key.name.clone(),
@@ -476,12 +501,8 @@ impl Resolver<'_> {
                         key: a.key.clone(),
                         expr: a.value,
                     }),
-                    a.key.span,
                 ),
-                Statement::Block(b) => {
-                    let span = b.kind.span;
-                    (b.kind.name.clone(), Entry::Block(self.block_node(b)), span)
-                }
+                Statement::Block(b) => (b.kind.name.clone(), Entry::Block(self.block_node(b))),
                 Statement::Definition(d) => {
                     self.diagnostics.push(
                         Diagnostic::new(
@@ -497,19 +518,7 @@ impl Resolver<'_> {
                     continue;
                 }
             };
-            if let Some(first) = spans.get(&name) {
-                self.diagnostics.push(
-                    Diagnostic::new(
-                        Code::DuplicateKey,
-                        format!("`{name}` is set twice in this block"),
-                    )
-                    .label(span, "set again here")
-                    .label(*first, "first set here")
-                    .help("remove one of them"),
-                );
-            }
-            spans.insert(name.clone(), span);
-            node.entries.insert(name, entry);
+            self.diagnostics.extend(node.insert_entry(name, entry));
         }
         node
     }

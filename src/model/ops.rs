@@ -417,17 +417,12 @@ impl CustomOp2 for SoftmaxBackward {
         let n = yl.shape().dims().last().copied().unwrap_or(1);
         let y = contiguous_f32(ys, yl)?;
         let g = contiguous_f32(gs, gl)?;
-        let mut out = vec![0f32; y.len()];
-        for ((yr, gr), dr) in y
-            .chunks_exact(n)
-            .zip(g.chunks_exact(n))
-            .zip(out.chunks_exact_mut(n))
-        {
+        let out = per_row_pair(&y, &g, n, |yr, gr, dr| {
             let dot: f32 = yr.iter().zip(gr).map(|(a, b)| a * b).sum();
             for ((d, &yi), &gi) in dr.iter_mut().zip(yr).zip(gr) {
                 *d = yi * (gi - dot);
             }
-        }
+        });
         Ok((CpuStorage::F32(out), yl.shape().clone()))
     }
 }
@@ -489,6 +484,25 @@ impl CustomOp2 for RmsNorm {
     }
 }
 
+/// `f(a_row, b_row, out_row)` over the rows (length `n`) of two same-shaped buffers: the shape
+/// of every fused backward kernel here.
+fn per_row_pair(
+    a: &[f32],
+    b: &[f32],
+    n: usize,
+    mut f: impl FnMut(&[f32], &[f32], &mut [f32]),
+) -> Vec<f32> {
+    let mut out = vec![0f32; a.len()];
+    for ((ar, br), or) in a
+        .chunks_exact(n)
+        .zip(b.chunks_exact(n))
+        .zip(out.chunks_exact_mut(n))
+    {
+        f(ar, br, or);
+    }
+    out
+}
+
 fn inv_rms(row: &[f32], eps: f32) -> f32 {
     let mean_sq = row.iter().map(|v| v * v).sum::<f32>() / row.len() as f32;
     1.0 / (mean_sq + eps).sqrt()
@@ -517,19 +531,14 @@ impl candle_core::CustomOp3 for RmsNormBackward {
         let x = contiguous_f32(xs, xl)?;
         let w = contiguous_f32(ws, wl)?;
         let g = contiguous_f32(gs, gl)?;
-        let mut out = vec![0f32; x.len()];
-        for ((xr, gr), dr) in x
-            .chunks_exact(n)
-            .zip(g.chunks_exact(n))
-            .zip(out.chunks_exact_mut(n))
-        {
+        let out = per_row_pair(&x, &g, n, |xr, gr, dr| {
             let r = inv_rms(xr, self.eps);
-            let dot: f32 = xr.iter().zip(gr).zip(w).map(|((a, b), c)| a * b * c).sum();
+            let dot: f32 = xr.iter().zip(gr).zip(&*w).map(|((a, b), c)| a * b * c).sum();
             let k = r * r * r * dot / n as f32;
-            for (((d, &xi), &gi), &wi) in dr.iter_mut().zip(xr).zip(gr).zip(w) {
+            for (((d, &xi), &gi), &wi) in dr.iter_mut().zip(xr).zip(gr).zip(&*w) {
                 *d = r * wi * gi - xi * k;
             }
-        }
+        });
         Ok((CpuStorage::F32(out), xl.shape().clone()))
     }
 }
@@ -539,18 +548,7 @@ mod tests {
     use super::*;
     use candle_core::{Device, Var};
 
-    fn max_abs_diff(a: &Tensor, b: &Tensor) -> f32 {
-        (a - b)
-            .unwrap()
-            .abs()
-            .unwrap()
-            .flatten_all()
-            .unwrap()
-            .max(0)
-            .unwrap()
-            .to_scalar::<f32>()
-            .unwrap()
-    }
+    use crate::model::tests::max_diff as max_abs_diff;
 
     fn sample(shape: &[usize], seed: u32) -> Tensor {
         let n: usize = shape.iter().product();

@@ -30,7 +30,8 @@ fn tiny(positions: Positions, tie: bool, seed: u64) -> LanguageModel {
     LanguageModel::from_spec(&tiny_spec(positions, tie), &tok(), &Device::Cpu, seed).unwrap()
 }
 
-fn max_diff(a: &Tensor, b: &Tensor) -> f32 {
+/// The largest absolute elementwise difference (also used by the fused-op tests).
+pub(super) fn max_diff(a: &Tensor, b: &Tensor) -> f32 {
     (a - b)
         .unwrap()
         .abs()
