@@ -274,7 +274,11 @@ fn a_failing_run_is_reported_the_others_go_on_and_resume_finishes_the_rest() {
     args.extend(["--set", "train.iterations=2"]);
     let out = oprl_unchecked(&args);
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(1), "not all runs succeeded: {stderr}");
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "not all runs succeeded: {stderr}"
+    );
 
     let index: Value =
         serde_json::from_str(&std::fs::read_to_string(sweep_dir.join("sweep.json")).unwrap())
@@ -284,7 +288,10 @@ fn a_failing_run_is_reported_the_others_go_on_and_resume_finishes_the_rest() {
     assert_eq!(runs[0]["status"], "failed");
     let error = runs[0]["error"].as_str().unwrap();
     assert!(error.contains("exit 3"), "{error}");
-    assert_eq!(runs[1]["status"], "completed", "the failure did not stop it");
+    assert_eq!(
+        runs[1]["status"], "completed",
+        "the failure did not stop it"
+    );
     let bad_dir = runs[0]["dir"].as_str().unwrap();
     let good_dir = runs[1]["dir"].as_str().unwrap();
     let failed_line = stderr
@@ -332,5 +339,71 @@ fn a_failing_run_is_reported_the_others_go_on_and_resume_finishes_the_rest() {
     assert_eq!(
         std::fs::read_to_string(sweep_dir.join(good_dir).join("metrics.jsonl")).unwrap(),
         before
+    );
+}
+
+/// The nine recipes of the comparison compile cleanly at one budget on Sokoban 6x6, and the
+/// command in docs/results.md runs exactly them, 3 seeds each, with `oprl run`.
+#[test]
+fn the_comparison_recipes_compile_and_the_documented_command_runs_them_all() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let mut names: Vec<String> = std::fs::read_dir(root.join("recipes/experiments"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "oprl"))
+        .map(|p| p.file_stem().unwrap().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    assert_eq!(
+        names,
+        [
+            "gigpo",
+            "ground_truth",
+            "grpo",
+            "merged",
+            "oprl",
+            "ppo_gae",
+            "prime",
+            "rloo",
+            "token_level"
+        ]
+    );
+    for name in &names {
+        let path = root.join(format!("recipes/experiments/{name}.oprl"));
+        let compiled = oprl::compile::compile_path(&path, &[]);
+        assert!(
+            compiled.diagnostics.is_empty(),
+            "{name}:\n{}",
+            compiled.render_plain()
+        );
+        let g = compiled.graph.unwrap();
+        assert_eq!(g.recipe, *name);
+        assert_eq!(
+            (
+                g.train.iterations,
+                g.train.tasks,
+                g.train.group,
+                g.train.seed
+            ),
+            (60, 16, 8, 7),
+            "{name}"
+        );
+        assert_eq!((g.eval.every, g.eval.tasks), (5, 64), "{name}");
+        assert_eq!(oprl::experiments::runs::env_label(&g.env), "sokoban 6x6");
+    }
+
+    let doc = std::fs::read_to_string(root.join("docs/results.md")).unwrap();
+    let line = doc
+        .lines()
+        .find(|l| l.contains("oprl run recipes/experiments/{"))
+        .expect("docs/results.md has the comparison command");
+    let inner = &line[line.find('{').unwrap() + 1..line.find('}').unwrap()];
+    let mut documented: Vec<&str> = inner.split(',').collect();
+    documented.sort();
+    assert_eq!(documented, names);
+    let next = doc.lines().skip_while(|l| *l != line).nth(1).unwrap();
+    assert!(
+        next.contains("--seeds 3") && next.contains("--out runs/comparison"),
+        "{next}"
     );
 }

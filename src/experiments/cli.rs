@@ -33,9 +33,10 @@ pub struct RunArgs {
         conflicts_with = "resume"
     )]
     pub sweeps: Vec<String>,
-    /// With several runs: how many run at a time (child processes sharing the cores).
-    #[arg(long, value_name = "N", default_value_t = 1)]
-    pub jobs: usize,
+    /// With several runs: how many run at a time, as child processes sharing the cores
+    /// (default 1; when resuming a sweep, the number it was started with).
+    #[arg(long, value_name = "N")]
+    pub jobs: Option<usize>,
     /// The run directory (default `<output.dir>/<recipe>-<timestamp>`); with several runs, the
     /// sweep directory that holds one run directory each (default `runs/sweep-<timestamp>`).
     #[arg(long)]
@@ -140,7 +141,7 @@ fn spec_of(args: &RunArgs) -> Result<SweepSpec, ExperimentError> {
         overrides: args.overrides.clone(),
         seeds: args.seeds.unwrap_or(1),
         sweeps,
-        jobs: args.jobs.max(1),
+        jobs: args.jobs.unwrap_or(1).max(1),
         out: args.out.clone().unwrap_or_else(default_sweep_dir),
         progress: args.progress(),
         exe: None,
@@ -185,11 +186,12 @@ pub fn run_sweep(spec: &SweepSpec) -> Result<(PathBuf, SweepIndex), ExperimentEr
 /// it has a run directory, else from the start.
 pub fn resume_sweep(
     dir: &Path,
-    jobs: usize,
+    jobs: Option<usize>,
     progress: ProgressMode,
     exe: Option<&Path>,
 ) -> Result<(PathBuf, SweepIndex), ExperimentError> {
     let mut index = SweepIndex::read(dir)?;
+    let jobs = jobs.unwrap_or(index.jobs).max(1);
     let exe = exe_or_current(exe)?;
     let board = Board::new(progress, index.runs.len());
     let left = index
@@ -201,9 +203,9 @@ pub fn resume_sweep(
         "{left} of {} runs of {} to finish ({} at a time)",
         index.runs.len(),
         dir.display(),
-        jobs.max(1).min(left.max(1))
+        jobs.min(left.max(1))
     ));
-    launch::launch(dir, &mut index, jobs.max(1), &exe, &board)?;
+    launch::launch(dir, &mut index, jobs, &exe, &board)?;
     Ok((dir.to_path_buf(), index))
 }
 

@@ -121,7 +121,6 @@ pub fn launch(
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
     let share = threads_per_job(cores, jobs);
     let interrupt = crate::runtime::interrupt_flag();
-    let total = index.runs.len();
     let mut next = 0;
     let mut running: Vec<Active> = Vec::new();
     loop {
