@@ -24,34 +24,9 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Run recipes over seeds and swept values, each into its own run directory of a sweep
-    /// directory (indexed by `sweep.json`), one at a time or `--jobs N` at a time.
-    Sweep {
-        /// Recipe files (each one a method).
-        #[arg(required = true)]
-        recipes: Vec<PathBuf>,
-        /// Override a key for every run, in recipe syntax: `--set train.iterations=50`.
-        #[arg(long = "set", value_name = "PATH=VALUE")]
-        overrides: Vec<String>,
-        /// Seeds per configuration: the recipe's `train.seed`, +1, +2, ...
-        #[arg(long, default_value_t = 1)]
-        seeds: usize,
-        /// Sweep a key over values in recipe syntax: `--sweep train.group=4,8` (repeat for a grid).
-        #[arg(long = "sweep", value_name = "PATH=V1,V2,...")]
-        sweeps: Vec<String>,
-        /// Runs at a time (candle's threads are divided among them).
-        #[arg(long, default_value_t = 1)]
-        jobs: usize,
-        /// The sweep directory (default: `runs/sweep-<timestamp>`).
-        #[arg(long)]
-        out: Option<PathBuf>,
-        /// No progress bars.
-        #[arg(long)]
-        quiet: bool,
-        /// Internal: run exactly one run into `--out` (what `--jobs N` spawns).
-        #[arg(long, hide = true)]
-        single: bool,
-    },
+    /// Same as `oprl run`, but always into a sweep directory (kept for scripts).
+    #[command(hide = true)]
+    Sweep(oprl::experiments::cli::RunArgs),
     /// Write an HTML report with plots (PNG and SVG) of runs, sweeps or directories of runs.
     Report {
         #[arg(required = true)]
@@ -102,27 +77,10 @@ enum Command {
         #[arg(long, value_enum, default_value = "text")]
         format: GraphFormat,
     },
-    /// Train: run a recipe's OPRL loop (or continue a run with `--resume RUN_DIR`).
-    Run {
-        /// The recipe file.
-        #[arg(required_unless_present = "resume", conflicts_with = "resume")]
-        recipe: Option<PathBuf>,
-        /// Override a key, in recipe syntax: `--set train.iterations=50`.
-        #[arg(long = "set", value_name = "PATH=VALUE")]
-        overrides: Vec<String>,
-        /// Run directory (default: `<output.dir>/<recipe>-<timestamp>`).
-        #[arg(long)]
-        out: Option<PathBuf>,
-        /// Continue the run in this directory from its last checkpoint.
-        #[arg(long, value_name = "RUN_DIR")]
-        resume: Option<PathBuf>,
-        /// No progress output.
-        #[arg(long)]
-        quiet: bool,
-        /// One JSON object of metrics per iteration on stdout.
-        #[arg(long)]
-        json_lines: bool,
-    },
+    /// Train: run a recipe into a run directory; or several recipes, `--seeds N` and
+    /// `--sweep KEY=V1,V2` into a sweep directory (one run directory each, `--jobs N` at a
+    /// time); or continue a run or sweep with `--resume DIR`.
+    Run(oprl::experiments::cli::RunArgs),
     /// Evaluate a run's saved policy on its held-out tasks.
     Eval {
         run_dir: PathBuf,
@@ -178,25 +136,7 @@ enum EnvCommand {
 fn main() {
     let cli = Cli::parse();
     let code = match cli.command {
-        Command::Sweep {
-            recipes,
-            overrides,
-            seeds,
-            sweeps,
-            jobs,
-            out,
-            quiet,
-            single,
-        } => oprl::experiments::cli::sweep_command(&oprl::experiments::cli::SweepArgs {
-            recipes,
-            overrides,
-            seeds,
-            sweeps,
-            jobs,
-            out,
-            quiet,
-            single,
-        }),
+        Command::Sweep(args) => oprl::experiments::cli::run_command(&args, true),
         Command::Report { runs, out } => {
             oprl::experiments::cli::report_command(&runs, out.as_deref())
         }
@@ -220,21 +160,7 @@ fn main() {
             format,
         } => cli::graph(&file, &overrides, format),
         Command::Explain { code } => cli::explain(code.as_deref()),
-        Command::Run {
-            recipe,
-            overrides,
-            out,
-            resume,
-            quiet,
-            json_lines,
-        } => oprl::runtime::cli::run_command(&oprl::runtime::cli::RunArgs {
-            recipe,
-            overrides,
-            out,
-            resume,
-            quiet,
-            json_lines,
-        }),
+        Command::Run(args) => oprl::experiments::cli::run_command(&args, false),
         Command::Eval {
             run_dir,
             checkpoint,

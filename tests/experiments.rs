@@ -1,7 +1,8 @@
-//! Experiments end to end through the `oprl` binary: a short sweep (2 methods x 2 seeds x 3
-//! iterations on a tiny Sokoban setting, two runs at a time), then `oprl report` and
-//! `oprl compare` on it, their files checked against numbers read straight from the runs'
-//! `eval.jsonl`.
+//! Experiments end to end through the `oprl` binary: a short sweep made by
+//! `oprl run A B --seeds 2` (2 methods x 2 seeds x 3 iterations on a tiny Sokoban setting, two
+//! runs at a time), then `oprl report` and `oprl compare` on it, their files checked against
+//! numbers read straight from the runs' `metrics.jsonl`; and a sweep with a failing run
+//! (reported with its run directory while the others go on, exit code 1, JSON lines), resumed.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -25,12 +26,16 @@ const TINY: [&str; 14] = [
     "output.checkpoint_every=0",
 ];
 
-fn oprl(args: &[&str]) -> std::process::Output {
-    let out = Command::new(env!("CARGO_BIN_EXE_oprl"))
+fn oprl_unchecked(args: &[&str]) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_oprl"))
         .args(args)
         .current_dir(env!("CARGO_MANIFEST_DIR"))
         .output()
-        .expect("oprl runs");
+        .expect("oprl runs")
+}
+
+fn oprl(args: &[&str]) -> std::process::Output {
+    let out = oprl_unchecked(args);
     assert!(
         out.status.success(),
         "oprl {args:?} failed:\n{}",
@@ -39,27 +44,33 @@ fn oprl(args: &[&str]) -> std::process::Output {
     out
 }
 
-/// Held-out success and score of a run's last evaluation, read independently of oprl.
-fn last_eval(run: &Path) -> (usize, f64, f64, Vec<(usize, f64)>) {
-    let text = std::fs::read_to_string(run.join("eval.jsonl")).unwrap();
-    let evals: Vec<Value> = text
+/// A run's `metrics.jsonl`, read independently of oprl.
+fn metrics(run: &Path) -> Vec<Value> {
+    std::fs::read_to_string(run.join("metrics.jsonl"))
+        .unwrap()
         .lines()
         .map(|l| serde_json::from_str(l).unwrap())
-        .collect();
-    let curve: Vec<(usize, f64)> = evals
+        .collect()
+}
+
+/// Held-out success and score of a run's last iteration (it evaluates every iteration), and
+/// `(iteration, held-out success)` of every iteration, from its `metrics.jsonl`.
+fn last_eval(run: &Path) -> (usize, f64, f64, Vec<(usize, f64)>) {
+    let lines = metrics(run);
+    let curve: Vec<(usize, f64)> = lines
         .iter()
-        .map(|e| {
+        .map(|m| {
             (
-                e["iteration"].as_u64().unwrap() as usize,
-                e["success_rate"].as_f64().unwrap(),
+                m["iteration"].as_u64().unwrap() as usize,
+                m["eval_success"].as_f64().unwrap(),
             )
         })
         .collect();
-    let last = evals.last().unwrap();
+    let last = lines.last().unwrap();
     (
         last["iteration"].as_u64().unwrap() as usize,
-        last["success_rate"].as_f64().unwrap(),
-        last["mean_score"].as_f64().unwrap(),
+        last["eval_success"].as_f64().unwrap(),
+        last["eval_score"].as_f64().unwrap(),
         curve,
     )
 }
@@ -82,12 +93,12 @@ fn mean_std(xs: &[f64]) -> (f64, f64) {
 }
 
 #[test]
-fn sweep_then_report_and_compare() {
+fn run_with_seeds_then_report_and_compare() {
     let tmp = tempfile::tempdir().unwrap();
     let sweep_dir = tmp.path().join("sweep");
     let sweep = sweep_dir.to_str().unwrap();
     let mut args = vec![
-        "sweep",
+        "run",
         "recipes/sokoban.oprl",
         "recipes/ablations/rloo.oprl",
         "--seeds",
@@ -113,8 +124,8 @@ fn sweep_then_report_and_compare() {
     for r in runs {
         assert_eq!(r["status"], "completed", "{r}");
         let dir = sweep_dir.join(r["dir"].as_str().unwrap());
-        let lines = std::fs::read_to_string(dir.join("metrics.jsonl")).unwrap();
-        assert_eq!(lines.lines().count(), 3, "{}", dir.display());
+        assert_eq!(metrics(&dir).len(), 3, "{}", dir.display());
+        assert!(dir.join("run.log").is_file(), "the child's output is kept");
         let method = r["method"].as_str().unwrap().to_string();
         match by_method.iter_mut().find(|m| m.0 == method) {
             Some(m) => m.1.push(dir),
@@ -124,7 +135,18 @@ fn sweep_then_report_and_compare() {
     let names: Vec<&str> = by_method.iter().map(|m| m.0.as_str()).collect();
     assert_eq!(names, ["sokoban", "rloo"]);
     let seeds: Vec<u64> = runs.iter().map(|r| r["seed"].as_u64().unwrap()).collect();
-    assert_eq!(seeds[0] + 1, seeds[1], "consecutive seeds");
+    let s = seeds[0];
+    assert_eq!(seeds, [s, s + 1, s, s + 1], "the recipe's seed, then +1");
+    let dirs: Vec<&str> = runs.iter().map(|r| r["dir"].as_str().unwrap()).collect();
+    assert_eq!(
+        dirs,
+        [
+            format!("sokoban-seed{s}"),
+            format!("sokoban-seed{}", s + 1),
+            format!("rloo-seed{s}"),
+            format!("rloo-seed{}", s + 1)
+        ]
+    );
     assert_ne!(
         std::fs::read_to_string(by_method[0].1[0].join("metrics.jsonl")).unwrap(),
         std::fs::read_to_string(by_method[0].1[1].join("metrics.jsonl")).unwrap(),
@@ -220,5 +242,168 @@ fn sweep_then_report_and_compare() {
     assert!(
         md.contains(&format!("**{best_success:.1} ±")),
         "best success in bold:\n{md}"
+    );
+}
+
+#[test]
+fn a_failing_run_is_reported_the_others_go_on_and_resume_finishes_the_rest() {
+    let tmp = tempfile::tempdir().unwrap();
+    // Compiles, but its environment process exits at once: the run fails when it starts.
+    let bad = tmp.path().join("broken.oprl");
+    std::fs::write(
+        &bad,
+        format!(
+            "use \"{}/recipes/sokoban.oprl\"\nenv external {{ command = \"exit 3\" }}\n",
+            env!("CARGO_MANIFEST_DIR")
+        ),
+    )
+    .unwrap();
+    let sweep_dir = tmp.path().join("sweep");
+    let sweep = sweep_dir.to_str().unwrap();
+    let mut args = vec![
+        "run",
+        bad.to_str().unwrap(),
+        "recipes/sokoban.oprl",
+        "--json-lines",
+        "--out",
+        sweep,
+    ];
+    for o in TINY.iter().filter(|o| !o.starts_with("env.room")) {
+        args.extend(["--set", o]);
+    }
+    args.extend(["--set", "train.iterations=2"]);
+    let out = oprl_unchecked(&args);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "not all runs succeeded: {stderr}"
+    );
+
+    let index: Value =
+        serde_json::from_str(&std::fs::read_to_string(sweep_dir.join("sweep.json")).unwrap())
+            .unwrap();
+    let runs = index["runs"].as_array().unwrap();
+    assert_eq!(runs.len(), 2);
+    assert_eq!(runs[0]["status"], "failed");
+    let error = runs[0]["error"].as_str().unwrap();
+    assert!(error.contains("exit 3"), "{error}");
+    assert_eq!(
+        runs[1]["status"], "completed",
+        "the failure did not stop it"
+    );
+    let bad_dir = runs[0]["dir"].as_str().unwrap();
+    let good_dir = runs[1]["dir"].as_str().unwrap();
+    let failed_line = stderr
+        .lines()
+        .find(|l| l.contains("FAILED"))
+        .unwrap_or_else(|| panic!("no failure line in\n{stderr}"));
+    assert!(
+        failed_line.contains(&format!("{bad_dir} seed"))
+            && failed_line.contains(&format!("{bad_dir}/run.log")),
+        "{failed_line}"
+    );
+
+    // JSON lines: the good run's two iterations (with the run added), then one end object per run.
+    let objects: Vec<Value> = String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let iterations: Vec<&Value> = objects.iter().filter(|o| o["status"].is_null()).collect();
+    assert_eq!(iterations.len(), 2, "{objects:?}");
+    assert!(iterations.iter().all(|o| o["run"] == good_dir));
+    let good_metrics = metrics(&sweep_dir.join(good_dir));
+    assert_eq!(
+        iterations[1]["success_rate"], good_metrics[1]["success_rate"],
+        "the metrics line as written"
+    );
+    let ends: Vec<(&str, &str)> = objects
+        .iter()
+        .filter(|o| !o["status"].is_null())
+        .map(|o| (o["run"].as_str().unwrap(), o["status"].as_str().unwrap()))
+        .collect();
+    assert_eq!(ends, [(bad_dir, "failed"), (good_dir, "completed")]);
+
+    // Resume runs only what did not complete: the broken run again, not the good one.
+    let before = std::fs::read_to_string(sweep_dir.join(good_dir).join("metrics.jsonl")).unwrap();
+    let out = oprl_unchecked(&["run", "--resume", sweep, "--quiet"]);
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(
+        stderr.lines().filter(|l| l.contains("FAILED")).count(),
+        1,
+        "quiet shows the failure only: {stderr}"
+    );
+    assert!(!stderr.contains(good_dir), "{stderr}");
+    assert_eq!(
+        std::fs::read_to_string(sweep_dir.join(good_dir).join("metrics.jsonl")).unwrap(),
+        before
+    );
+}
+
+/// The nine recipes of the comparison compile cleanly at one budget on Sokoban 6x6, and the
+/// command in docs/results.md runs exactly them, 3 seeds each, with `oprl run`.
+#[test]
+fn the_comparison_recipes_compile_and_the_documented_command_runs_them_all() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let mut names: Vec<String> = std::fs::read_dir(root.join("recipes/experiments"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "oprl"))
+        .map(|p| p.file_stem().unwrap().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    assert_eq!(
+        names,
+        [
+            "gigpo",
+            "ground_truth",
+            "grpo",
+            "merged",
+            "oprl",
+            "ppo_gae",
+            "prime",
+            "rloo",
+            "token_level"
+        ]
+    );
+    for name in &names {
+        let path = root.join(format!("recipes/experiments/{name}.oprl"));
+        let compiled = oprl::compile::compile_path(&path, &[]);
+        assert!(
+            compiled.diagnostics.is_empty(),
+            "{name}:\n{}",
+            compiled.render_plain()
+        );
+        let g = compiled.graph.unwrap();
+        assert_eq!(g.recipe, *name);
+        assert_eq!(
+            (
+                g.train.iterations,
+                g.train.tasks,
+                g.train.group,
+                g.train.seed
+            ),
+            (60, 16, 8, 7),
+            "{name}"
+        );
+        assert_eq!((g.eval.every, g.eval.tasks), (5, 64), "{name}");
+        assert_eq!(oprl::experiments::runs::env_label(&g.env), "sokoban 6x6");
+    }
+
+    let doc = std::fs::read_to_string(root.join("docs/results.md")).unwrap();
+    let line = doc
+        .lines()
+        .find(|l| l.contains("oprl run recipes/experiments/{"))
+        .expect("docs/results.md has the comparison command");
+    let inner = &line[line.find('{').unwrap() + 1..line.find('}').unwrap()];
+    let mut documented: Vec<&str> = inner.split(',').collect();
+    documented.sort();
+    assert_eq!(documented, names);
+    let next = doc.lines().skip_while(|l| *l != line).nth(1).unwrap();
+    assert!(
+        next.contains("--seeds 3") && next.contains("--out runs/comparison"),
+        "{next}"
     );
 }

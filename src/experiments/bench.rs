@@ -5,7 +5,6 @@
 use std::fmt::Write as _;
 use std::path::Path;
 
-use super::sweep::SweepSpec;
 use super::ExperimentError;
 use crate::runtime::metrics::mean;
 use crate::runtime::trainer::Trainer;
@@ -17,20 +16,7 @@ pub fn bench(
     overrides: &[String],
     iterations: usize,
 ) -> Result<Vec<IterationMetrics>, ExperimentError> {
-    let spec = SweepSpec {
-        recipes: vec![recipe.to_path_buf()],
-        overrides: overrides.to_vec(),
-        seeds: 1,
-        sweeps: Vec::new(),
-        jobs: 1,
-        out: Default::default(),
-        progress: Default::default(),
-        exe: None,
-    };
-    let (_, graph) = super::sweep::plan(&spec)?
-        .into_iter()
-        .next()
-        .expect("one recipe, one seed: one run");
+    let graph = super::sweep::compile_graph(recipe, overrides)?;
     let mut trainer = Trainer::new(graph)?;
     let mut out = Vec::with_capacity(iterations);
     for _ in 0..iterations {

@@ -3,8 +3,10 @@
 //! throughput benchmark).
 //!
 //! One job per file:
-//! - [`sweep`]: plans and runs seeds x swept values x recipes, each into its own run directory
-//!   of a sweep directory indexed by `sweep.json`, one at a time or N at a time.
+//! - [`sweep`]: plans seeds x swept values x recipes, each into its own run directory of a
+//!   sweep directory indexed by `sweep.json`.
+//! - [`launch`]: runs a plan as child `oprl run` processes, one or N at a time, and resumes it.
+//! - [`board`]: what the user sees while several runs train (one line per run, or JSON lines).
 //! - [`runs`]: loads run directories (or sweep directories) back and groups them by method.
 //! - [`stats`]: mean, std, min and max over seeds, per iteration.
 //! - [`plots`]: draws learning curves with bands as SVG text and PNG files.
@@ -12,11 +14,14 @@
 //! - [`compare`]: `oprl compare`, the method x environment table (Markdown, CSV) and the
 //!   iterations each run took to reach a target success rate.
 //! - [`bench`]: `oprl bench`, a few iterations with the per-phase time breakdown.
-//! - [`cli`]: the four commands as library functions returning exit codes.
+//! - [`cli`]: `oprl run` (one run or many), `report`, `compare` and `bench` as library
+//!   functions returning exit codes.
 
 pub mod bench;
+pub mod board;
 pub mod cli;
 pub mod compare;
+pub mod launch;
 pub mod plots;
 pub mod report;
 pub mod runs;
@@ -55,6 +60,16 @@ pub enum ExperimentError {
     Runtime(#[from] crate::runtime::RuntimeError),
     #[error("{run}: {message}")]
     RunFailed { run: String, message: String },
+    #[error("two runs would share the run directory `{dir}` ({} and {}): rename one recipe file, or make the seeds not overlap", .first.display(), .second.display())]
+    DuplicateRun {
+        dir: String,
+        first: PathBuf,
+        second: PathBuf,
+    },
+    #[error("{0} already holds a sweep (sweep.json): continue it with `oprl run --resume {0}`, or pick another `--out`")]
+    SweepExists(PathBuf),
+    #[error("`--seeds 0`: give at least one seed")]
+    NoSeeds,
 }
 
 fn with_overrides(overrides: &[String]) -> String {

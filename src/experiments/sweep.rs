@@ -1,18 +1,16 @@
-//! Seeds and sweeps: expands recipes x swept values x seeds into a plan of runs, compiles every
-//! one before any starts, and runs them (in this process one at a time, or N at a time as child
-//! `oprl sweep --single` processes with candle's threads divided among them), each into its own
-//! run directory of a sweep directory indexed by `sweep.json`.
+//! Seeds and sweeps, planned: expands recipes x swept values x seeds into the runs of a sweep
+//! directory, each with its own run directory, its method label (what `oprl compare` groups
+//! by) and its overrides, compiling every configuration before anything runs; and
+//! `sweep.json`, the index of a sweep directory. [`super::launch`] runs the plan.
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
 use serde::{Deserialize, Serialize};
 
 use super::{io_err, ExperimentError};
 use crate::compile;
 use crate::graph::ExecGraph;
-use crate::runtime::{self, Ending, ProgressMode, RunOptions};
-
+use crate::runtime::{self, ProgressMode};
 /// One `--sweep KEY=V1,V2,...`: the values are recipe syntax, each applied as `--set KEY=V`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SweptKey {
@@ -74,7 +72,7 @@ impl SweptKey {
     }
 }
 
-/// What `oprl sweep` was asked to do.
+/// What a multi-run `oprl run` was asked to do.
 #[derive(Debug, Clone)]
 pub struct SweepSpec {
     pub recipes: Vec<PathBuf>,
@@ -84,12 +82,12 @@ pub struct SweepSpec {
     pub seeds: usize,
     /// Swept keys; several give their cartesian product.
     pub sweeps: Vec<SweptKey>,
-    /// Runs at a time (1 = in this process).
+    /// Runs at a time.
     pub jobs: usize,
     /// The sweep directory.
     pub out: PathBuf,
     pub progress: ProgressMode,
-    /// The `oprl` executable that runs children when `jobs > 1` (default: this process's).
+    /// The `oprl` executable that runs the children (default: this process's).
     pub exe: Option<PathBuf>,
 }
 
@@ -98,6 +96,7 @@ pub struct SweepSpec {
 #[serde(rename_all = "snake_case")]
 pub enum RunStatus {
     Pending,
+    Running,
     Completed,
     Interrupted,
     Failed,
@@ -106,14 +105,21 @@ pub enum RunStatus {
 /// One run of a sweep, as indexed in `sweep.json`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct PlannedRun {
-    /// Run directory, relative to the sweep directory.
+    /// Run directory, relative to the sweep directory: `<recipe>[,key=value...]-seed<seed>`.
     pub dir: String,
     pub recipe: PathBuf,
-    /// The method label runs are grouped by: recipe name plus swept `key=value`s.
+    /// The method label runs are grouped by: the recipe name plus the swept `key=value`s,
+    /// except the seed and keys that change the environment (those make columns instead).
     pub method: String,
     pub seed: u64,
-    /// Every override the run was compiled with (the spec's, the swept values', the seed's).
+    /// Every override the run is compiled with (the spec's, the swept values', the seed's).
     pub overrides: Vec<String>,
+    /// Iterations the run trains for.
+    #[serde(default)]
+    pub iterations: usize,
+    /// The recipe's `train.threads` (0 = oprl chooses); a run gets at most its share of cores.
+    #[serde(default)]
+    pub threads: usize,
     pub status: RunStatus,
     pub error: Option<String>,
 }
@@ -133,7 +139,7 @@ impl SweepIndex {
         serde_json::from_str(&text).map_err(|source| ExperimentError::Json { path, source })
     }
 
-    fn write(&self, sweep_dir: &Path) -> Result<(), ExperimentError> {
+    pub fn write(&self, sweep_dir: &Path) -> Result<(), ExperimentError> {
         let json = serde_json::to_string_pretty(self).expect("the index serialises");
         let path = sweep_dir.join("sweep.json");
         runtime::rundir::write_atomic(&path, json.as_bytes())?;
@@ -172,7 +178,8 @@ pub fn path_safe(text: &str) -> String {
         .collect()
 }
 
-fn compile_graph(recipe: &Path, overrides: &[String]) -> Result<ExecGraph, ExperimentError> {
+/// Compiles `recipe` with `overrides`, printing its diagnostics when it has errors.
+pub fn compile_graph(recipe: &Path, overrides: &[String]) -> Result<ExecGraph, ExperimentError> {
     let compilation = compile::compile_path(recipe, overrides);
     if compilation.has_errors() || compilation.graph.is_none() {
         crate::cli::print_diagnostics(&compilation);
@@ -184,34 +191,88 @@ fn compile_graph(recipe: &Path, overrides: &[String]) -> Result<ExecGraph, Exper
     Ok(compilation.graph.expect("checked above"))
 }
 
+/// The key whose swept values are seeds rather than configurations.
+const SEED_KEY: &str = "train.seed";
+
+/// `recipe,key=value,...` over the swept pairs that `keep` accepts.
+fn label(recipe: &str, combo: &[(String, String)], keep: impl Fn(&str) -> bool) -> String {
+    let mut out = recipe.to_string();
+    for (k, v) in combo.iter().filter(|(k, _)| keep(k)) {
+        out.push_str(&format!(",{k}={v}"));
+    }
+    out
+}
+
+/// The swept keys whose values give pairwise different environments (by
+/// [`super::runs::env_label`], with the other swept keys at their first value): they are
+/// columns of the comparison, not part of the method label.
+fn environment_keys(
+    recipe: &Path,
+    overrides: &[String],
+    sweeps: &[SweptKey],
+) -> Result<Vec<String>, ExperimentError> {
+    let mut keys = Vec::new();
+    for (i, s) in sweeps.iter().enumerate() {
+        if s.values.len() < 2 || s.key == SEED_KEY {
+            continue;
+        }
+        let mut labels = Vec::new();
+        for v in &s.values {
+            let mut o = overrides.to_vec();
+            for (j, other) in sweeps.iter().enumerate() {
+                let value = if i == j { v } else { &other.values[0] };
+                o.push(format!("{}={value}", other.key));
+            }
+            labels.push(super::runs::env_label(&compile_graph(recipe, &o)?.env));
+        }
+        let mut distinct = labels.clone();
+        distinct.sort();
+        distinct.dedup();
+        if distinct.len() == labels.len() {
+            keys.push(s.key.clone());
+        }
+    }
+    Ok(keys)
+}
+
 /// Expands a spec into its runs (recipe, then swept values, then seed order), compiling each
-/// so a bad value stops the sweep before anything runs. Returns the runs and their graphs.
-pub fn plan(spec: &SweepSpec) -> Result<Vec<(PlannedRun, ExecGraph)>, ExperimentError> {
-    let mut out = Vec::new();
+/// configuration so a bad value stops the sweep before anything runs. Two runs with the same
+/// directory (two recipes with one file name, or overlapping seeds) are an error.
+pub fn plan(spec: &SweepSpec) -> Result<Vec<PlannedRun>, ExperimentError> {
+    let mut out: Vec<PlannedRun> = Vec::new();
     for recipe in &spec.recipes {
+        let env_keys = environment_keys(recipe, &spec.overrides, &spec.sweeps)?;
         for combo in combinations(&spec.sweeps) {
             let mut overrides = spec.overrides.clone();
             overrides.extend(combo.iter().map(|(k, v)| format!("{k}={v}")));
             let base = compile_graph(recipe, &overrides)?;
-            let mut method = base.recipe.clone();
-            for (k, v) in &combo {
-                method.push_str(&format!(",{k}={v}"));
-            }
+            let method = label(&base.recipe, &combo, |k| {
+                k != SEED_KEY && !env_keys.iter().any(|e| e == k)
+            });
+            let name = label(&base.recipe, &combo, |k| k != SEED_KEY);
             for i in 0..spec.seeds.max(1) {
                 let seed = base.train.seed + i as u64;
+                let dir = path_safe(&format!("{name}-seed{seed}"));
+                if let Some(first) = out.iter().find(|r| r.dir == dir) {
+                    return Err(ExperimentError::DuplicateRun {
+                        dir,
+                        first: first.recipe.clone(),
+                        second: recipe.clone(),
+                    });
+                }
                 let mut run_overrides = overrides.clone();
-                run_overrides.push(format!("train.seed={seed}"));
-                let graph = compile_graph(recipe, &run_overrides)?;
-                let planned = PlannedRun {
-                    dir: path_safe(&format!("{method}-seed{seed}")),
+                run_overrides.push(format!("{SEED_KEY}={seed}"));
+                out.push(PlannedRun {
+                    dir,
                     recipe: recipe.clone(),
                     method: method.clone(),
                     seed,
                     overrides: run_overrides,
+                    iterations: base.train.iterations,
+                    threads: base.train.threads,
                     status: RunStatus::Pending,
                     error: None,
-                };
-                out.push((planned, graph));
+                });
             }
         }
     }
@@ -223,140 +284,14 @@ pub fn threads_per_job(cores: usize, jobs: usize) -> usize {
     (cores / jobs.max(1)).max(1)
 }
 
-fn status_of(ending: Ending) -> RunStatus {
-    match ending {
-        Ending::Completed => RunStatus::Completed,
-        Ending::Interrupted => RunStatus::Interrupted,
-        Ending::Failed => RunStatus::Failed,
-    }
-}
-
-/// Runs one compiled graph into `dir` in this process.
-pub fn run_single(
-    recipe: &Path,
-    graph: ExecGraph,
-    dir: &Path,
-    progress: ProgressMode,
-) -> Result<RunStatus, ExperimentError> {
-    let opts = RunOptions {
-        out: Some(dir.to_path_buf()),
-        progress,
-        recipe_source: std::fs::read_to_string(recipe).ok(),
-        handle_ctrlc: true,
-        stop_after: None,
-    };
-    Ok(status_of(runtime::run(graph, &opts)?.ending))
-}
-
-/// Runs the whole sweep; returns the final index (also in `<out>/sweep.json`). A failed run is
-/// recorded and the others go on; a Ctrl-C stops the sweep after the current runs.
-pub fn run_sweep(spec: &SweepSpec) -> Result<SweepIndex, ExperimentError> {
-    let planned = plan(spec)?;
-    std::fs::create_dir_all(&spec.out).map_err(io_err(&spec.out))?;
-    let jobs = spec.jobs.max(1);
-    let mut index = SweepIndex {
-        seeds: spec.seeds.max(1),
-        jobs,
-        runs: planned.iter().map(|(p, _)| p.clone()).collect(),
-    };
-    index.write(&spec.out)?;
-    if jobs == 1 {
-        for (i, (run, graph)) in planned.into_iter().enumerate() {
-            eprintln!(
-                "[{}/{}] {} -> {}",
-                i + 1,
-                index.runs.len(),
-                run.method,
-                spec.out.join(&run.dir).display()
-            );
-            let result = run_single(&run.recipe, graph, &spec.out.join(&run.dir), spec.progress);
-            let stop = matches!(result, Ok(RunStatus::Interrupted));
-            record(&mut index.runs[i], result);
-            index.write(&spec.out)?;
-            if stop {
-                break;
-            }
-        }
+/// The threads one run gets: the recipe's `train.threads` when set, but never more than its
+/// `share` of the cores.
+pub fn run_threads(recipe_threads: usize, share: usize) -> usize {
+    if recipe_threads > 0 {
+        recipe_threads.min(share)
     } else {
-        run_children(spec, &mut index, jobs)?;
+        share
     }
-    Ok(index)
-}
-
-fn record(run: &mut PlannedRun, result: Result<RunStatus, ExperimentError>) {
-    match result {
-        Ok(status) => run.status = status,
-        Err(e) => {
-            eprintln!("{}: failed: {e}", run.dir);
-            run.status = RunStatus::Failed;
-            run.error = Some(e.to_string());
-        }
-    }
-}
-
-/// N at a time: each run is a child `oprl sweep --single` process, because candle reads its
-/// thread count once per process.
-fn run_children(
-    spec: &SweepSpec,
-    index: &mut SweepIndex,
-    jobs: usize,
-) -> Result<(), ExperimentError> {
-    let exe = match &spec.exe {
-        Some(e) => e.clone(),
-        None => std::env::current_exe().map_err(io_err(Path::new("oprl")))?,
-    };
-    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
-    let threads = threads_per_job(cores, jobs);
-    let mut next = 0;
-    let mut running: Vec<(usize, std::process::Child)> = Vec::new();
-    while next < index.runs.len() || !running.is_empty() {
-        while running.len() < jobs && next < index.runs.len() {
-            let run = &index.runs[next];
-            let mut cmd = Command::new(&exe);
-            cmd.arg("sweep").arg(&run.recipe).arg("--single");
-            for o in &run.overrides {
-                cmd.arg("--set").arg(o);
-            }
-            cmd.arg("--set")
-                .arg(format!("train.threads={threads}"))
-                .arg("--out")
-                .arg(spec.out.join(&run.dir))
-                .arg("--quiet")
-                .env("RAYON_NUM_THREADS", threads.to_string());
-            eprintln!("[start {}/{}] {}", next + 1, index.runs.len(), run.dir);
-            let child = cmd.spawn().map_err(io_err(&exe))?;
-            running.push((next, child));
-            next += 1;
-        }
-        std::thread::sleep(std::time::Duration::from_millis(100));
-        let mut still = Vec::new();
-        for (i, mut child) in running {
-            match child.try_wait().map_err(io_err(&exe))? {
-                None => still.push((i, child)),
-                Some(code) => {
-                    let status = read_ending(&spec.out.join(&index.runs[i].dir));
-                    let result = match (code.success(), status) {
-                        (true, Some(s)) => Ok(s),
-                        (_, s) => Err(ExperimentError::RunFailed {
-                            run: index.runs[i].dir.clone(),
-                            message: format!("child exited with {code} ({s:?})"),
-                        }),
-                    };
-                    record(&mut index.runs[i], result);
-                    eprintln!("[done] {} {:?}", index.runs[i].dir, index.runs[i].status);
-                    index.write(&spec.out)?;
-                }
-            }
-        }
-        running = still;
-    }
-    Ok(())
-}
-
-fn read_ending(run_dir: &Path) -> Option<RunStatus> {
-    let text = std::fs::read_to_string(run_dir.join("summary.json")).ok()?;
-    let summary: runtime::RunSummary = serde_json::from_str(&text).ok()?;
-    Some(status_of(summary.ending))
 }
 
 #[cfg(test)]
@@ -400,11 +335,96 @@ mod tests {
         assert_eq!(combinations(&[]), vec![Vec::new()]);
     }
 
+    fn spec(recipes: &[&str], seeds: usize, sweeps: &[&str]) -> SweepSpec {
+        let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+        SweepSpec {
+            recipes: recipes.iter().map(|r| root.join(r)).collect(),
+            overrides: vec!["train.seed=3".into()],
+            seeds,
+            sweeps: sweeps.iter().map(|s| SweptKey::parse(s).unwrap()).collect(),
+            jobs: 1,
+            out: PathBuf::from("unused"),
+            progress: ProgressMode::Quiet,
+            exe: None,
+        }
+    }
+
+    #[test]
+    fn plan_names_runs_by_recipe_swept_values_and_seed() {
+        let runs = plan(&spec(
+            &["recipes/sokoban.oprl", "recipes/ablations/rloo.oprl"],
+            2,
+            &["train.group=4,8"],
+        ))
+        .unwrap();
+        let dirs: Vec<&str> = runs.iter().map(|r| r.dir.as_str()).collect();
+        assert_eq!(
+            dirs,
+            [
+                "sokoban_train.group=4-seed3",
+                "sokoban_train.group=4-seed4",
+                "sokoban_train.group=8-seed3",
+                "sokoban_train.group=8-seed4",
+                "rloo_train.group=4-seed3",
+                "rloo_train.group=4-seed4",
+                "rloo_train.group=8-seed3",
+                "rloo_train.group=8-seed4",
+            ]
+        );
+        assert_eq!(runs[2].method, "sokoban,train.group=8");
+        assert_eq!(runs[2].seed, 3);
+        assert_eq!(
+            runs[3].overrides,
+            ["train.seed=3", "train.group=8", "train.seed=4"]
+        );
+        assert!(runs.iter().all(|r| r.status == RunStatus::Pending));
+    }
+
+    #[test]
+    fn environment_keys_make_columns_and_swept_seeds_are_seeds() {
+        let runs = plan(&spec(
+            &["recipes/sokoban.oprl"],
+            1,
+            &["env.room=[5,5],[6,6]", "train.seed=10,20"],
+        ))
+        .unwrap();
+        let got: Vec<(&str, &str, u64)> = runs
+            .iter()
+            .map(|r| (r.dir.as_str(), r.method.as_str(), r.seed))
+            .collect();
+        assert_eq!(
+            got,
+            [
+                ("sokoban_env.room=_5_5_-seed10", "sokoban", 10),
+                ("sokoban_env.room=_5_5_-seed20", "sokoban", 20),
+                ("sokoban_env.room=_6_6_-seed10", "sokoban", 10),
+                ("sokoban_env.room=_6_6_-seed20", "sokoban", 20),
+            ]
+        );
+    }
+
+    #[test]
+    fn overlapping_runs_and_bad_values_stop_the_plan() {
+        let dup = plan(&spec(&["recipes/sokoban.oprl"], 2, &["train.seed=1,2"]));
+        assert!(
+            matches!(&dup, Err(ExperimentError::DuplicateRun { dir, .. }) if dir == "sokoban-seed2"),
+            "{dup:?}"
+        );
+        let bad = plan(&spec(&["recipes/sokoban.oprl"], 1, &["train.group=4,0"]));
+        assert!(
+            matches!(&bad, Err(ExperimentError::Recipe { overrides, .. }) if overrides.contains(&"train.group=0".to_string())),
+            "{bad:?}"
+        );
+    }
+
     #[test]
     fn threads_are_divided_among_jobs() {
         assert_eq!(threads_per_job(16, 4), 4);
         assert_eq!(threads_per_job(2, 3), 1);
         assert_eq!(threads_per_job(8, 0), 8);
+        assert_eq!(run_threads(0, 4), 4, "oprl chooses: the share");
+        assert_eq!(run_threads(1, 4), 1, "the recipe asks for fewer");
+        assert_eq!(run_threads(8, 2), 2, "never more than the share");
         assert_eq!(
             path_safe("rloo,train.group=[4]-seed7"),
             "rloo_train.group=_4_-seed7"

@@ -112,8 +112,9 @@ pub struct RunSummary {
     pub wall_seconds: f64,
 }
 
-/// The process-wide Ctrl-C flag (a handler can be installed once per process).
-fn interrupt_flag() -> Arc<AtomicBool> {
+/// The process-wide Ctrl-C (and SIGTERM) flag, installing its handler on first use (a handler
+/// can be installed once per process); `oprl run` of several runs reads it too.
+pub fn interrupt_flag() -> Arc<AtomicBool> {
     static FLAG: OnceLock<Arc<AtomicBool>> = OnceLock::new();
     FLAG.get_or_init(|| {
         let flag = Arc::new(AtomicBool::new(false));
