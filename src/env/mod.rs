@@ -109,4 +109,20 @@ pub trait Environment: Send {
     fn state_key(&self) -> String;
     /// The current observation.
     fn observation(&self) -> Observation;
+    /// When the next turn belongs to another agent that the runtime plays with the policy's
+    /// own live weights (SOTOPIA self-chat), that agent's prompt; `None` (the default) when the
+    /// next turn is the trained agent's. The rollout engine generates such turns in the same
+    /// batch as the policy's and hands them to [`Environment::partner_step`]; they are not
+    /// trained on (no recorded step, no reward).
+    fn partner_prompt(&self) -> Option<String> {
+        None
+    }
+    /// Plays the text generated for [`Environment::partner_prompt`]; `reward` is 0 and `valid`
+    /// says whether the partner's text parsed.
+    fn partner_step(&mut self, _text: &str) -> Result<StepResult, EnvError> {
+        Err(EnvError::Failed {
+            env: "environment".into(),
+            message: "this environment has no partner turns for the runtime to play".into(),
+        })
+    }
 }

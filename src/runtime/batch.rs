@@ -42,6 +42,9 @@ pub struct Trajectory {
     pub outcome: EpisodeOutcome,
     /// The last observation (after the final action).
     pub final_observation: String,
+    /// The `info` of the episode's last step (a SOTOPIA episode's transcript, for the judge);
+    /// `null` when no step was taken.
+    pub final_info: serde_json::Value,
     /// `r_o(tau)`, filled by the outcome-reward node.
     pub reward: f64,
     /// `success(tau)`, filled by the outcome-reward node.

@@ -1,12 +1,14 @@
 //! Evaluation on the fixed held-out task set: one episode per `Split::Eval` task at the
 //! evaluation temperature, with a random stream that is the same at every evaluation, and text
-//! transcripts of the first few episodes.
+//! transcripts of the first few episodes. Judged recipes (SOTOPIA) are scored by the recipe's
+//! judge, as in training.
 
 use std::fmt::Write as _;
 
 use serde::{Deserialize, Serialize};
 
 use super::batch::Trajectory;
+use super::judging::{judge_trajectories, outcome_judge};
 use super::rngs::eval_stream;
 use super::rollout::{rollout, RetryPolicy, RolloutStats};
 use super::setup::{make_envs, max_turns};
@@ -27,6 +29,12 @@ pub struct EvalResult {
     pub mean_turns: f64,
     pub invalid_rate: f64,
     pub seconds: f64,
+    /// Judged recipes (SOTOPIA): the mean goal and overall scores of the policy's side;
+    /// `success_rate` and `mean_score` are then the judge's success and outcome score.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub goal: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub overall: Option<f64>,
 }
 
 /// Evaluates `policy` on the graph's held-out tasks; returns the result and the episodes.
@@ -50,7 +58,7 @@ pub fn evaluate(
     let mut envs = make_envs(&graph.env, n)?;
     let mut rng = eval_stream(graph.train.seed);
     let mut stats = RolloutStats::default();
-    let trajs = rollout(
+    let mut trajs = rollout(
         &mut envs,
         &tasks,
         &groups,
@@ -62,6 +70,10 @@ pub fn evaluate(
         &mut rng,
         &mut stats,
     )?;
+    let judged = match outcome_judge(graph)? {
+        Some(judge) => Some(judge_trajectories(&judge, &mut trajs)?),
+        None => None,
+    };
     let count = trajs.len().max(1) as f64;
     let steps: usize = trajs.iter().map(|t| t.steps.len()).sum();
     let invalid = trajs
@@ -72,8 +84,14 @@ pub fn evaluate(
     let result = EvalResult {
         iteration,
         tasks: n,
-        success_rate: trajs.iter().filter(|t| t.outcome.won).count() as f64 / count,
-        mean_score: trajs.iter().map(|t| t.outcome.score).sum::<f64>() / count,
+        success_rate: match judged {
+            Some(_) => trajs.iter().filter(|t| t.success).count() as f64 / count,
+            None => trajs.iter().filter(|t| t.outcome.won).count() as f64 / count,
+        },
+        mean_score: match judged {
+            Some(_) => trajs.iter().map(|t| t.reward).sum::<f64>() / count,
+            None => trajs.iter().map(|t| t.outcome.score).sum::<f64>() / count,
+        },
         mean_turns: steps as f64 / count,
         invalid_rate: if steps > 0 {
             invalid as f64 / steps as f64
@@ -81,6 +99,8 @@ pub fn evaluate(
             0.0
         },
         seconds: started.elapsed().as_secs_f64(),
+        goal: judged.map(|j| j.goal),
+        overall: judged.map(|j| j.overall),
     };
     Ok((result, trajs))
 }

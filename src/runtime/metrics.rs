@@ -10,6 +10,10 @@ pub struct IterationMetrics {
     /// Fraction of this iteration's training trajectories that succeeded.
     pub success_rate: f64,
     pub mean_outcome: f64,
+    /// Judged rewards (SOTOPIA): mean goal score (0..10) of the policy's side.
+    pub judge_goal: Option<f64>,
+    /// Judged rewards: mean overall score (per episode, the mean of the seven dimensions).
+    pub judge_overall: Option<f64>,
     pub prm_loss: Option<f64>,
     /// Fraction of (success, failure) pairs the pre-update PRM ranks correctly.
     pub prm_pair_accuracy: Option<f64>,
@@ -38,6 +42,9 @@ pub struct IterationMetrics {
     /// Held-out success rate, on iterations that evaluated.
     pub eval_success: Option<f64>,
     pub eval_score: Option<f64>,
+    /// Held-out mean judged goal and overall scores, on iterations that evaluated.
+    pub eval_goal: Option<f64>,
+    pub eval_overall: Option<f64>,
 }
 
 impl IterationMetrics {

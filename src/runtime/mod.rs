@@ -10,6 +10,7 @@ pub mod advantage;
 pub mod batch;
 pub mod cli;
 pub mod eval;
+pub mod judging;
 pub mod metrics;
 pub mod progress;
 pub mod rngs;
@@ -70,6 +71,11 @@ pub enum RuntimeError {
     Config(String),
     #[error("{0}")]
     Unsupported(String),
+    #[error(
+        "the judge failed: {0}; training stopped, the last checkpoint is kept (fix the judge, \
+         then `oprl run --resume RUN_DIR` continues from it)"
+    )]
+    Judge(#[from] crate::reward::judge::JudgeError),
 }
 
 /// How a run is driven.
@@ -299,9 +305,10 @@ fn drive(
     if fresh && every > 0 && trainer.graph.eval.tasks > 0 {
         let e = run_eval(&trainer, &dir)?;
         reporter.note(&format!(
-            "iteration 0 (untrained): held-out success {:.1}% on {} tasks",
+            "iteration 0 (untrained): held-out success {:.1}% on {} tasks{}",
             100.0 * e.success_rate,
-            e.tasks
+            e.tasks,
+            progress::judged_scores(e.goal, e.overall)
         ));
     }
 
@@ -320,13 +327,24 @@ fn drive(
         let it = trainer.iteration;
         let last = it == total;
         if trainer.graph.eval.tasks > 0 && (last || (every > 0 && it % every == 0)) {
-            let e = run_eval(&trainer, &dir)?;
+            let e = match run_eval(&trainer, &dir) {
+                Ok(e) => e,
+                Err(e) => {
+                    reporter.note(&format!("error: {e}"));
+                    ending = Ending::Failed;
+                    error = Some(e);
+                    break;
+                }
+            };
             m.eval_success = Some(e.success_rate);
             m.eval_score = Some(e.mean_score);
+            m.eval_goal = e.goal;
+            m.eval_overall = e.overall;
             reporter.note(&format!(
-                "iteration {it}: held-out success {:.1}% (train {:.1}%)",
+                "iteration {it}: held-out success {:.1}% (train {:.1}%){}",
                 100.0 * e.success_rate,
-                100.0 * m.success_rate
+                100.0 * m.success_rate,
+                progress::judged_scores(e.goal, e.overall)
             ));
         }
         dir.append_line("metrics.jsonl", &m)?;

@@ -61,8 +61,9 @@ impl Reporter {
                         .eval_success
                         .map(|e| format!(" eval {:.1}%", 100.0 * e))
                         .unwrap_or_default();
+                    let judged = judged_scores(m.judge_goal, m.judge_overall);
                     bar.set_message(format!(
-                        "success {:.1}%{acc}{eval} | {:.0} tok/s {:.1} steps/s {:.1}s/it",
+                        "success {:.1}%{judged}{acc}{eval} | {:.0} tok/s {:.1} steps/s {:.1}s/it",
                         100.0 * m.success_rate,
                         m.tokens_per_s,
                         m.env_steps_per_s,
@@ -84,5 +85,13 @@ impl Reporter {
         if let Some(bar) = &self.bar {
             bar.finish();
         }
+    }
+}
+
+/// ` goal G overall O` for judged runs (SOTOPIA), empty otherwise.
+pub fn judged_scores(goal: Option<f64>, overall: Option<f64>) -> String {
+    match (goal, overall) {
+        (Some(g), Some(o)) => format!(" goal {g:.2} overall {o:.2}"),
+        _ => String::new(),
     }
 }

@@ -1,6 +1,8 @@
 //! The rollout engine: every environment of the batch is stepped turn by turn together. Each
 //! turn builds the prompts of all unfinished episodes, samples all their actions in one batched
-//! generation, steps the environments and drops the ones that finished.
+//! generation, steps the environments and drops the ones that finished. Turns an environment
+//! asks the runtime to play for a partner with the policy's own weights (SOTOPIA self-chat)
+//! are generated in the same batch and not recorded as trained steps.
 
 use std::time::{Duration, Instant};
 
@@ -124,13 +126,26 @@ pub fn rollout(
     }
     stats.env_time += t_env.elapsed().as_secs_f64();
 
-    for _turn in 0..max_turns {
-        if active.is_empty() {
-            break;
-        }
+    // Each round generates one turn for every unfinished episode, in one batch: the policy's
+    // own turn (recorded and trained), or a turn of a partner that the environment asks the
+    // runtime to play with the same live weights (SOTOPIA self-chat; not recorded). An
+    // episode stops after `max_turns` turns of either kind.
+    let mut policy_turns = vec![0usize; envs.len()];
+    let mut partner_turns = vec![0usize; envs.len()];
+    let mut final_info = vec![serde_json::Value::Null; envs.len()];
+    while !active.is_empty() {
+        let partner_prompts: Vec<Option<String>> =
+            active.iter().map(|&i| envs[i].partner_prompt()).collect();
         let prompts: Vec<Vec<u32>> = active
             .iter()
-            .map(|&i| encode_prompt(tokenizer, &envs[i].prompt(), prompt_limit))
+            .zip(&partner_prompts)
+            .map(|(&i, partner)| {
+                let text = match partner {
+                    Some(p) => p.clone(),
+                    None => envs[i].prompt(),
+                };
+                encode_prompt(tokenizer, &text, prompt_limit)
+            })
             .collect();
         let t_gen = Instant::now();
         let generations = policy.generate(&prompts, opts, rng)?;
@@ -138,8 +153,25 @@ pub fn rollout(
 
         let t_env = Instant::now();
         let mut still_active = Vec::with_capacity(active.len());
-        for ((&i, prompt), generation) in active.iter().zip(prompts).zip(generations) {
+        for (((&i, prompt), generation), partner) in active
+            .iter()
+            .zip(prompts)
+            .zip(generations)
+            .zip(partner_prompts)
+        {
             let env = &mut envs[i];
+            stats.tokens += generation.tokens.len();
+            if partner.is_some() {
+                let result = env
+                    .partner_step(&generation.text)
+                    .map_err(|e| env_call(i, "partner step", (1, e)))?;
+                partner_turns[i] += 1;
+                final_info[i] = result.info;
+                if !result.done && partner_turns[i] < max_turns {
+                    still_active.push(i);
+                }
+                continue;
+            }
             let state_key = env.state_key();
             let observation = env.observation().text;
             let mut retries = 0;
@@ -153,8 +185,9 @@ pub fn rollout(
             )
             .map_err(|e| env_call(i, "step", e))?;
             stats.env_retries += retries;
-            stats.tokens += generation.tokens.len();
             stats.env_steps += 1;
+            policy_turns[i] += 1;
+            final_info[i] = result.info;
             steps[i].push(Step {
                 prompt,
                 action: generation.tokens,
@@ -165,7 +198,7 @@ pub fn rollout(
                 state_key,
                 observation,
             });
-            if !result.done {
+            if !result.done && policy_turns[i] < max_turns {
                 still_active.push(i);
             }
         }
@@ -176,13 +209,15 @@ pub fn rollout(
     Ok(envs
         .iter()
         .zip(steps)
+        .zip(final_info)
         .enumerate()
-        .map(|(i, (env, steps))| Trajectory {
+        .map(|(i, ((env, steps), final_info))| Trajectory {
             group: group_of[i],
             task: tasks[i],
             steps,
             outcome: env.outcome(),
             final_observation: env.observation().text,
+            final_info,
             reward: 0.0,
             success: false,
         })

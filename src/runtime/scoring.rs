@@ -139,6 +139,7 @@ mod tests {
                 env_return: 0.0,
             },
             final_observation: String::new(),
+            final_info: serde_json::Value::Null,
             reward: 0.0,
             success: false,
         }

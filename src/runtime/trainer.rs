@@ -62,6 +62,8 @@ pub struct Trainer {
     pub iteration: usize,
     pub retry: RetryPolicy,
     envs: Vec<Box<dyn Environment>>,
+    /// The recipe's judge, for judged outcome rewards.
+    judge: Option<crate::reward::judge::OutcomeJudge>,
 }
 
 /// The checkpoint's bookkeeping file.
@@ -134,6 +136,7 @@ impl Trainer {
             }
             _ => None,
         };
+        let judge = super::judging::outcome_judge(&graph)?;
         Ok(Trainer {
             streams: Streams::new(seed),
             graph,
@@ -149,6 +152,7 @@ impl Trainer {
             iteration: 0,
             retry: RetryPolicy::default(),
             envs: Vec::new(),
+            judge,
         })
     }
 
@@ -340,18 +344,24 @@ impl Trainer {
     }
 
     fn outcome_reward(&mut self, w: &mut Work) -> Result<(), RuntimeError> {
-        let signal = match &self.graph.reward {
-            RewardSpec::Verifier { signal } => *signal,
-            RewardSpec::Judge(_) => {
-                return Err(RuntimeError::Unsupported(
-                    "judged outcome rewards are not available to the trainer yet".into(),
+        match (&self.graph.reward, &self.judge) {
+            (RewardSpec::Verifier { signal }, _) => {
+                for t in &mut w.trajs {
+                    let r = verify(*signal, &t.outcome);
+                    t.reward = r.reward;
+                    t.success = r.success;
+                }
+            }
+            (RewardSpec::Judge(_), Some(judge)) => {
+                let means = super::judging::judge_trajectories(judge, &mut w.trajs)?;
+                w.metrics.judge_goal = Some(means.goal);
+                w.metrics.judge_overall = Some(means.overall);
+            }
+            (RewardSpec::Judge(_), None) => {
+                return Err(RuntimeError::Config(
+                    "the graph's outcome is judged but the trainer has no judge".into(),
                 ))
             }
-        };
-        for t in &mut w.trajs {
-            let r = verify(signal, &t.outcome);
-            t.reward = r.reward;
-            t.success = r.success;
         }
         let it = w.metrics.iteration;
         check_finite("outcome reward", w.trajs.iter().map(|t| t.reward), it)?;

@@ -23,7 +23,9 @@ use super::{
     EnvError, Environment, EpisodeOutcome, Observation, Split, StepResult, Task, Vocabulary,
 };
 pub use episode::{parse_action, ActionType, AgentAction, Episode, Termination};
-pub use partner::{CallbackPartner, EndpointPartner, Partner, PartnerError};
+pub use partner::{
+    model_partner, CallbackPartner, EndpointPartner, LivePolicyPartner, Partner, PartnerError,
+};
 pub use profiles::{ScenarioSet, HARD_ENV_PKS};
 
 const ENV_NAME: &str = "sotopia";
@@ -256,13 +258,14 @@ impl SotopiaEnv {
         partner::partner_prompt(self.style, ep, ep.policy_agent)
     }
 
-    /// Lets the partner act while it is its turn and the episode goes on.
+    /// Lets the partner act while it is its turn and the episode goes on (a deferred partner's
+    /// turns wait for [`Environment::partner_step`]).
     fn partner_turns(&mut self) -> Result<(), EnvError> {
         let ep = self
             .episode
             .as_mut()
             .ok_or_else(|| failed("step before reset"))?;
-        while !ep.done() && ep.next_agent() != ep.policy_agent {
+        while !ep.done() && ep.next_agent() != ep.policy_agent && !self.partner.deferred() {
             let agent = ep.next_agent();
             let text = self
                 .partner
@@ -380,6 +383,36 @@ impl Environment for SotopiaEnv {
             text: self.prompt(),
             image: None,
         }
+    }
+
+    /// The partner agent's prompt (in the environment's own style, as the policy plays it)
+    /// when the partner is deferred and it is its turn.
+    fn partner_prompt(&self) -> Option<String> {
+        let ep = self.episode.as_ref()?;
+        let waiting = !ep.done() && ep.next_agent() != ep.policy_agent;
+        (waiting && self.partner.deferred())
+            .then(|| partner::partner_prompt(self.style, ep, ep.next_agent()))
+    }
+
+    fn partner_step(&mut self, text: &str) -> Result<StepResult, EnvError> {
+        if self.partner_prompt().is_none() {
+            return Err(failed(
+                "a partner turn was played while it is not a deferred partner's turn",
+            ));
+        }
+        let ep = self.episode.as_mut().expect("partner_prompt checked");
+        let parsed = parse_action(text);
+        let valid = parsed.valid;
+        ep.push(ep.next_agent(), parsed).map_err(failed)?;
+        let outcome = self.outcome();
+        Ok(StepResult {
+            observation: self.observation(),
+            reward: 0.0,
+            done: self.episode.as_ref().is_some_and(Episode::done),
+            valid,
+            won: outcome.won,
+            info: self.info(),
+        })
     }
 }
 
@@ -572,6 +605,44 @@ mod tests {
         let mut sorted: Vec<char> = vocab.alphabet.chars().collect();
         sorted.dedup();
         assert_eq!(sorted.len(), vocab.alphabet.chars().count());
+    }
+
+    #[test]
+    fn a_deferred_partner_hands_its_turns_to_the_runtime() {
+        let f = SotopiaFactory::new(&spec(SotopiaSide::Second), PromptStyle::Compact).unwrap();
+        let mut env = f.instance(Box::new(LivePolicyPartner));
+        let task = Task {
+            split: Split::Train,
+            index: 0,
+        };
+        env.reset(task).unwrap();
+        // The partner (agent 0) opens: nothing was played, its own prompt is offered.
+        let ep = env.episode().unwrap().clone();
+        assert!(ep.turns.is_empty());
+        let prompt = env.partner_prompt().unwrap();
+        assert_eq!(prompt, ep.compact_prompt(0));
+        let r = env.partner_step("Hello there").unwrap();
+        assert!(r.valid && !r.done && r.reward == 0.0);
+        assert!(env.partner_prompt().is_none());
+        assert!(env.prompt().ends_with(&format!(
+            "{}: Hello there\n{}:",
+            ep.agents[0].first_name, ep.agents[1].first_name
+        )));
+        // Out of turn: the policy's turn is not the partner's.
+        assert!(env.partner_step("again").is_err());
+        let r = env.step("Hi!").unwrap();
+        assert!(!r.done && r.info.get("episode").is_none());
+        assert!(env.partner_prompt().is_some());
+        // The partner leaves: the finished transcript is in the info the judge reads.
+        let r = env.partner_step("[leave]").unwrap();
+        assert!(r.done);
+        let ep: Episode = serde_json::from_value(r.info["episode"].clone()).unwrap();
+        assert_eq!(ep.turns.len(), 3);
+        assert_eq!(ep.termination, Some(Termination::Left { agent: 0 }));
+        assert!(env.partner_prompt().is_none());
+        // Driven without the runtime, the live-policy partner says what is missing.
+        let err = LivePolicyPartner.act(&ep, 0).unwrap_err().to_string();
+        assert!(err.contains("rollout engine"), "{err}");
     }
 
     #[test]

@@ -233,9 +233,6 @@ fn endpoint(url: &str, model: &str, key_env: &Option<String>) -> crate::graph::E
 }
 
 fn make_partner(s: &PlaySettings) -> Result<Box<dyn super::Partner>, String> {
-    use crate::graph::PromptStyle;
-    use crate::openai::model_backend::ChatFormat;
-    use crate::openai::{ChatBackend, ChatMessage, ChatRequest};
     match &s.partner {
         None => Ok(Box::new(HotSeatPartner)),
         Some(url) if url.starts_with("http://") || url.starts_with("https://") => {
@@ -246,26 +243,8 @@ fn make_partner(s: &PlaySettings) -> Result<Box<dyn super::Partner>, String> {
         }
         Some(path) => {
             let backend = crate::openai::command::load_backend(std::path::Path::new(path))?;
-            let style = match backend.format() {
-                ChatFormat::Plain => PromptStyle::Compact,
-                ChatFormat::ChatMl => PromptStyle::Verl,
-            };
-            let name = format!("model {}", backend.model_id());
-            Ok(Box::new(super::CallbackPartner::new(
-                name,
-                style,
-                Box::new(move |prompt: &str| {
-                    let request = ChatRequest {
-                        model: backend.model_id(),
-                        messages: vec![ChatMessage::user(prompt)],
-                        temperature: None,
-                        top_p: None,
-                        max_tokens: None,
-                        stop: Some(vec!["\n".into()]),
-                        seed: None,
-                    };
-                    backend.complete(&request).map(|c| c.text)
-                }),
+            Ok(Box::new(super::partner::model_partner(
+                std::sync::Arc::new(backend),
             )))
         }
     }
