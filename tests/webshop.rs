@@ -716,7 +716,13 @@ fn environment_interface_on_the_generated_catalogue() {
     let target_line = format!(
         "click[{}] {} {}",
         target.asin.to_lowercase(),
-        target.title.chars().take(40).collect::<String>().trim_end(),
+        target
+            .title
+            .to_lowercase()
+            .chars()
+            .take(40)
+            .collect::<String>()
+            .trim_end(),
         target.price_tag
     );
     assert!(
@@ -1207,4 +1213,56 @@ fn env_play_webshop_from_stdin() {
         "{text}"
     );
     assert!(text.contains("reward 1.0000"), "{text}");
+}
+
+/// With the compact prompt a single token is a whole action: every button, ASIN and option label
+/// on the pages an expert visits is one token of the policy's vocabulary and is read as its
+/// click, and the goal's product type is one token that searches for it.
+#[test]
+fn compact_actions_are_single_tokens() {
+    use oprl::model::Tokenizer;
+    let s = WebshopSpec {
+        catalogue_size: 16,
+        test_goals: 4,
+        ..spec(PromptStyle::Compact, WebshopOutcome::Score)
+    };
+    let vocab = oprl::env::webshop::vocabulary(&s).unwrap();
+    let tokenizer = Tokenizer::chars_with_words(&vocab.alphabet, &vocab.words);
+    let mut env = WebshopEnv::new(&s).unwrap();
+    let mut pages_checked = 0;
+    for index in 0..10 {
+        env.reset(Task {
+            split: Split::Train,
+            index,
+        })
+        .unwrap();
+        let goal = env.goal().clone();
+        assert_eq!(tokenizer.encode(&goal.query).len(), 1, "{}", goal.query);
+        let mut answers = vec![goal.query.clone()];
+        answers.push(goal.asin.to_lowercase());
+        if let GoalOptions::Pairs(wanted) = &goal.goal_options {
+            answers.extend(wanted.values().cloned());
+        }
+        answers.push("buy now".to_string());
+        for answer in answers {
+            for action in env.admissible_actions() {
+                let Some(label) = action
+                    .strip_prefix("click[")
+                    .and_then(|a| a.strip_suffix(']'))
+                else {
+                    continue;
+                };
+                if label == "search" {
+                    continue;
+                }
+                assert_eq!(tokenizer.encode(label).len(), 1, "{label}");
+                pages_checked += 1;
+            }
+            let r = env.step(&answer).unwrap();
+            assert!(r.valid, "{answer}: {}", r.info);
+        }
+        // One search for the type finds the product on the first page (16 products).
+        assert!(env.outcome().score > 0.0);
+    }
+    assert!(pages_checked > 50);
 }

@@ -278,7 +278,7 @@ impl WebshopEnv {
     fn project(&self, text: &str) -> (String, bool) {
         match self.spec.prompt {
             PromptStyle::Verl => prompt::verl_projection(text),
-            PromptStyle::Compact => prompt::compact_projection(text),
+            PromptStyle::Compact => prompt::compact_projection(text, &self.admissible_actions()),
         }
     }
 }
@@ -401,6 +401,17 @@ const VOCABULARY_WORDS: &[&str] = &[
     "reviews",
 ];
 
+/// The fixed phrases of compact prompts: the goal's template (WebShop's synthetic instruction)
+/// and the page lines' labels.
+const COMPACT_TEMPLATE_WORDS: &[&str] = &[
+    "Goal: Find me ",
+    " with ",
+    ", and price lower than ",
+    " dollars",
+    "results page ",
+    " (chosen: ",
+];
+
 /// At most this many catalogue words (see [`catalogue_words`]) join the vocabulary; a larger
 /// catalogue is typed character by character beyond them.
 pub const MAX_CATALOGUE_WORDS: usize = 4096;
@@ -456,6 +467,8 @@ pub fn vocabulary(spec: &WebshopSpec) -> Result<Vocabulary, WebshopError> {
         }
         PromptStyle::Compact => {
             words.push("</action>".to_string());
+            // The fixed parts of the goal and page lines, which a model reads but never types.
+            words.extend(COMPACT_TEMPLATE_WORDS.iter().map(|w| w.to_string()));
             pieces.push(
                 "Goal: > <action> search[<query>] results page of (chosen: ) done".to_string(),
             );
