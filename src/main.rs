@@ -114,20 +114,21 @@ enum Command {
 enum EnvCommand {
     /// Serve an environment over the JSON-lines protocol on stdin/stdout (see the README).
     Serve {
-        /// Environment name (`sokoban`).
+        /// Environment name (`sokoban`, `webshop`).
         name: String,
-        /// Override an environment key: `--set room=7x7`, `--set prompt=compact`.
+        /// Set a key of the `env` block, checked as a recipe's: `--set room=[7,7]`, `--set prompt=compact`.
         #[arg(long = "set", value_name = "KEY=VALUE")]
         sets: Vec<String>,
     },
-    /// Play an environment in the terminal (Sokoban: arrows or w/a/s/d, r, n, q).
+    /// Play an environment in the terminal (Sokoban: arrows or w/a/s/d, r, n, q; WebShop: one
+    /// action per line).
     Play {
-        /// Environment name (`sokoban`).
+        /// Environment name (`sokoban`, `webshop`, `sotopia`).
         name: String,
-        /// Override an environment key: `--set room=7x7`, `--set boxes=2`.
+        /// Set a key of the `env` block, checked as a recipe's: `--set room=[7,7]`, `--set boxes=2`.
         #[arg(long = "set", value_name = "KEY=VALUE")]
         sets: Vec<String>,
-        /// First level seed.
+        /// First task: Sokoban's level seed, WebShop's and SOTOPIA's train task.
         #[arg(long, default_value_t = 0)]
         seed: u64,
     },

@@ -716,7 +716,13 @@ fn environment_interface_on_the_generated_catalogue() {
     let target_line = format!(
         "click[{}] {} {}",
         target.asin.to_lowercase(),
-        target.title.chars().take(40).collect::<String>().trim_end(),
+        target
+            .title
+            .to_lowercase()
+            .chars()
+            .take(40)
+            .collect::<String>()
+            .trim_end(),
         target.price_tag
     );
     assert!(
@@ -986,4 +992,277 @@ fn observations_match_webshop_templates() {
     check(&session, "description");
     session.page = Page::Sub(SubPage::Features);
     check(&session, "features");
+}
+
+/// The answers of an expert for `env`'s current goal in the compact style: search the title,
+/// open the product, pick the goal's options, buy; with one malformed answer first.
+fn expert_answers(env: &WebshopEnv) -> Vec<String> {
+    let goal = env.goal().clone();
+    let target = env.world().catalogue.get(&goal.asin).unwrap().clone();
+    let mut answers = vec![
+        String::new(),
+        format!("search[{}]</action>", target.title),
+        format!("click[{}]</action>", target.asin.to_lowercase()),
+    ];
+    if let GoalOptions::Pairs(wanted) = &goal.goal_options {
+        answers.extend(wanted.values().map(|v| format!("click[{v}]</action>")));
+    }
+    answers.push("click[buy now]</action>".to_string());
+    answers
+}
+
+/// `oprl env serve webshop` over the protocol gives what the in-process environment gives:
+/// observations, prompts, rewards, state keys and the final score, with `--set` compiled.
+#[test]
+fn external_env_drives_oprl_env_serve_webshop_like_the_in_process_env() {
+    use oprl::env::protocol::ExternalEnv;
+    use oprl::graph::ExternalSpec;
+    let command = format!(
+        "\"{}\" env serve webshop --set catalogue_size=100 --set max_turns=15 --set test_goals=5 \
+         --set prompt=compact",
+        env!("CARGO_BIN_EXE_oprl")
+    );
+    let mut remote = ExternalEnv::spawn(ExternalSpec {
+        command,
+        timeout_s: 120.0,
+        max_turns: 15,
+        history: 2,
+    })
+    .unwrap();
+    let mut local = WebshopEnv::new(&spec(PromptStyle::Compact, WebshopOutcome::Score)).unwrap();
+    for task in [
+        Task {
+            split: Split::Train,
+            index: 4,
+        },
+        Task {
+            split: Split::Eval,
+            index: 2,
+        },
+    ] {
+        assert_eq!(remote.reset(task).unwrap(), local.reset(task).unwrap());
+        assert_eq!(remote.prompt(), local.prompt());
+        assert_eq!(remote.state_key(), local.state_key());
+        for answer in expert_answers(&local) {
+            let (r, l) = (remote.step(&answer).unwrap(), local.step(&answer).unwrap());
+            assert_eq!(
+                (r.reward, r.done, r.valid, r.won),
+                (l.reward, l.done, l.valid, l.won),
+                "{answer}"
+            );
+            assert_eq!(r.observation, l.observation);
+            assert_eq!(remote.prompt(), local.prompt());
+            assert_eq!(remote.state_key(), local.state_key());
+        }
+        let outcome = local.outcome();
+        assert!(outcome.won, "the expert buys the goal");
+        // 1.0 for the purchase, -0.1 for the malformed first answer.
+        assert!((outcome.env_return - 0.9).abs() < 1e-12);
+        assert_eq!(remote.outcome(), outcome);
+    }
+}
+
+/// The protocol's own fields for WebShop, served in process: the reset names the actions and the
+/// goal, a purchase reports WebShop's score, and a finished episode refuses more steps.
+#[test]
+fn protocol_serves_webshop_fields() {
+    use oprl::env::protocol::serve;
+    let s = spec(PromptStyle::Verl, WebshopOutcome::Binary10);
+    let mut env = WebshopEnv::new(&s).unwrap();
+    let mut reference = WebshopEnv::new(&s).unwrap();
+    // A goal with options, so that buying without choosing any scores below 1.
+    let index = (0..100u64)
+        .find(|&index| {
+            reference
+                .reset(Task {
+                    split: Split::Train,
+                    index,
+                })
+                .unwrap();
+            !reference.goal().goal_options.is_empty()
+        })
+        .unwrap();
+    let goal = reference.goal().clone();
+    let target = reference.world().catalogue.get(&goal.asin).unwrap().clone();
+    let step = |a: &str| {
+        serde_json::json!({"op": "step", "action": format!("<think>t</think><action>{a}</action>")})
+            .to_string()
+    };
+    let requests = [
+        format!(r#"{{"op":"reset","seed":{index}}}"#),
+        step(&format!("search[{}]", target.title)),
+        step(&format!("click[{}]", target.asin.to_lowercase())),
+        step("click[buy now]"),
+        step("click[buy now]"),
+        r#"{"op":"close"}"#.to_string(),
+    ];
+    let mut out = Vec::new();
+    serve(&mut env, requests.join("\n").as_bytes(), &mut out).unwrap();
+    let replies: Vec<Value> = String::from_utf8(out)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(replies.len(), 6);
+    assert_eq!(replies[0]["info"]["goal_asin"], goal.asin.as_str());
+    assert_eq!(
+        replies[0]["info"]["available_actions"],
+        serde_json::json!(["search[<your query>]"])
+    );
+    assert_eq!(
+        replies[0]["observation"]["prompt"],
+        reference.prompt().as_str()
+    );
+    assert_eq!(replies[1]["info"]["page"], "Results");
+    assert_eq!(replies[2]["info"]["page"], "Item");
+    // Bought without the goal's options: a partial score, no success, 0 under `binary10`.
+    let score = replies[3]["info"]["score"].as_f64().unwrap();
+    assert!(score > 0.0 && score < 1.0, "{score}");
+    assert_eq!(replies[3]["done"], true);
+    assert_eq!(replies[3]["reward"].as_f64(), Some(0.0));
+    assert_eq!(replies[3]["info"]["won"], false);
+    assert!(replies[4]["error"].as_str().unwrap().contains("ended"));
+    assert_eq!(replies[5]["closed"], true);
+}
+
+/// `--set` errors on the command line are the compiler's diagnostics, with its codes.
+#[test]
+fn env_commands_report_settings_with_compiler_diagnostics() {
+    let run = |args: &[&str]| {
+        std::process::Command::new(env!("CARGO_BIN_EXE_oprl"))
+            .args(args)
+            .env("NO_COLOR", "1")
+            .stdin(std::process::Stdio::null())
+            .output()
+            .unwrap()
+    };
+    let out = run(&["env", "serve", "webshop", "--set", "colour=red"]);
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("E0301"), "{stderr}");
+    assert!(stderr.contains("colour"), "{stderr}");
+    let out = run(&["env", "play", "webshop", "--set", "max_turns=0"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("E0401"));
+    let out = run(&["env", "serve", "chess"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("available: sokoban, webshop"));
+}
+
+/// `oprl env play webshop --seed N` plays train task N's goal from a script on stdin, shows the
+/// admissible actions and ends with the reward.
+#[test]
+fn env_play_webshop_from_stdin() {
+    use std::io::Write;
+    let mut env = WebshopEnv::new(&spec(PromptStyle::Compact, WebshopOutcome::Score)).unwrap();
+    env.reset(Task {
+        split: Split::Train,
+        index: 6,
+    })
+    .unwrap();
+    let goal = env.goal().clone();
+    let target = env.world().catalogue.get(&goal.asin).unwrap().clone();
+    let mut script = vec![
+        format!("search[{}]", target.title.to_lowercase()),
+        format!("click[{}]", target.asin.to_lowercase()),
+    ];
+    if let GoalOptions::Pairs(wanted) = &goal.goal_options {
+        script.extend(wanted.values().map(|v| format!("click[{v}]")));
+    }
+    script.extend(["click[buy now]".to_string(), "q".to_string()]);
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_oprl"))
+        .args([
+            "env",
+            "play",
+            "webshop",
+            "--seed",
+            "6",
+            "--set",
+            "catalogue_size=100",
+            "--set",
+            "test_goals=5",
+        ])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(script.join("\n").as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert!(
+        text.starts_with(&format!(
+            "── goal {} ── {}",
+            env.goal_index(),
+            goal.instruction_text
+        )),
+        "{text}"
+    );
+    assert!(
+        text.contains("actions:\n   1. search[<your query>]"),
+        "{text}"
+    );
+    assert!(text.contains("reward 1.0000"), "{text}");
+}
+
+/// With the compact prompt a single token is a whole action: every button, ASIN and option label
+/// on the pages an expert visits is one token of the policy's vocabulary and is read as its
+/// click, and the goal's product type is one token that searches for it.
+#[test]
+fn compact_actions_are_single_tokens() {
+    use oprl::model::Tokenizer;
+    let s = WebshopSpec {
+        catalogue_size: 16,
+        test_goals: 4,
+        ..spec(PromptStyle::Compact, WebshopOutcome::Score)
+    };
+    let vocab = oprl::env::webshop::vocabulary(&s).unwrap();
+    let tokenizer = Tokenizer::chars_with_words(&vocab.alphabet, &vocab.words);
+    let mut env = WebshopEnv::new(&s).unwrap();
+    let mut pages_checked = 0;
+    for index in 0..10 {
+        env.reset(Task {
+            split: Split::Train,
+            index,
+        })
+        .unwrap();
+        let goal = env.goal().clone();
+        assert_eq!(tokenizer.encode(&goal.query).len(), 1, "{}", goal.query);
+        let mut answers = vec![goal.query.clone()];
+        answers.push(goal.asin.to_lowercase());
+        if let GoalOptions::Pairs(wanted) = &goal.goal_options {
+            answers.extend(wanted.values().cloned());
+        }
+        answers.push("buy now".to_string());
+        for answer in answers {
+            for action in env.admissible_actions() {
+                let Some(label) = action
+                    .strip_prefix("click[")
+                    .and_then(|a| a.strip_suffix(']'))
+                else {
+                    continue;
+                };
+                if label == "search" {
+                    continue;
+                }
+                assert_eq!(tokenizer.encode(label).len(), 1, "{label}");
+                pages_checked += 1;
+            }
+            let r = env.step(&answer).unwrap();
+            assert!(r.valid, "{answer}: {}", r.info);
+        }
+        // One search for the type finds the product on the first page (16 products).
+        assert!(env.outcome().score > 0.0);
+    }
+    assert!(pages_checked > 50);
 }

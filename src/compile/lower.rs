@@ -128,7 +128,8 @@ fn prompt(b: &CheckedBlock) -> PromptStyle {
     }
 }
 
-fn env(b: &CheckedBlock) -> EnvSpec {
+/// The spec of a checked `env` block.
+pub(super) fn env(b: &CheckedBlock) -> EnvSpec {
     match b.variant() {
         Some("webshop") => EnvSpec::Webshop(WebshopSpec {
             products: b.opt_str("products").map(str::to_string),

@@ -4,7 +4,8 @@
 //! Phases collect diagnostics instead of stopping at the first; lowering runs only when there
 //! is no error. Entry points: [`compile_path`] (what `oprl check` and `oprl run` use),
 //! [`compile_text`] (in-memory sources: tests, the language server), [`check_module`]
-//! (a stdlib module or an imported fragment on its own), and [`compile_file`].
+//! (a stdlib module or an imported fragment on its own), [`compile_file`], and [`compile_env`]
+//! (one `env` block with `--set` overrides, for `oprl env serve|play`).
 
 mod advantage;
 mod check;
@@ -22,7 +23,7 @@ pub use print::{advantage_text, graph_dot, graph_text, resolved_recipe};
 pub use value::Value;
 
 use crate::diagnostics::{self, Diagnostic, SourceMap};
-use crate::graph::ExecGraph;
+use crate::graph::{EnvSpec, ExecGraph};
 use resolve::RootSource;
 use std::path::Path;
 
@@ -53,6 +54,18 @@ impl Compilation {
     pub fn resolved(&self) -> Option<String> {
         self.checked.as_ref().map(resolved_recipe)
     }
+
+    /// The environment spec when there is no error: the lowered graph's, or for a fragment
+    /// such as [`compile_env`]'s, its checked `env` block lowered on its own.
+    pub fn env_spec(&self) -> Option<EnvSpec> {
+        if self.has_errors() {
+            return None;
+        }
+        match &self.graph {
+            Some(graph) => Some(graph.env.clone()),
+            None => self.checked.as_ref()?.env.as_ref().map(lower::env),
+        }
+    }
 }
 
 /// Compiles the recipe at `path` with `--set` overrides.
@@ -76,6 +89,35 @@ pub fn compile_text(name: &str, text: &str, dir: &Path, overrides: &[String]) ->
         &stem,
         false,
     )
+}
+
+/// The name of [`compile_env`]'s in-memory recipe in diagnostics.
+pub const ENV_SOURCE: &str = "<env>";
+
+/// Compiles the recipe `env NAME { }` on its own with `KEY=VALUE` overrides of the block's keys
+/// (`oprl env serve|play NAME --set KEY=VALUE`), each applied as the recipe override
+/// `--set env.KEY=VALUE` (an `env.` prefix may be written too): the same schema, defaults, checks
+/// and diagnostics as the `env` block of a recipe. Read the result with
+/// [`Compilation::env_spec`]; the diagnostics point into the `<cli>` sources.
+pub fn compile_env(name: &str, sets: &[String]) -> Compilation {
+    let text = format!("env {name} {{ }}\n");
+    let overrides: Vec<String> = sets
+        .iter()
+        .map(|set| {
+            let set = set.trim_start();
+            if set.starts_with("env.") {
+                set.to_string()
+            } else {
+                format!("env.{set}")
+            }
+        })
+        .collect();
+    let root = RootSource::Text {
+        name: ENV_SOURCE,
+        text: &text,
+        dir: Path::new("."),
+    };
+    run(root, &overrides, name, true)
 }
 
 /// Checks a module that is not a whole recipe (a stdlib preset, an imported fragment):

@@ -1,78 +1,192 @@
 //! The `oprl env ...` subcommands as library functions: each prints its own errors and returns
 //! the process exit code, so `main.rs` only parses arguments.
 //!
-//! - `oprl env serve sokoban [--set KEY=VALUE]...`: the JSON-lines protocol on stdin/stdout.
-//! - `oprl env play sokoban|sotopia [--seed N] [--set KEY=VALUE]...`: play in the terminal.
+//! - `oprl env serve sokoban|webshop [--set KEY=VALUE]...`: the JSON-lines protocol on
+//!   stdin/stdout.
+//! - `oprl env play sokoban|webshop|sotopia [--seed N] [--set KEY=VALUE]...`: play in the
+//!   terminal.
+//!
+//! `--set KEY=VALUE` sets a key of the `env NAME { }` block, compiled by the recipe compiler
+//! ([`crate::compile::compile_env`]): the same schema, defaults, checks and diagnostics as
+//! `--set env.KEY=VALUE` on a recipe (strings are quoted: `--set 'products="items.json"'`).
 
-use super::protocol::{apply_overrides, serve_stdio};
-use super::sokoban::{default_spec, play::play_sokoban};
-use crate::graph::SokobanSpec;
+use super::protocol::{serve_stdio, Served};
+use super::sokoban::{play::play_sokoban, SokobanEnv};
+use super::webshop::{play::play_webshop, WebshopEnv};
+use crate::compile::compile_env;
+use crate::graph::EnvSpec;
 
-/// Environments these subcommands know.
-pub const ENVIRONMENTS: &[&str] = &["sokoban"];
+/// Environments `oprl env serve` serves.
+pub const SERVED: &[&str] = &["sokoban", "webshop"];
 
-fn sokoban_spec(name: &str, sets: &[String]) -> Result<SokobanSpec, String> {
-    if name != "sokoban" {
-        return Err(format!(
-            "unknown environment `{name}`; available: {}",
-            ENVIRONMENTS.join(", ")
-        ));
+/// Environments `oprl env play` plays.
+pub const ENVIRONMENTS: &[&str] = &["sokoban", "webshop", "sotopia"];
+
+/// Why a subcommand could not start; each variant knows its exit code.
+#[derive(Debug, thiserror::Error)]
+pub enum EnvCliError {
+    #[error("unknown environment `{name}`; available: {available}")]
+    Unknown { name: String, available: String },
+    /// The `--set` values did not compile; the diagnostics are already printed.
+    #[error("the settings of `env {0}` have errors (see above)")]
+    Settings(String),
+    #[error(transparent)]
+    Env(#[from] super::EnvError),
+}
+
+impl EnvCliError {
+    /// 2 for a usage error (name, settings), 1 for a failure while running.
+    pub fn exit_code(&self) -> i32 {
+        match self {
+            EnvCliError::Unknown { .. } | EnvCliError::Settings(_) => 2,
+            EnvCliError::Env(_) => 1,
+        }
     }
-    let mut spec = default_spec();
-    apply_overrides(&mut spec, sets)?;
-    Ok(spec)
+}
+
+/// The spec of environment `name` (one of `known`) with `--set` overrides, compiled by the
+/// recipe compiler; its diagnostics (errors and warnings) are printed to stderr.
+pub fn env_spec(name: &str, sets: &[String], known: &[&str]) -> Result<EnvSpec, EnvCliError> {
+    if !known.contains(&name) {
+        return Err(EnvCliError::Unknown {
+            name: name.to_string(),
+            available: known.join(", "),
+        });
+    }
+    let compilation = compile_env(name, sets);
+    crate::cli::print_diagnostics(&compilation);
+    compilation
+        .env_spec()
+        .ok_or_else(|| EnvCliError::Settings(name.to_string()))
+}
+
+/// A served instance of a spec.
+fn served_env(spec: EnvSpec) -> Result<Box<dyn Served>, EnvCliError> {
+    match spec {
+        EnvSpec::Sokoban(s) => Ok(Box::new(SokobanEnv::new(s)?)),
+        EnvSpec::Webshop(s) => Ok(Box::new(
+            WebshopEnv::new(&s).map_err(super::EnvError::from)?,
+        )),
+        EnvSpec::Sotopia(_) | EnvSpec::External(_) => Err(EnvCliError::Unknown {
+            name: spec_name(&spec).to_string(),
+            available: SERVED.join(", "),
+        }),
+    }
+}
+
+/// The variant name of a spec, as written in `env NAME { }`.
+fn spec_name(spec: &EnvSpec) -> &'static str {
+    match spec {
+        EnvSpec::Sokoban(_) => "sokoban",
+        EnvSpec::Webshop(_) => "webshop",
+        EnvSpec::Sotopia(_) => "sotopia",
+        EnvSpec::External(_) => "external",
+    }
+}
+
+fn exit(result: Result<(), EnvCliError>) -> i32 {
+    match result {
+        Ok(()) => 0,
+        Err(e) => {
+            eprintln!("error: {e}");
+            e.exit_code()
+        }
+    }
 }
 
 /// `oprl env serve NAME [--set KEY=VALUE]...`
 pub fn env_serve(name: &str, sets: &[String]) -> i32 {
-    let spec = match sokoban_spec(name, sets) {
-        Ok(spec) => spec,
-        Err(message) => {
-            eprintln!("error: {message}");
-            return 2;
-        }
-    };
-    match serve_stdio(spec) {
-        Ok(()) => 0,
-        Err(e) => {
-            eprintln!("error: {e}");
-            1
-        }
-    }
+    exit((|| {
+        let mut env = served_env(env_spec(name, sets, SERVED)?)?;
+        serve_stdio(env.as_mut()).map_err(super::EnvError::from)?;
+        Ok(())
+    })())
 }
 
 /// `oprl env play NAME [--seed N] [--set KEY=VALUE]...`
 pub fn env_play(name: &str, sets: &[String], seed: u64) -> i32 {
     if name == "sotopia" {
+        // SOTOPIA's play settings include the partner and the judge, beyond the env block.
         return super::sotopia::play::play_command(sets, seed);
     }
-    let spec = match sokoban_spec(name, sets) {
-        Ok(spec) => spec,
-        Err(message) => {
-            eprintln!("error: {message}");
-            return 2;
+    exit((|| {
+        match env_spec(name, sets, ENVIRONMENTS)? {
+            EnvSpec::Sokoban(spec) => play_sokoban(spec, seed)?,
+            EnvSpec::Webshop(spec) => play_webshop(&spec, seed)?,
+            other => unreachable!("`{}` is not in ENVIRONMENTS", spec_name(&other)),
         }
-    };
-    match play_sokoban(spec, seed) {
-        Ok(()) => 0,
-        Err(e) => {
-            eprintln!("error: {e}");
-            1
-        }
-    }
+        Ok(())
+    })())
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::diagnostics::Code;
+    use crate::graph::{PromptStyle, WebshopOutcome};
 
     #[test]
     fn names_and_overrides_are_checked() {
-        let spec = sokoban_spec("sokoban", &["boxes=2".into()]).unwrap();
-        assert_eq!(spec.boxes, 2);
-        let err = sokoban_spec("chess", &[]).unwrap_err();
-        assert!(err.contains("unknown environment `chess`; available: sokoban"));
+        let EnvSpec::Sokoban(spec) =
+            env_spec("sokoban", &["boxes=2".into(), "room=[7, 8]".into()], SERVED).unwrap()
+        else {
+            panic!("not sokoban")
+        };
+        assert_eq!((spec.boxes, spec.room), (2, [7, 8]));
+        let err = env_spec("chess", &[], SERVED).unwrap_err();
+        assert!(err
+            .to_string()
+            .contains("unknown environment `chess`; available: sokoban, webshop"));
         assert_eq!(env_serve("chess", &[]), 2);
+        assert_eq!(
+            env_serve("sotopia", &[]),
+            2,
+            "sotopia is played, not served"
+        );
         assert_eq!(env_play("sokoban", &["room=big".into()], 0), 2);
+        assert_eq!(env_serve("webshop", &["max_turns=0".into()]), 2);
+    }
+
+    #[test]
+    fn settings_go_through_the_compiler() {
+        // Defaults are the schema's, with `env.` optional on keys.
+        let EnvSpec::Webshop(spec) = compile_env(
+            "webshop",
+            &[
+                "prompt=compact".into(),
+                "env.max_turns = 15".into(),
+                "outcome=binary10".into(),
+            ],
+        )
+        .env_spec()
+        .unwrap() else {
+            panic!("not webshop")
+        };
+        assert_eq!(
+            (spec.prompt, spec.max_turns, spec.outcome),
+            (PromptStyle::Compact, 15, WebshopOutcome::Binary10)
+        );
+        assert_eq!(
+            (spec.catalogue_size, spec.history, spec.test_goals),
+            (1000, 2, 500)
+        );
+        // Each mistake gets the compiler's own diagnostic code.
+        for (set, code) in [
+            ("room=[7,7]", Code::UnknownKey),
+            ("history=two", Code::TypeMismatch),
+            ("max_turns=0", Code::OutOfRange),
+            ("prompt=long", Code::UnknownName),
+            ("prompt", Code::BadOverride),
+            ("products=\"/no/such/file.json\"", Code::MissingFile),
+        ] {
+            let c = compile_env("webshop", &[set.to_string()]);
+            assert!(c.env_spec().is_none(), "{set}");
+            let codes: Vec<Code> = c.diagnostics.iter().map(|d| d.code).collect();
+            assert!(codes.contains(&code), "{set}: {codes:?}");
+        }
+        let c = compile_env("webshop", &["colour=red".into()]);
+        let text = c.render_plain();
+        assert!(text.contains("E0"), "{text}");
+        assert!(text.contains("<cli>"), "{text}");
     }
 }

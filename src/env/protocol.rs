@@ -1,19 +1,23 @@
-//! The JSON-lines environment protocol, both ways: `oprl env serve sokoban` answers requests
-//! on stdin/stdout, and [`ExternalEnv`] drives any program that speaks it
-//! (`env external { command = "..." }`), so environments can be written in any language.
+//! The JSON-lines environment protocol, both ways: [`serve`] answers requests on stdin/stdout
+//! for any built-in [`Environment`] (`oprl env serve sokoban|webshop`), and [`ExternalEnv`]
+//! drives any program that speaks it (`env external { command = "..." }`), so environments can
+//! be written in any language.
 //!
 //! One JSON object per line. Requests:
-//! `{"op":"reset","seed":N}`, `{"op":"reset","level":{"room_fixed":[[..]],"room_state":[[..]]},
-//! "max_steps":N}`, `{"op":"step","action":"TEXT"}`, `{"op":"close"}`.
-//! Replies: `{"observation":{"text":..},"reward":R,"done":B,"info":{"won":B,"valid":B,..}}`,
-//! or `{"error":"..."}` for a request that could not be served (the server keeps going).
+//! `{"op":"reset","seed":N}` (or with `"split"` and `"index"`), Sokoban's
+//! `{"op":"reset","level":{"room_fixed":[[..]],"room_state":[[..]]},"max_steps":N}`,
+//! `{"op":"step","action":"TEXT"}`, `{"op":"close"}`.
+//! Replies: `{"observation":{"text":..,"prompt":..},"reward":R,"done":B,"info":{"won":B,
+//! "valid":B,"score":S,"state_key":K,..}}`, or `{"error":"..."}` for a request that could not
+//! be served (the server keeps going).
 
 use super::sokoban::game::Level;
-use super::sokoban::{level_seed, SokobanEnv};
-use super::{EnvError, Environment, EpisodeOutcome, Observation, StepResult, Task};
-use crate::graph::{ExternalSpec, ObservationKind, PromptStyle, SokobanSpec};
+use super::sokoban::{level_seed, SokobanEnv, EVAL_SEED_BASE};
+use super::webshop::WebshopEnv;
+use super::{EnvError, Environment, EpisodeOutcome, Observation, Split, StepResult, Task};
+use crate::graph::ExternalSpec;
 use serde::Deserialize;
-use serde_json::{json, Value};
+use serde_json::{json, Map, Value};
 use std::io::{BufRead, BufReader, Read, Write};
 use std::process::{Child, ChildStdin, Command, Stdio};
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError};
@@ -23,6 +27,26 @@ use std::time::Duration;
 // ---------------------------------------------------------------------------------------------
 // Server
 
+/// What the server needs from an environment beyond [`Environment`]: the reset requests and
+/// reply fields that only some environments have. The defaults serve a plain environment.
+pub trait Served: Environment {
+    /// Serves a reset that asks for more than a task (Sokoban: an explicit `level`, or
+    /// `max_steps`); `Ok(None)` leaves it to the generic reset of `task`, which is `None` when
+    /// the request names no task.
+    fn reset_request(
+        &mut self,
+        _request: &Map<String, Value>,
+        _task: Option<Task>,
+    ) -> Result<Option<Observation>, String> {
+        Ok(None)
+    }
+
+    /// Extra `info` fields of a reset reply (Sokoban: the room grids; WebShop: the actions).
+    fn reset_info(&self) -> Map<String, Value> {
+        Map::new()
+    }
+}
+
 /// An explicit level in gym-sokoban integer grids.
 #[derive(Debug, Deserialize)]
 struct LevelGrids {
@@ -30,92 +54,143 @@ struct LevelGrids {
     room_state: Vec<Vec<i64>>,
 }
 
-#[derive(Debug, Deserialize)]
-#[serde(tag = "op", rename_all = "snake_case")]
-enum Request {
-    Reset {
-        seed: Option<u64>,
-        level: Option<LevelGrids>,
-        max_steps: Option<usize>,
-    },
-    Step {
-        action: String,
-    },
-    Close,
+impl Served for SokobanEnv {
+    fn reset_request(
+        &mut self,
+        request: &Map<String, Value>,
+        task: Option<Task>,
+    ) -> Result<Option<Observation>, String> {
+        let max_steps = match request.get("max_steps") {
+            None | Some(Value::Null) => None,
+            Some(v) => Some(
+                v.as_u64()
+                    .ok_or_else(|| format!("`max_steps` must be a whole number, got {v}"))?
+                    as usize,
+            ),
+        };
+        let steps = max_steps.unwrap_or(self.spec().max_turns);
+        let level = match (request.get("level"), task) {
+            (Some(_), Some(_)) => return Err("reset takes `seed` or `level`, not both".into()),
+            (Some(grids), None) => {
+                let grids =
+                    LevelGrids::deserialize(grids).map_err(|e| format!("bad level: {e}"))?;
+                Level::from_grids(&grids.room_fixed, &grids.room_state)
+                    .map_err(|e| format!("bad level: {e}"))?
+            }
+            (None, Some(task)) if max_steps.is_some() => {
+                SokobanEnv::level_for_seed(self.spec(), level_seed(task))
+                    .map_err(|e| e.to_string())?
+            }
+            (None, _) => return Ok(None),
+        };
+        Ok(Some(self.reset_level(level, steps)))
+    }
+
+    fn reset_info(&self) -> Map<String, Value> {
+        let level = self.game().level();
+        let mut info = Map::new();
+        info.insert("room_state".into(), json!(level.state_grid()));
+        info.insert("room_fixed".into(), json!(level.fixed_grid()));
+        info
+    }
 }
 
-/// Applies `KEY=VALUE` overrides to a Sokoban spec: `room=6x6` (or `[6,6]`), `boxes`,
-/// `max_turns`, `search_depth`, `history`, `observation=text|image`, `prompt=verl|compact`.
-pub fn apply_overrides(spec: &mut SokobanSpec, sets: &[String]) -> Result<(), String> {
-    for set in sets {
-        let (key, value) = set
-            .split_once('=')
-            .ok_or_else(|| format!("`{set}` is not KEY=VALUE"))?;
-        let (key, value) = (key.trim(), value.trim());
-        let number = |v: &str| {
-            v.parse::<usize>()
-                .map_err(|_| format!("`{key}` needs a whole number, got `{v}`"))
-        };
-        match key {
-            "room" => {
-                let cleaned = value.trim_start_matches('[').trim_end_matches(']');
-                let parts: Vec<&str> = cleaned.split(['x', ',']).map(str::trim).collect();
-                if parts.len() != 2 {
-                    return Err(format!("`room` needs ROWSxCOLS, got `{value}`"));
-                }
-                spec.room = [number(parts[0])?, number(parts[1])?];
-            }
-            "boxes" => spec.boxes = number(value)?,
-            "max_turns" | "max_steps" => spec.max_turns = number(value)?,
-            "search_depth" => spec.search_depth = number(value)?,
-            "history" => spec.history = number(value)?,
-            "observation" => {
-                spec.observation = match value {
-                    "text" => ObservationKind::Text,
-                    "image" => ObservationKind::Image,
-                    _ => return Err(format!("`observation` is `text` or `image`, got `{value}`")),
-                }
-            }
-            "prompt" => {
-                spec.prompt = match value {
-                    "verl" => PromptStyle::Verl,
-                    "compact" => PromptStyle::Compact,
-                    _ => return Err(format!("`prompt` is `verl` or `compact`, got `{value}`")),
-                }
-            }
-            _ => {
-                return Err(format!(
-                    "unknown key `{key}`; valid keys: room, boxes, max_turns, search_depth, \
-                     history, observation, prompt"
-                ))
-            }
+impl Served for WebshopEnv {
+    fn reset_info(&self) -> Map<String, Value> {
+        let mut info = Map::new();
+        info.insert("available_actions".into(), json!(self.admissible_actions()));
+        info.insert("goal_asin".into(), json!(self.goal().asin));
+        info
+    }
+}
+
+/// The task a protocol seed names: train task `i` is seed `i`, eval task `i` is seed `2^63 + i`
+/// (the inverse of [`level_seed`]).
+pub fn task_of_seed(seed: u64) -> Task {
+    if seed >= EVAL_SEED_BASE {
+        Task {
+            split: Split::Eval,
+            index: seed - EVAL_SEED_BASE,
+        }
+    } else {
+        Task {
+            split: Split::Train,
+            index: seed,
         }
     }
-    Ok(())
 }
 
-/// Serves one Sokoban environment over JSON lines until `close` or end of input.
+/// The task a reset request names: `split` and `index` when both are given (oprl's client
+/// sends them), else the `seed`; `None` when it names neither.
+fn requested_task(request: &Map<String, Value>) -> Result<Option<Task>, String> {
+    let field = |key: &str| -> Result<Option<u64>, String> {
+        match request.get(key) {
+            None | Some(Value::Null) => Ok(None),
+            Some(v) => v
+                .as_u64()
+                .map(Some)
+                .ok_or_else(|| format!("`{key}` must be a whole number, got {v}")),
+        }
+    };
+    let split = match request.get("split") {
+        None | Some(Value::Null) => None,
+        Some(v) => Some(
+            Split::deserialize(v)
+                .map_err(|_| format!("`split` is \"train\" or \"eval\", got {v}"))?,
+        ),
+    };
+    Ok(match (split, field("index")?, field("seed")?) {
+        (Some(split), Some(index), _) => Some(Task { split, index }),
+        (_, _, Some(seed)) => Some(task_of_seed(seed)),
+        _ => None,
+    })
+}
+
+/// Where a served session is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Episode {
+    NotStarted,
+    Running,
+    Ended,
+}
+
+/// Serves one environment over JSON lines until `close` or end of input.
 pub fn serve(
-    spec: SokobanSpec,
+    env: &mut dyn Served,
     input: impl BufRead,
     mut output: impl Write,
 ) -> std::io::Result<()> {
-    let mut env = SokobanEnv::new(spec).map_err(std::io::Error::other)?;
-    let mut started = false;
+    let mut episode = Episode::NotStarted;
     for line in input.lines() {
         let line = line?;
         if line.trim().is_empty() {
             continue;
         }
-        let (reply, close) = match serde_json::from_str::<Request>(&line) {
-            Err(e) => (json!({ "error": format!("malformed request: {e}") }), false),
-            Ok(Request::Close) => (json!({ "closed": true }), true),
-            Ok(request) => (
-                handle(&mut env, &mut started, request)
-                    .unwrap_or_else(|message| json!({ "error": message })),
-                false,
-            ),
+        let request = serde_json::from_str::<Value>(&line)
+            .map_err(|e| format!("malformed request: {e}"))
+            .and_then(|v| match v {
+                Value::Object(map) => Ok(map),
+                other => Err(format!("malformed request: not a JSON object: {other}")),
+            });
+        let op = request
+            .as_ref()
+            .ok()
+            .and_then(|r| r.get("op"))
+            .and_then(Value::as_str);
+        let close = op == Some("close");
+        let reply = match (&request, op) {
+            (Err(message), _) => Err(message.clone()),
+            (Ok(_), Some("close")) => Ok(json!({ "closed": true })),
+            (Ok(request), Some("reset")) => reset(env, request).inspect(|_| {
+                episode = Episode::Running;
+            }),
+            (Ok(request), Some("step")) => step(env, request, &mut episode),
+            (Ok(_), Some(other)) => Err(format!(
+                "malformed request: unknown op `{other}`; ops are reset, step, close"
+            )),
+            (Ok(_), None) => Err("malformed request: no string `op`".into()),
         };
+        let reply = reply.unwrap_or_else(|message| json!({ "error": message }));
         serde_json::to_writer(&mut output, &reply)?;
         output.write_all(b"\n")?;
         output.flush()?;
@@ -127,71 +202,69 @@ pub fn serve(
 }
 
 /// Serves on the process's stdin and stdout.
-pub fn serve_stdio(spec: SokobanSpec) -> std::io::Result<()> {
+pub fn serve_stdio(env: &mut dyn Served) -> std::io::Result<()> {
     let stdin = std::io::stdin();
     let stdout = std::io::stdout();
-    serve(spec, stdin.lock(), stdout.lock())
+    serve(env, stdin.lock(), stdout.lock())
 }
 
-fn handle(env: &mut SokobanEnv, started: &mut bool, request: Request) -> Result<Value, String> {
-    match request {
-        Request::Reset {
-            seed,
-            level,
-            max_steps,
-        } => {
-            let observation = match (seed, level) {
-                (Some(_), Some(_)) => return Err("reset takes `seed` or `level`, not both".into()),
-                (None, None) => return Err("reset needs `seed` or `level`".into()),
-                (Some(seed), None) => {
-                    let level =
-                        SokobanEnv::level_for_seed(env.spec(), seed).map_err(|e| e.to_string())?;
-                    let steps = max_steps.unwrap_or(env.spec().max_turns);
-                    env.reset_level(level, steps)
-                }
-                (None, Some(grids)) => {
-                    let level = Level::from_grids(&grids.room_fixed, &grids.room_state)
-                        .map_err(|e| format!("bad level: {e}"))?;
-                    let steps = max_steps.unwrap_or(env.spec().max_turns);
-                    env.reset_level(level, steps)
-                }
-            };
-            *started = true;
-            Ok(json!({
-                "observation": observation_json(env, &observation),
-                "reward": 0.0,
-                "done": false,
-                "info": {
-                    "won": false,
-                    "valid": true,
-                    "room_state": env.game().level().state_grid(),
-                    "room_fixed": env.game().level().fixed_grid(),
-                    "state_key": env.state_key(),
-                },
-            }))
+fn reset(env: &mut dyn Served, request: &Map<String, Value>) -> Result<Value, String> {
+    let task = requested_task(request)?;
+    let observation = match env.reset_request(request, task)? {
+        Some(observation) => observation,
+        None => {
+            let task = task.ok_or("reset needs `seed` (or `split` and `index`)")?;
+            env.reset(task).map_err(|e| e.to_string())?
         }
-        Request::Step { action } => {
-            if !*started {
-                return Err("no episode yet: send a reset first".into());
-            }
-            let result = env.step(&action).map_err(|e| e.to_string())?;
-            Ok(step_json(env, &result))
-        }
-        Request::Close => Ok(json!({ "closed": true })),
+    };
+    let mut info = Map::new();
+    info.insert("won".into(), json!(false));
+    info.insert("valid".into(), json!(true));
+    info.extend(env.reset_info());
+    info.insert("state_key".into(), json!(env.state_key()));
+    Ok(json!({
+        "observation": observation_json(env, &observation),
+        "reward": 0.0,
+        "done": false,
+        "info": info,
+    }))
+}
+
+fn step(
+    env: &mut dyn Served,
+    request: &Map<String, Value>,
+    episode: &mut Episode,
+) -> Result<Value, String> {
+    let action = request
+        .get("action")
+        .and_then(Value::as_str)
+        .ok_or("malformed request: a step needs a string `action`")?;
+    match *episode {
+        Episode::NotStarted => return Err("no episode yet: send a reset first".into()),
+        Episode::Ended => return Err("the episode has ended: send a reset first".into()),
+        Episode::Running => {}
     }
+    let result = env.step(action).map_err(|e| e.to_string())?;
+    if result.done {
+        *episode = Episode::Ended;
+    }
+    Ok(step_json(env, &result))
 }
 
-fn observation_json(env: &SokobanEnv, observation: &Observation) -> Value {
+fn observation_json(env: &dyn Served, observation: &Observation) -> Value {
     json!({ "text": observation.text, "prompt": env.prompt() })
 }
 
-fn step_json(env: &SokobanEnv, result: &StepResult) -> Value {
-    let mut info = result.info.clone();
-    if let Value::Object(map) = &mut info {
-        map.insert("won".into(), json!(result.won));
-        map.insert("valid".into(), json!(result.valid));
-        map.insert("state_key".into(), json!(env.state_key()));
-    }
+fn step_json(env: &dyn Served, result: &StepResult) -> Value {
+    let mut info = match &result.info {
+        Value::Object(map) => map.clone(),
+        Value::Null => Map::new(),
+        other => Map::from_iter([("env_info".to_string(), other.clone())]),
+    };
+    info.insert("won".into(), json!(result.won));
+    info.insert("valid".into(), json!(result.valid));
+    info.insert("score".into(), json!(env.outcome().score));
+    info.insert("state_key".into(), json!(env.state_key()));
     json!({
         "observation": observation_json(env, &result.observation),
         "reward": result.reward,
@@ -545,11 +618,13 @@ impl Drop for ExternalEnv {
 mod tests {
     use super::*;
     use crate::env::sokoban::default_spec;
+    use crate::graph::SokobanSpec;
 
     fn run(spec: SokobanSpec, requests: &[&str]) -> Vec<Value> {
         let input = requests.join("\n");
         let mut out = Vec::new();
-        serve(spec, input.as_bytes(), &mut out).unwrap();
+        let mut env = SokobanEnv::new(spec).unwrap();
+        serve(&mut env, input.as_bytes(), &mut out).unwrap();
         String::from_utf8(out)
             .unwrap()
             .lines()
@@ -616,28 +691,72 @@ mod tests {
     }
 
     #[test]
-    fn overrides() {
-        let mut spec = default_spec();
-        apply_overrides(
-            &mut spec,
-            &[
-                "room=7x8".into(),
-                "boxes=2".into(),
-                "prompt=compact".into(),
-                "history = 0".into(),
-            ],
-        )
-        .unwrap();
-        assert_eq!(spec.room, [7, 8]);
-        assert_eq!(spec.boxes, 2);
-        assert_eq!(spec.prompt, PromptStyle::Compact);
-        assert_eq!(spec.history, 0);
-        apply_overrides(&mut spec, &["room=[5,6]".into()]).unwrap();
-        assert_eq!(spec.room, [5, 6]);
-        assert!(apply_overrides(&mut spec, &["colour=red".into()])
+    fn seeds_and_tasks_correspond() {
+        for task in [
+            Task {
+                split: Split::Train,
+                index: 0,
+            },
+            Task {
+                split: Split::Train,
+                index: 41,
+            },
+            Task {
+                split: Split::Eval,
+                index: 41,
+            },
+        ] {
+            assert_eq!(task_of_seed(level_seed(task)), task);
+        }
+        assert_eq!(task_of_seed(EVAL_SEED_BASE + 3).split, Split::Eval);
+        let request = |text: &str| -> Map<String, Value> { serde_json::from_str(text).unwrap() };
+        // oprl's client sends all three; `split` and `index` win.
+        assert_eq!(
+            requested_task(&request(r#"{"seed":9,"split":"eval","index":2}"#)).unwrap(),
+            Some(Task {
+                split: Split::Eval,
+                index: 2
+            })
+        );
+        assert_eq!(requested_task(&request(r#"{"op":"reset"}"#)).unwrap(), None);
+        assert!(requested_task(&request(r#"{"seed":-1}"#))
             .unwrap_err()
-            .contains("valid keys"));
-        assert!(apply_overrides(&mut spec, &["boxes".into()]).is_err());
-        assert!(apply_overrides(&mut spec, &["boxes=two".into()]).is_err());
+            .contains("whole number"));
+        assert!(requested_task(&request(r#"{"split":"dev","index":1}"#))
+            .unwrap_err()
+            .contains("train"));
+    }
+
+    #[test]
+    fn server_rejects_unknown_ops_and_steps_without_action() {
+        let replies = run(
+            default_spec(),
+            &[
+                r#"{"op":"jump"}"#,
+                r#"[1,2]"#,
+                r#"{"op":"reset","seed":2,"max_steps":1}"#,
+                r#"{"op":"step"}"#,
+                r#"{"op":"step","action":"<action>up</action>"}"#,
+                r#"{"op":"step","action":"<action>up</action>"}"#,
+            ],
+        );
+        assert!(replies[0]["error"]
+            .as_str()
+            .unwrap()
+            .contains("unknown op `jump`"));
+        assert!(replies[1]["error"]
+            .as_str()
+            .unwrap()
+            .contains("not a JSON object"));
+        let expected = SokobanEnv::level_for_seed(&default_spec(), 2).unwrap();
+        assert_eq!(
+            replies[2]["info"]["room_state"],
+            json!(expected.state_grid())
+        );
+        assert!(replies[3]["error"].as_str().unwrap().contains("`action`"));
+        // `max_steps = 1` ends the episode after one turn.
+        assert_eq!(replies[4]["done"], true);
+        assert_eq!(replies[4]["info"]["score"].as_f64(), Some(0.0));
+        assert!(replies[5]["error"].as_str().unwrap().contains("ended"));
     }
 }

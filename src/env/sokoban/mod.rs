@@ -32,16 +32,12 @@ pub fn level_seed(task: Task) -> u64 {
     }
 }
 
-/// The recipe defaults (verl-agent's Sokoban: 6x6, 1 box, search depth 30).
+/// The defaults of `env sokoban { }` from the recipe schema (verl-agent's Sokoban: 6x6, 1 box,
+/// 15 turns, search depth 30, text, verl-agent's prompt with 2 history pairs).
 pub fn default_spec() -> SokobanSpec {
-    SokobanSpec {
-        room: [6, 6],
-        boxes: 1,
-        max_turns: 15,
-        search_depth: 30,
-        observation: ObservationKind::Text,
-        prompt: PromptStyle::Verl,
-        history: 2,
+    match crate::compile::compile_env(NAME, &[]).env_spec() {
+        Some(crate::graph::EnvSpec::Sokoban(spec)) => spec,
+        other => unreachable!("`env sokoban {{ }}` compiles to a Sokoban spec, got {other:?}"),
     }
 }
 

@@ -54,36 +54,6 @@ pub enum WebshopError {
     },
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn overrides_are_checked() {
-        let mut spec = default_spec();
-        apply_overrides(
-            &mut spec,
-            &[
-                "prompt=compact".into(),
-                "max_turns=15".into(),
-                "outcome=binary10".into(),
-            ],
-        )
-        .unwrap();
-        assert_eq!(
-            (spec.prompt, spec.max_turns, spec.outcome),
-            (PromptStyle::Compact, 15, WebshopOutcome::Binary10)
-        );
-        assert!(apply_overrides(&mut spec, &["room=7x7".into()])
-            .unwrap_err()
-            .contains("unknown key `room`"));
-        assert!(apply_overrides(&mut spec, &["history=two".into()])
-            .unwrap_err()
-            .contains("whole number"));
-        assert!(apply_overrides(&mut spec, &["prompt".into()]).is_err());
-    }
-}
-
 impl From<WebshopError> for EnvError {
     fn from(e: WebshopError) -> EnvError {
         EnvError::Failed {
@@ -93,64 +63,12 @@ impl From<WebshopError> for EnvError {
     }
 }
 
-/// The settings of `std::envs::webshop` with the embedded catalogue (recipe defaults).
+/// The defaults of `env webshop { }` (the embedded catalogue), from the recipe schema.
 pub fn default_spec() -> WebshopSpec {
-    WebshopSpec {
-        products: None,
-        attributes: None,
-        catalogue_size: 1000,
-        max_turns: 10,
-        history: 2,
-        prompt: PromptStyle::Verl,
-        test_goals: 500,
-        outcome: WebshopOutcome::Score,
+    match crate::compile::compile_env("webshop", &[]).env_spec() {
+        Some(crate::graph::EnvSpec::Webshop(spec)) => spec,
+        other => unreachable!("`env webshop {{ }}` compiles to a WebShop spec, got {other:?}"),
     }
-}
-
-/// Applies `KEY=VALUE` overrides (`oprl env ... webshop --set KEY=VALUE`): `products`,
-/// `attributes`, `catalogue_size`, `max_turns`, `history`, `test_goals`, `prompt=verl|compact`,
-/// `outcome=score|binary10`.
-pub fn apply_overrides(spec: &mut WebshopSpec, sets: &[String]) -> Result<(), String> {
-    for set in sets {
-        let (key, value) = set
-            .split_once('=')
-            .ok_or_else(|| format!("`{set}` is not KEY=VALUE"))?;
-        let (key, value) = (key.trim(), value.trim());
-        let number = || {
-            value
-                .parse::<usize>()
-                .map_err(|_| format!("`{key}` needs a whole number, got `{value}`"))
-        };
-        match key {
-            "products" => spec.products = Some(value.to_string()),
-            "attributes" => spec.attributes = Some(value.to_string()),
-            "catalogue_size" => spec.catalogue_size = number()?,
-            "max_turns" => spec.max_turns = number()?,
-            "history" => spec.history = number()?,
-            "test_goals" => spec.test_goals = number()?,
-            "prompt" => {
-                spec.prompt = match value {
-                    "verl" => PromptStyle::Verl,
-                    "compact" => PromptStyle::Compact,
-                    _ => return Err(format!("`prompt` is `verl` or `compact`, got `{value}`")),
-                }
-            }
-            "outcome" => {
-                spec.outcome = match value {
-                    "score" => WebshopOutcome::Score,
-                    "binary10" => WebshopOutcome::Binary10,
-                    _ => return Err(format!("`outcome` is `score` or `binary10`, got `{value}`")),
-                }
-            }
-            _ => {
-                return Err(format!(
-                    "unknown key `{key}`; valid keys: products, attributes, catalogue_size, max_turns, history, \
-                     test_goals, prompt, outcome"
-                ))
-            }
-        }
-    }
-    Ok(())
 }
 
 /// Everything shared by all WebShop instances on one catalogue: products, index, prices, goals.
@@ -278,6 +196,11 @@ impl WebshopEnv {
         &self.session
     }
 
+    /// The index of the current goal in the world's goal list.
+    pub fn goal_index(&self) -> usize {
+        self.goal
+    }
+
     /// The current goal.
     pub fn goal(&self) -> &Goal {
         &self.world.goals[self.goal]
@@ -355,7 +278,7 @@ impl WebshopEnv {
     fn project(&self, text: &str) -> (String, bool) {
         match self.spec.prompt {
             PromptStyle::Verl => prompt::verl_projection(text),
-            PromptStyle::Compact => prompt::compact_projection(text),
+            PromptStyle::Compact => prompt::compact_projection(text, &self.admissible_actions()),
         }
     }
 }
@@ -478,9 +401,52 @@ const VOCABULARY_WORDS: &[&str] = &[
     "reviews",
 ];
 
+/// The fixed phrases of compact prompts: the goal's template (WebShop's synthetic instruction)
+/// and the page lines' labels.
+const COMPACT_TEMPLATE_WORDS: &[&str] = &[
+    "Goal: Find me ",
+    " with ",
+    ", and price lower than ",
+    " dollars",
+    "results page ",
+    " (chosen: ",
+];
+
+/// At most this many catalogue words (see [`catalogue_words`]) join the vocabulary; a larger
+/// catalogue is typed character by character beyond them.
+pub const MAX_CATALOGUE_WORDS: usize = 4096;
+
+/// The catalogue's own terms as whole words, in catalogue order, deduplicated, at most
+/// [`MAX_CATALOGUE_WORDS`]: each product's lower-cased ASIN and option values (the labels of its
+/// `click[...]` actions), its type query (`men's running shoes`, what a search types) and its
+/// attributes (`non slip`, what instructions ask for). One token per term lets a small model
+/// copy a term from the instruction into an action in one step instead of letter by letter.
+pub fn catalogue_words(catalogue: &Catalogue) -> Vec<String> {
+    let mut seen = std::collections::HashSet::new();
+    let mut words = Vec::new();
+    for p in &catalogue.products {
+        let terms = std::iter::once(p.asin.to_lowercase())
+            .chain(p.options.values().flatten().map(|v| v.to_lowercase()))
+            .chain(std::iter::once(p.query.to_lowercase()))
+            .chain(p.attributes.iter().map(|a| a.to_lowercase()));
+        for term in terms {
+            // One-character terms are characters already.
+            if term.chars().count() < 2 || !seen.insert(term.clone()) {
+                continue;
+            }
+            if words.len() == MAX_CATALOGUE_WORDS {
+                return words;
+            }
+            words.push(term);
+        }
+    }
+    words
+}
+
 /// The characters and whole-word tokens of a spec's prompts and actions: the templates, every
 /// text of the catalogue and its goals (as shown and lower-cased, as typed in actions), page
-/// labels, and lower-case ASCII for free-form queries.
+/// labels, and lower-case ASCII for free-form queries; the words are the page's buttons and
+/// tags, then [`catalogue_words`].
 pub fn vocabulary(spec: &WebshopSpec) -> Result<Vocabulary, WebshopError> {
     let world = WebshopWorld::for_spec(spec)?;
     let mut words: Vec<String> = VOCABULARY_WORDS.iter().map(|w| w.to_string()).collect();
@@ -501,6 +467,8 @@ pub fn vocabulary(spec: &WebshopSpec) -> Result<Vocabulary, WebshopError> {
         }
         PromptStyle::Compact => {
             words.push("</action>".to_string());
+            // The fixed parts of the goal and page lines, which a model reads but never types.
+            words.extend(COMPACT_TEMPLATE_WORDS.iter().map(|w| w.to_string()));
             pieces.push(
                 "Goal: > <action> search[<query>] results page of (chosen: ) done".to_string(),
             );
@@ -536,6 +504,7 @@ pub fn vocabulary(spec: &WebshopSpec) -> Result<Vocabulary, WebshopError> {
     for g in &world.goals {
         pieces.push(g.instruction_text.clone());
     }
+    words.extend(catalogue_words(&world.catalogue));
     let mut chars: Vec<char> = pieces.iter().flat_map(|p| p.chars()).collect();
     chars.sort_unstable();
     chars.dedup();

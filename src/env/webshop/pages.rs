@@ -434,8 +434,9 @@ impl Session {
     }
 
     /// The page for the compact prompt: one line per group of actions, each action written out
-    /// exactly as it is typed (`click[...]`), with short labels; product titles are cut to
-    /// `COMPACT_TITLE_CHARS` characters and sub-page text to `COMPACT_TEXT_CHARS`.
+    /// exactly as it is typed (`click[...]`), with short labels; product titles are lower-cased
+    /// (as actions and catalogue tokens are) and cut to `COMPACT_TITLE_CHARS` characters, and
+    /// sub-page text to `COMPACT_TEXT_CHARS`.
     pub fn compact_lines(&self, catalogue: &Catalogue) -> Vec<String> {
         let clip = |s: &str, n: usize| s.chars().take(n).collect::<String>().trim_end().to_string();
         let click = |label: &str| format!("click[{}]", label.to_lowercase());
@@ -453,7 +454,7 @@ impl Session {
                     lines.push(format!(
                         "{} {} {}",
                         click(&product.asin),
-                        clip(&product.title, COMPACT_TITLE_CHARS),
+                        clip(&product.title.to_lowercase(), COMPACT_TITLE_CHARS),
                         product.price_tag
                     ));
                 }
@@ -469,7 +470,7 @@ impl Session {
                     let product = &catalogue.products[p];
                     lines.push(format!(
                         "{} {}",
-                        clip(&product.title, COMPACT_TITLE_CHARS),
+                        clip(&product.title.to_lowercase(), COMPACT_TITLE_CHARS),
                         product.price_tag
                     ));
                     for (name, values) in &product.options {

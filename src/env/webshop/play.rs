@@ -2,7 +2,7 @@
 //! the pages, admissible actions and reward a policy gets.
 
 use super::WebshopEnv;
-use crate::env::EnvError;
+use crate::env::{EnvError, Environment};
 use crate::graph::WebshopSpec;
 use std::io::{BufRead, Write};
 
@@ -104,9 +104,12 @@ pub fn play(
     Ok(())
 }
 
-/// `oprl env play webshop`: plays on stdin/stdout from goal `goal`.
-pub fn play_webshop(spec: &WebshopSpec, goal: usize) -> Result<(), EnvError> {
+/// `oprl env play webshop --seed N`: plays on stdin/stdout from the goal of task `N` (train
+/// task `N`, or eval task `N - 2^63`, as `oprl env serve` reads a seed).
+pub fn play_webshop(spec: &WebshopSpec, seed: u64) -> Result<(), EnvError> {
     let mut env = WebshopEnv::new(spec)?;
+    env.reset(crate::env::protocol::task_of_seed(seed))?;
+    let goal = env.goal_index();
     let stdin = std::io::stdin();
     let stdout = std::io::stdout();
     play(&mut env, goal, stdin.lock(), stdout.lock())?;

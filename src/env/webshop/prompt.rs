@@ -205,21 +205,74 @@ pub fn verl_projection(response: &str) -> (String, bool) {
     (action, valid)
 }
 
-/// Projection for the compact prompt: the prompt already opened `<action>`, so the action is the
-/// text up to `</action>` (or the first line), after an optional repeated `<action>`.
-pub fn compact_projection(response: &str) -> (String, bool) {
+/// Projection for the compact prompt, for small models (as Sokoban's compact prompt takes the
+/// first move word of an answer). The prompt already opened `<action>`, so the answer is the
+/// text up to `</action>` (or its first line), after an optional repeated `<action>`, lower-cased
+/// and trimmed. Its action, tried in order:
+/// 1. the first written `search[...]` or `click[...]` in it;
+/// 2. on a page with a search bar, the whole answer as the query (`search[answer]`);
+/// 3. the admissible click whose label the answer names first (`buy now`, an ASIN, an option
+///    value; the longest label at the same place).
+///
+/// Valid means the action is admissible on the page (a search where there is a search bar, a
+/// listed click); anything else is WebShop's no-op, with the invalid-action penalty.
+pub fn compact_projection(response: &str, admissible: &[String]) -> (String, bool) {
     let lower = response.to_lowercase();
     let body = match lower.find("<action>") {
         Some(s) => &lower[s + "<action>".len()..],
         None => lower.as_str(),
     };
-    let action = match body.find("</action>") {
+    let body = match body.find("</action>") {
         Some(e) => &body[..e],
         None => body.lines().next().unwrap_or(""),
+    }
+    .trim();
+    let has_search = admissible.iter().any(|a| a.starts_with("search["));
+    let action = if let Some(written) = first_written_action(body) {
+        written.to_string()
+    } else if has_search && !body.is_empty() {
+        format!("search[{body}]")
+    } else if let Some(label) = first_named_label(body, admissible) {
+        format!("click[{label}]")
+    } else {
+        return (body.to_string(), false);
     };
-    let action = action.trim().to_string();
-    let valid = !action.is_empty();
+    let valid = if action.starts_with("search[") {
+        has_search
+    } else {
+        admissible.contains(&action)
+    };
     (action, valid)
+}
+
+/// The first `search[...]`/`click[...]` with a non-empty argument in `text`.
+fn first_written_action(text: &str) -> Option<&str> {
+    ["search[", "click["]
+        .into_iter()
+        .filter_map(|name| {
+            let mut from = 0;
+            while let Some(at) = text[from..].find(name).map(|i| from + i) {
+                let arg_start = at + name.len();
+                match text[arg_start..].find(']') {
+                    Some(close) if close > 0 => return Some((at, arg_start + close + 1)),
+                    _ => from = arg_start,
+                }
+            }
+            None
+        })
+        .min()
+        .map(|(start, end)| &text[start..end])
+}
+
+/// The label of the admissible click that `text` names first (longest at the same place).
+fn first_named_label<'a>(text: &str, admissible: &'a [String]) -> Option<&'a str> {
+    admissible
+        .iter()
+        .filter_map(|a| a.strip_prefix("click[")?.strip_suffix(']'))
+        .filter(|label| !label.is_empty() && *label != "search")
+        .filter_map(|label| text.find(label).map(|at| (at, label)))
+        .min_by(|a, b| a.0.cmp(&b.0).then(b.1.len().cmp(&a.1.len())))
+        .map(|(_, label)| label)
 }
 
 #[cfg(test)]
@@ -244,14 +297,70 @@ mod tests {
             verl_projection("<think>好</think><action>click[x]</action>").1,
             false
         );
+    }
+
+    #[test]
+    fn compact_projection_reads_written_named_and_typed_actions() {
+        let strings = |xs: &[&str]| xs.iter().map(|x| x.to_string()).collect::<Vec<_>>();
+        let search_page = strings(&["search[<your query>]", "click[search]"]);
+        let results = strings(&[
+            "click[back to search]",
+            "click[next >]",
+            "click[b00x]",
+            "click[b00y]",
+        ]);
+        let item = strings(&[
+            "click[back to search]",
+            "click[< prev]",
+            "click[buy now]",
+            "click[black]",
+            "click[navy blue]",
+            "click[blue]",
+        ]);
+        let p = |text: &str, page: &[String]| compact_projection(text, page);
+        // Written actions, anywhere in the answer.
         assert_eq!(
-            compact_projection("click[b00x]</action>junk"),
-            ("click[b00x]".to_string(), true)
+            p("click[b00x]</action>junk", &results),
+            ("click[b00x]".into(), true)
         );
         assert_eq!(
-            compact_projection(" search[red tee]\nmore"),
-            ("search[red tee]".to_string(), true)
+            p("ok click[b00y] then", &results),
+            ("click[b00y]".into(), true)
         );
+        assert_eq!(
+            p(" search[red tee]\nmore", &search_page),
+            ("search[red tee]".into(), true)
+        );
+        assert_eq!(
+            p("click[] search[x]", &search_page),
+            ("search[x]".into(), true)
+        );
+        // A written action that is not on the page is read, but invalid.
+        assert_eq!(p("click[b00z]", &results), ("click[b00z]".into(), false));
+        assert_eq!(
+            p("search[shoes]", &results),
+            ("search[shoes]".into(), false)
+        );
+        // On the search page the answer is the query.
+        assert_eq!(
+            p("Red Tee</action>", &search_page),
+            ("search[red tee]".into(), true)
+        );
+        // Elsewhere, the first admissible label named; the longest at the same place.
+        assert_eq!(
+            p("i pick b00y or b00x", &results),
+            ("click[b00y]".into(), true)
+        );
+        assert_eq!(
+            p("navy blue please", &item),
+            ("click[navy blue]".into(), true)
+        );
+        assert_eq!(
+            p("<action>Buy Now</action>", &item),
+            ("click[buy now]".into(), true)
+        );
+        assert_eq!(p("nothing here", &item), ("nothing here".into(), false));
+        assert_eq!(p("", &search_page), ("".into(), false));
     }
 
     #[test]
