@@ -377,7 +377,7 @@ fn an_external_environment_trains_through_the_json_lines_protocol() {
     graph.eval.tasks = 4;
     graph.env = EnvSpec::External(ExternalSpec {
         command: format!(
-            "{} env serve sokoban --set room=5x5 --set prompt=compact",
+            "{} env serve sokoban --set room=[5,5] --set prompt=compact",
             env!("CARGO_BIN_EXE_oprl")
         ),
         timeout_s: 30.0,
