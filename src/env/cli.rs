@@ -175,7 +175,7 @@ mod tests {
             ("room=[7,7]", Code::UnknownKey),
             ("history=two", Code::TypeMismatch),
             ("max_turns=0", Code::OutOfRange),
-            ("prompt=long", Code::UnknownName),
+            ("prompt=long", Code::UnknownValue),
             ("prompt", Code::BadOverride),
             ("products=\"/no/such/file.json\"", Code::MissingFile),
         ] {
