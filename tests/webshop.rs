@@ -1229,6 +1229,15 @@ fn compact_actions_are_single_tokens() {
     let vocab = oprl::env::webshop::vocabulary(&s).unwrap();
     let tokenizer = Tokenizer::chars_with_words(&vocab.alphabet, &vocab.words);
     let mut env = WebshopEnv::new(&s).unwrap();
+    // A query that finds nothing moves to an empty results page, and counts as invalid.
+    env.reset(Task {
+        split: Split::Train,
+        index: 0,
+    })
+    .unwrap();
+    let r = env.step("(").unwrap();
+    assert!(!r.valid && (r.reward + 0.1).abs() < 1e-12);
+    assert_eq!(r.info["page"], "Results");
     let mut pages_checked = 0;
     for index in 0..10 {
         env.reset(Task {

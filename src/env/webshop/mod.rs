@@ -304,9 +304,18 @@ impl Environment for WebshopEnv {
 
     fn step(&mut self, action_text: &str) -> Result<StepResult, EnvError> {
         let before = self.formatted_observation();
-        let (action, valid) = self.project(action_text);
+        let (action, mut valid) = self.project(action_text);
         let admissible = self.admissible_actions();
         let (transition, mut reward) = self.apply_action(&action);
+        // Under the compact prompt a search that finds nothing counts as invalid too, so that
+        // a small model learns that a query is a term of the catalogue.
+        if self.spec.prompt == PromptStyle::Compact
+            && action.starts_with("search[")
+            && self.session.page == Page::Results
+            && self.session.results.is_empty()
+        {
+            valid = false;
+        }
         if !valid {
             reward -= INVALID_ACTION_PENALTY;
         }

@@ -215,7 +215,8 @@ pub fn verl_projection(response: &str) -> (String, bool) {
 ///    value; the longest label at the same place).
 ///
 /// Valid means the action is admissible on the page (a search where there is a search bar, a
-/// listed click); anything else is WebShop's no-op, with the invalid-action penalty.
+/// listed click); anything else is WebShop's no-op, with the invalid-action penalty. (The
+/// environment also counts a compact search that finds nothing as invalid.)
 pub fn compact_projection(response: &str, admissible: &[String]) -> (String, bool) {
     let lower = response.to_lowercase();
     let body = match lower.find("<action>") {
