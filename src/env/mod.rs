@@ -109,4 +109,10 @@ pub trait Environment: Send {
     fn state_key(&self) -> String;
     /// The current observation.
     fn observation(&self) -> Observation;
+    /// For environments that show pixels: the prompt of the current turn with the text
+    /// rendering of the state in place of the image (what a text-only model reads). `None`
+    /// when the prompt is already text.
+    fn text_prompt(&self) -> Option<String> {
+        None
+    }
 }

@@ -2,13 +2,14 @@
 //! turn builds the prompts of all unfinished episodes, samples all their actions in one batched
 //! generation, steps the environments and drops the ones that finished.
 
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use rand_chacha::ChaCha8Rng;
 
 use super::batch::{Step, Trajectory};
 use super::RuntimeError;
-use crate::env::{EnvError, Environment, Task};
+use crate::env::{EnvError, Environment, RgbImage, Task};
 use crate::model::{LanguageModel, SampleOptions, Tokenizer};
 
 /// How hard to try before giving up on a failing environment call.
@@ -68,12 +69,45 @@ pub struct RolloutStats {
 /// Tokenises a step prompt: `<bos>` then the text, cut from the left (keeping `<bos>`) so that at
 /// most `limit` tokens remain.
 pub fn encode_prompt(tokenizer: &Tokenizer, text: &str, limit: usize) -> Vec<u32> {
-    let body = tokenizer.encode(text);
+    cut_prompt(tokenizer, &tokenizer.encode(text), limit)
+}
+
+/// `<bos>` then `body`, cut from the left so that at most `limit` tokens remain.
+fn cut_prompt(tokenizer: &Tokenizer, body: &[u32], limit: usize) -> Vec<u32> {
     let keep = limit.saturating_sub(1).min(body.len());
     let mut out = Vec::with_capacity(keep + 1);
     out.push(tokenizer.bos_id());
     out.extend_from_slice(&body[body.len() - keep..]);
     out
+}
+
+/// What the policy reads on one turn: its prompt ids (image placeholders expanded to one token
+/// per patch), the frame when the policy reads images, and then the text prompt of the same
+/// state (for a text-reading PRM).
+fn turn_input(
+    env: &dyn Environment,
+    policy: &LanguageModel,
+    tokenizer: &Tokenizer,
+    limit: usize,
+) -> (Vec<u32>, Option<Arc<RgbImage>>, Option<Vec<u32>>) {
+    let text = env.prompt();
+    if policy.vision().is_none() {
+        return (encode_prompt(tokenizer, &text, limit), None, None);
+    }
+    match env.observation().image {
+        Some(image) => {
+            let body = policy.expand_image_tokens(&tokenizer.encode(&text), &image);
+            let text_prompt = env
+                .text_prompt()
+                .map(|t| encode_prompt(tokenizer, &t, limit));
+            (
+                cut_prompt(tokenizer, &body, limit),
+                Some(Arc::new(image)),
+                text_prompt,
+            )
+        }
+        None => (encode_prompt(tokenizer, &text, limit), None, None),
+    }
 }
 
 /// Plays one episode on every environment, `tasks[i]` on `envs[i]`, `group_of[i]` its group.
@@ -128,17 +162,31 @@ pub fn rollout(
         if active.is_empty() {
             break;
         }
-        let prompts: Vec<Vec<u32>> = active
-            .iter()
-            .map(|&i| encode_prompt(tokenizer, &envs[i].prompt(), prompt_limit))
-            .collect();
+        let (mut prompts, mut images, mut text_prompts) = (
+            Vec::with_capacity(active.len()),
+            Vec::with_capacity(active.len()),
+            Vec::with_capacity(active.len()),
+        );
+        for &i in &active {
+            let (p, image, text) = turn_input(envs[i].as_ref(), policy, tokenizer, prompt_limit);
+            prompts.push(p);
+            images.push(image);
+            text_prompts.push(text);
+        }
         let t_gen = Instant::now();
-        let generations = policy.generate(&prompts, opts, rng)?;
+        let generations = if images.iter().any(Option::is_some) {
+            let refs: Vec<Option<&RgbImage>> = images.iter().map(|i| i.as_deref()).collect();
+            policy.generate_with_images(&prompts, &refs, opts, rng)?
+        } else {
+            policy.generate(&prompts, opts, rng)?
+        };
         stats.generate_time += t_gen.elapsed().as_secs_f64();
 
         let t_env = Instant::now();
         let mut still_active = Vec::with_capacity(active.len());
-        for ((&i, prompt), generation) in active.iter().zip(prompts).zip(generations) {
+        for (k, ((&i, prompt), generation)) in
+            active.iter().zip(prompts).zip(generations).enumerate()
+        {
             let env = &mut envs[i];
             let state_key = env.state_key();
             let observation = env.observation().text;
@@ -164,6 +212,8 @@ pub fn rollout(
                 valid: result.valid,
                 state_key,
                 observation,
+                image: images[k].take(),
+                text_prompt: text_prompts[k].take(),
             });
             if !result.done {
                 still_active.push(i);
@@ -183,6 +233,9 @@ pub fn rollout(
             steps,
             outcome: env.outcome(),
             final_observation: env.observation().text,
+            final_image: policy
+                .vision()
+                .and_then(|_| env.observation().image.map(Arc::new)),
             reward: 0.0,
             success: false,
         })
