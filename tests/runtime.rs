@@ -396,3 +396,55 @@ fn an_external_environment_trains_through_the_json_lines_protocol() {
     assert_eq!(m.len(), 2, "{summary:?}");
     assert!(m.iter().all(|it| it.mean_turns > 0.0));
 }
+
+#[test]
+fn the_visual_recipe_trains_on_pixels_and_keeps_captioned_frames() {
+    // recipes/visual_sokoban.oprl at toy sizes, with the PRM reading the text rendering (the
+    // paper's choice) and as a copy of the image-reading policy.
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("recipes/visual_sokoban.oprl");
+    let tmp = tempfile::tempdir().unwrap();
+    for text_view in [true, false] {
+        let overrides: Vec<String> = vec![
+            "train.iterations = 2".into(),
+            "train.tasks = 2".into(),
+            "train.group = 2".into(),
+            "eval.tasks = 2".into(),
+            "eval.every = 1".into(),
+            "env.max_turns = 3".into(),
+            "algorithm.minibatch = 2".into(),
+            format!("prm.text_view = {text_view}"),
+        ];
+        let (graph, _) = oprl::compile::compile_file(&path, &overrides)
+            .unwrap_or_else(|d| panic!("the visual recipe does not compile: {d:?}"));
+        assert!(matches!(
+            &graph.env,
+            EnvSpec::Sokoban(s) if s.observation == ObservationKind::Image
+        ));
+        let out = tmp.path().join(format!("visual-{text_view}"));
+        let summary = runtime::run(
+            graph,
+            &RunOptions {
+                out: Some(out.clone()),
+                ..quiet()
+            },
+        )
+        .unwrap_or_else(|e| panic!("text_view = {text_view}: {e}"));
+        assert_eq!(summary.iterations, 2);
+        let m = metrics(&out);
+        assert_eq!(m.len(), 2);
+        assert!(m
+            .iter()
+            .all(|x| x.policy_loss.is_finite() && x.mean_turns > 0.0));
+        assert!(m.iter().all(|x| x.prm_loss.is_none_or(f64::is_finite)));
+        // The first evaluation episodes as contact sheets: 96x96 frames with a caption strip.
+        let sheet = out.join("transcripts/eval-000000-episode0.png");
+        let png = oprl::env::image::decode_png(&std::fs::read(&sheet).unwrap()).unwrap();
+        let frame_h = 96 + oprl::env::image::CAPTION_HEIGHT;
+        let gap = oprl::env::image::SHEET_GAP;
+        assert_eq!(png.height, frame_h + 2 * gap);
+        assert!(
+            png.width >= 2 * 96 + 3 * gap,
+            "at least a turn and the final frame"
+        );
+    }
+}

@@ -731,7 +731,8 @@ static PRM: &[KeySchema] = &[
         Ty::Bool,
         D::Bool(true),
         R,
-        "With image observations, the PRM reads the text rendering.",
+        "With image observations: the PRM reads the text rendering of each state (true, the \
+         paper's choice) or is a copy of the image-reading policy (false).",
     ),
 ];
 

@@ -1,5 +1,6 @@
 //! RGB frames on disk: PNG encoding and episode contact sheets, so a person can look at what
-//! an agent saw and did.
+//! an agent saw and did (each frame captioned with the action taken on it, in a built-in 3x5
+//! pixel font).
 
 use super::RgbImage;
 use std::io::Write;
@@ -170,6 +171,133 @@ pub fn write_frames(
         .collect()
 }
 
+/// Glyphs of the caption font: 3x5 pixels, rows top to bottom, `#` set. Letters are drawn
+/// upper-case; a character without a glyph is drawn as `?`.
+const GLYPHS: &[(char, [&str; 5])] = &[
+    ('A', [".#.", "#.#", "###", "#.#", "#.#"]),
+    ('B', ["##.", "#.#", "##.", "#.#", "##."]),
+    ('C', [".##", "#..", "#..", "#..", ".##"]),
+    ('D', ["##.", "#.#", "#.#", "#.#", "##."]),
+    ('E', ["###", "#..", "##.", "#..", "###"]),
+    ('F', ["###", "#..", "##.", "#..", "#.."]),
+    ('G', [".##", "#..", "#.#", "#.#", ".##"]),
+    ('H', ["#.#", "#.#", "###", "#.#", "#.#"]),
+    ('I', ["###", ".#.", ".#.", ".#.", "###"]),
+    ('J', ["..#", "..#", "..#", "#.#", ".#."]),
+    ('K', ["#.#", "#.#", "##.", "#.#", "#.#"]),
+    ('L', ["#..", "#..", "#..", "#..", "###"]),
+    ('M', ["#.#", "###", "###", "#.#", "#.#"]),
+    ('N', ["##.", "#.#", "#.#", "#.#", "#.#"]),
+    ('O', [".#.", "#.#", "#.#", "#.#", ".#."]),
+    ('P', ["##.", "#.#", "##.", "#..", "#.."]),
+    ('Q', [".#.", "#.#", "#.#", "##.", ".##"]),
+    ('R', ["##.", "#.#", "##.", "#.#", "#.#"]),
+    ('S', [".##", "#..", ".#.", "..#", "##."]),
+    ('T', ["###", ".#.", ".#.", ".#.", ".#."]),
+    ('U', ["#.#", "#.#", "#.#", "#.#", "###"]),
+    ('V', ["#.#", "#.#", "#.#", "#.#", ".#."]),
+    ('W', ["#.#", "#.#", "###", "###", "#.#"]),
+    ('X', ["#.#", "#.#", ".#.", "#.#", "#.#"]),
+    ('Y', ["#.#", "#.#", ".#.", ".#.", ".#."]),
+    ('Z', ["###", "..#", ".#.", "#..", "###"]),
+    ('0', ["###", "#.#", "#.#", "#.#", "###"]),
+    ('1', [".#.", "##.", ".#.", ".#.", "###"]),
+    ('2', ["##.", "..#", ".#.", "#..", "###"]),
+    ('3', ["##.", "..#", ".#.", "..#", "##."]),
+    ('4', ["#.#", "#.#", "###", "..#", "..#"]),
+    ('5', ["###", "#..", "##.", "..#", "##."]),
+    ('6', [".##", "#..", "###", "#.#", "###"]),
+    ('7', ["###", "..#", ".#.", ".#.", ".#."]),
+    ('8', ["###", "#.#", "###", "#.#", "###"]),
+    ('9', ["###", "#.#", "###", "..#", "##."]),
+    (' ', ["...", "...", "...", "...", "..."]),
+    ('-', ["...", "...", "###", "...", "..."]),
+    (':', ["...", ".#.", "...", ".#.", "..."]),
+    ('.', ["...", "...", "...", "...", ".#."]),
+    ('?', ["##.", "..#", ".#.", "...", ".#."]),
+];
+
+/// Caption glyphs are drawn this many times their 3x5 size.
+pub const CAPTION_SCALE: usize = 2;
+/// Horizontal advance of one caption character (glyph plus a one-pixel gap), in pixels.
+pub const CAPTION_ADVANCE: usize = 4 * CAPTION_SCALE;
+/// Height of the caption strip under a frame.
+pub const CAPTION_HEIGHT: usize = 7 * CAPTION_SCALE;
+pub const CAPTION_INK: [u8; 3] = [0, 0, 0];
+
+fn glyph(c: char) -> &'static [&'static str; 5] {
+    let c = c.to_ascii_uppercase();
+    GLYPHS
+        .iter()
+        .find(|(g, _)| *g == c)
+        .or_else(|| GLYPHS.iter().find(|(g, _)| *g == '?'))
+        .map(|(_, rows)| rows)
+        .expect("the font has `?`")
+}
+
+/// Draws `text` with its top-left corner at `(x, y)`, `scale` pixels per font pixel,
+/// clipped to the image.
+pub fn draw_text(image: &mut RgbImage, text: &str, x: usize, y: usize, scale: usize, ink: [u8; 3]) {
+    for (k, c) in text.chars().enumerate() {
+        let gx = x + k * 4 * scale;
+        for (row, bits) in glyph(c).iter().enumerate() {
+            for (col, bit) in bits.bytes().enumerate() {
+                if bit != b'#' {
+                    continue;
+                }
+                for dy in 0..scale {
+                    for dx in 0..scale {
+                        let (px, py) = (gx + col * scale + dx, y + row * scale + dy);
+                        if px < image.width && py < image.height {
+                            let i = (py * image.width + px) * 3;
+                            image.pixels[i..i + 3].copy_from_slice(&ink);
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// `frame` over a white strip holding `caption` (cut to the frame's width) in `ink`.
+pub fn captioned(frame: &RgbImage, caption: &str, ink: [u8; 3]) -> RgbImage {
+    let mut out = RgbImage {
+        width: frame.width,
+        height: frame.height + CAPTION_HEIGHT,
+        pixels: SHEET_BACKGROUND.repeat(frame.width * (frame.height + CAPTION_HEIGHT)),
+    };
+    out.blit(frame, 0, 0);
+    let fits = frame.width.saturating_sub(1) / CAPTION_ADVANCE;
+    let text: String = caption.chars().take(fits).collect();
+    draw_text(
+        &mut out,
+        &text,
+        1,
+        frame.height + CAPTION_SCALE,
+        CAPTION_SCALE,
+        ink,
+    );
+    out
+}
+
+/// Writes an episode's frames with a caption under each (what the agent did on that frame)
+/// as one contact sheet PNG. `captions[i]` belongs to `frames[i]`: text and ink colour.
+pub fn write_captioned_sheet(
+    frames: &[RgbImage],
+    captions: &[(String, [u8; 3])],
+    path: &Path,
+) -> Result<(), ImageError> {
+    let tiles: Vec<RgbImage> = frames
+        .iter()
+        .zip(captions.iter().map(Some).chain(std::iter::repeat(None)))
+        .map(|(f, c)| match c {
+            Some((text, ink)) => captioned(f, text, *ink),
+            None => captioned(f, "", CAPTION_INK),
+        })
+        .collect();
+    write_episode_sheet(&tiles, path)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -208,6 +336,28 @@ mod tests {
         assert_eq!(one, frames[1]);
         let err = write_png(&frames[0], &dir.path().join("missing/x.png")).unwrap_err();
         assert!(err.to_string().contains("missing/x.png"));
+    }
+
+    #[test]
+    fn captions_are_drawn_under_the_frame() {
+        let frame = solid(16, 8, [9, 9, 9]);
+        let out = captioned(&frame, "L1", [200, 0, 0]);
+        assert_eq!((out.width, out.height), (16, 8 + CAPTION_HEIGHT));
+        assert_eq!(out.pixel(3, 3), [9, 9, 9]);
+        // `L` at x = 1: its left column is set on every glyph row, its top-right is not.
+        let top = 8 + CAPTION_SCALE;
+        assert_eq!(out.pixel(1, top), [200, 0, 0]);
+        assert_eq!(out.pixel(1, top + 5 * CAPTION_SCALE - 1), [200, 0, 0]);
+        assert_eq!(out.pixel(1 + 2 * CAPTION_SCALE, top), SHEET_BACKGROUND);
+        // `1` starts one advance later; its top-middle pixel is set, its top-left is not.
+        let x1 = 1 + CAPTION_ADVANCE;
+        assert_eq!(out.pixel(x1 + CAPTION_SCALE, top), [200, 0, 0]);
+        assert_eq!(out.pixel(x1, top), SHEET_BACKGROUND);
+        // Text past the frame's width is cut, never drawn outside.
+        let long = captioned(&frame, "WWWWWWWW", CAPTION_INK);
+        assert_eq!(long.pixel(15, top), SHEET_BACKGROUND);
+        assert_eq!(glyph('z'), glyph('Z'));
+        assert_eq!(glyph('~'), glyph('?'));
     }
 
     #[test]

@@ -125,4 +125,10 @@ pub trait Environment: Send {
             message: "this environment has no partner turns for the runtime to play".into(),
         })
     }
+    /// For environments that show pixels: the prompt of the current turn with the text
+    /// rendering of the state in place of the image (what a text-only model reads). `None`
+    /// when the prompt is already text.
+    fn text_prompt(&self) -> Option<String> {
+        None
+    }
 }

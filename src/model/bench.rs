@@ -40,6 +40,7 @@ pub fn bench_config(context: usize) -> DecoderConfig {
         rms_eps: 1e-5,
         qkv_bias: false,
         tie_embeddings: false,
+        vision: None,
     }
 }
 

@@ -7,6 +7,7 @@
 //! `pads[i] ..= its own column` (pad queries attend only to themselves, so no row is all-masked).
 
 use super::ops;
+use super::vision::{self, PatchEncoder, VisionConfig};
 use super::ModelError;
 use candle_core::{DType, Device, Result, Tensor, D};
 use serde::{Deserialize, Serialize};
@@ -40,6 +41,9 @@ pub struct DecoderConfig {
     /// Bias on the q/k/v projections (Qwen2 has one).
     pub qkv_bias: bool,
     pub tie_embeddings: bool,
+    /// The patch encoder, for models that read images.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub vision: Option<VisionConfig>,
 }
 
 impl DecoderConfig {
@@ -69,6 +73,17 @@ impl DecoderConfig {
         }
         if self.context == 0 || self.mlp == 0 {
             return bad("context and mlp width must be positive".into());
+        }
+        if let Some(v) = &self.vision {
+            if v.patch == 0 || v.grid[0] == 0 || v.grid[1] == 0 {
+                return bad("the patch size and the patch grid must be positive".into());
+            }
+            if v.image_token as usize >= self.vocab {
+                return bad(format!(
+                    "the image token {} is outside the vocabulary of {}",
+                    v.image_token, self.vocab
+                ));
+            }
         }
         Ok(())
     }
@@ -169,6 +184,9 @@ pub fn param_specs(cfg: &DecoderConfig, value_head: bool) -> Vec<ParamSpec> {
             Init::Normal { std },
         ));
     }
+    if let Some(v) = &cfg.vision {
+        specs.extend(vision::param_specs(v, d));
+    }
     if value_head {
         specs.push(p(VALUE_WEIGHT.into(), vec![1, d], Init::Normal { std }));
         specs.push(p(VALUE_BIAS.into(), vec![1], Init::Zeros));
@@ -178,13 +196,13 @@ pub fn param_specs(cfg: &DecoderConfig, value_head: bool) -> Vec<ParamSpec> {
 
 /// `y = x W^T + b` with W in the HF `[out, in]` layout.
 #[derive(Debug, Clone)]
-struct Linear {
-    weight: Tensor,
-    bias: Option<Tensor>,
+pub(crate) struct Linear {
+    pub(crate) weight: Tensor,
+    pub(crate) bias: Option<Tensor>,
 }
 
 impl Linear {
-    fn forward(&self, x: &Tensor) -> Result<Tensor> {
+    pub(crate) fn forward(&self, x: &Tensor) -> Result<Tensor> {
         let (rows, inner) = (x.elem_count() / x.dim(D::Minus1)?, x.dim(D::Minus1)?);
         let mut dims = x.dims().to_vec();
         let y = x.reshape((rows, inner))?.matmul(&self.weight.t()?)?;
@@ -291,6 +309,7 @@ pub struct Decoder {
     norm: Tensor,
     lm_head: Tensor,
     value_head: Option<Linear>,
+    vision: Option<PatchEncoder>,
     /// cos and sin tables `[context, head_dim / 2]` for rotary positions.
     rope: Option<(Tensor, Tensor)>,
     device: Device,
@@ -356,9 +375,18 @@ impl Decoder {
             } else {
                 None
             },
+            vision: match &cfg.vision {
+                Some(v) => Some(PatchEncoder::new(v, get)?),
+                None => None,
+            },
             rope,
             device: device.clone(),
         })
+    }
+
+    /// The patch encoder, for models that read images.
+    pub fn vision(&self) -> Option<&PatchEncoder> {
+        self.vision.as_ref()
     }
 
     pub fn config(&self) -> &DecoderConfig {
@@ -376,7 +404,20 @@ impl Decoder {
         &self,
         tokens: &Tensor,
         pads: &[usize],
+        cache: Option<&mut KvCache>,
+    ) -> Result<Tensor> {
+        self.hidden_with(tokens, pads, cache, None)
+    }
+
+    /// [`Self::hidden`] with image patch embeddings substituted for placeholder tokens:
+    /// `inject = (embeds [M, hidden], index [B * T])`, the token embeddings `x` becoming
+    /// `[x; embeds].index_select(index)` (see [`vision::Injection::index`]).
+    pub fn hidden_with(
+        &self,
+        tokens: &Tensor,
+        pads: &[usize],
         mut cache: Option<&mut KvCache>,
+        inject: Option<(&Tensor, &Tensor)>,
     ) -> Result<Tensor> {
         let (b, t) = tokens.dims2()?;
         if pads.len() != b {
@@ -395,6 +436,9 @@ impl Decoder {
         }
         let positions = Tensor::from_vec(positions, b * t, &self.device)?;
         let mut x = self.embed.index_select(&tokens.flatten_all()?, 0)?;
+        if let Some((embeds, index)) = inject {
+            x = Tensor::cat(&[&x, embeds], 0)?.index_select(index, 0)?;
+        }
         if let Some(table) = &self.embed_positions {
             x = (x + table.index_select(&positions, 0)?)?;
         }

@@ -63,6 +63,7 @@ impl Qwen2Config {
             rms_eps: self.rms_norm_eps,
             qkv_bias: true,
             tie_embeddings: self.tie_word_embeddings,
+            vision: None,
         }
     }
 }

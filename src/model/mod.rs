@@ -27,11 +27,14 @@ pub mod ops;
 pub mod optim;
 pub mod sample;
 pub mod tokenizer;
+pub mod vision;
 
 pub use decoder::{DecoderConfig, KvCache, PositionKind};
 pub use optim::Optimizer;
 pub use tokenizer::{CharVocab, Tokenizer};
+pub use vision::VisionConfig;
 
+use crate::env::RgbImage;
 use crate::graph::{PolicySpec, Positions, TransformerSpec};
 use candle_core::{DType, Device, Result, Tensor, Var, D};
 use candle_nn::VarMap;
@@ -64,6 +67,17 @@ pub enum ModelError {
     Device { reason: String },
     #[error("weights differ: {reason}")]
     WeightMismatch { reason: String },
+    #[error("image input: {reason}")]
+    Image { reason: String },
+    #[error(
+        "prompt {index} holds {found} image placeholder tokens but its image has {expected} \
+         patches (a prompt cut to fit the context loses image tokens: raise `context`)"
+    )]
+    ImageTokens {
+        index: usize,
+        found: usize,
+        expected: usize,
+    },
 }
 
 impl From<ModelError> for candle_core::Error {
@@ -193,6 +207,29 @@ impl LanguageModel {
         }
     }
 
+    /// [`Self::from_spec`] with a patch encoder of `vision` (the small transformer only).
+    pub fn from_spec_with_vision(
+        spec: &PolicySpec,
+        tokenizer: &Tokenizer,
+        device: &Device,
+        seed: u64,
+        vision: Option<VisionConfig>,
+    ) -> Result<Self> {
+        match (spec, vision) {
+            (_, None) => Self::from_spec(spec, tokenizer, device, seed),
+            (PolicySpec::Transformer(t), Some(v)) => {
+                let mut cfg = small_config(t, tokenizer.vocab_size());
+                cfg.vision = Some(v);
+                Self::random(cfg, tokenizer, device, seed)
+            }
+            (PolicySpec::Hf(_), Some(_)) => Err(ModelError::Image {
+                reason: "a Hugging Face model has no patch encoder; use `policy transformer`"
+                    .into(),
+            }
+            .into()),
+        }
+    }
+
     /// A model with freshly drawn weights for `cfg`.
     pub fn random(
         cfg: DecoderConfig,
@@ -313,6 +350,63 @@ impl LanguageModel {
         Self::from_varmap(self.cfg.clone(), varmap, &self.tokenizer, &self.device)
     }
 
+    /// A deep copy without the patch encoder: the same language model reading text only (the
+    /// PRM that reads the text rendering of the states an image policy saw).
+    pub fn duplicate_text_only(&self) -> Result<Self> {
+        let mut cfg = self.cfg.clone();
+        cfg.vision = None;
+        let keep: std::collections::HashSet<String> = param_specs(&cfg, self.has_value_head())
+            .into_iter()
+            .map(|p| p.name)
+            .collect();
+        let varmap = VarMap::new();
+        {
+            let src = self.varmap.data().lock().expect("varmap lock");
+            let mut dst = varmap.data().lock().expect("varmap lock");
+            for (name, var) in src.iter().filter(|(name, _)| keep.contains(*name)) {
+                dst.insert(name.clone(), Var::from_tensor(&var.as_tensor().copy()?)?);
+            }
+        }
+        Self::from_varmap(cfg, varmap, &self.tokenizer, &self.device)
+    }
+
+    /// The patch encoder's settings, for models that read images.
+    pub fn vision(&self) -> Option<&VisionConfig> {
+        self.cfg.vision.as_ref()
+    }
+
+    /// The prompt ids `ids` with each image placeholder token expanded to one token per patch
+    /// of `image` (unchanged for a model that reads no images).
+    pub fn expand_image_tokens(&self, ids: &[u32], image: &RgbImage) -> Vec<u32> {
+        match &self.cfg.vision {
+            Some(v) => {
+                vision::expand_placeholder(ids, v.image_token, vision::token_count(v, image))
+            }
+            None => ids.to_vec(),
+        }
+    }
+
+    /// Encodes the images of a left-padded batch with `model`'s patch encoder; `None` for a
+    /// text batch (`images` empty or all `None`).
+    fn injection(
+        &self,
+        model: &Decoder,
+        prompts: &[Vec<u32>],
+        pads: &[usize],
+        images: &[Option<&RgbImage>],
+    ) -> Result<Option<vision::Injection>> {
+        if images.iter().all(Option::is_none) {
+            return Ok(None);
+        }
+        let Some(encoder) = model.vision() else {
+            return Err(ModelError::Image {
+                reason: "this model has no patch encoder and cannot read images".into(),
+            }
+            .into());
+        };
+        vision::Injection::build(encoder, prompts, pads, images, &self.device)
+    }
+
     /// Overwrite this model's weights with `other`'s (theta_old <- theta).
     pub fn copy_weights_from(&mut self, other: &Self) -> Result<()> {
         let src = other.varmap.data().lock().expect("varmap lock");
@@ -422,7 +516,20 @@ impl LanguageModel {
         opts: &SampleOptions,
         rng: &mut ChaCha8Rng,
     ) -> Result<Vec<Generation>> {
-        self.generate_impl(prompts, opts, rng, true)
+        self.generate_impl(prompts, &[], opts, rng, true)
+    }
+
+    /// [`Self::generate`] for prompts with images: `images[i]` (if any) fills the placeholder
+    /// tokens of `prompts[i]` (see [`Self::expand_image_tokens`]); the prefill runs on the patch
+    /// embeddings, the decode steps on the KV cache.
+    pub fn generate_with_images(
+        &self,
+        prompts: &[Vec<u32>],
+        images: &[Option<&RgbImage>],
+        opts: &SampleOptions,
+        rng: &mut ChaCha8Rng,
+    ) -> Result<Vec<Generation>> {
+        self.generate_impl(prompts, images, opts, rng, true)
     }
 
     /// The same sampling as [`Self::generate`] but recomputing every step from scratch without a
@@ -433,12 +540,24 @@ impl LanguageModel {
         opts: &SampleOptions,
         rng: &mut ChaCha8Rng,
     ) -> Result<Vec<Generation>> {
-        self.generate_impl(prompts, opts, rng, false)
+        self.generate_impl(prompts, &[], opts, rng, false)
+    }
+
+    /// [`Self::generate_with_images`] without a cache (the reference for tests).
+    pub fn generate_uncached_with_images(
+        &self,
+        prompts: &[Vec<u32>],
+        images: &[Option<&RgbImage>],
+        opts: &SampleOptions,
+        rng: &mut ChaCha8Rng,
+    ) -> Result<Vec<Generation>> {
+        self.generate_impl(prompts, images, opts, rng, false)
     }
 
     fn generate_impl(
         &self,
         prompts: &[Vec<u32>],
+        images: &[Option<&RgbImage>],
         opts: &SampleOptions,
         rng: &mut ChaCha8Rng,
         use_cache: bool,
@@ -467,15 +586,23 @@ impl LanguageModel {
         let model = &self.detached;
         let stop_ids = self.tokenizer.stop_ids();
         let batch = self.pad_batch(prompts, None)?;
+        let injection = self.injection(model, prompts, &batch.pads, images)?;
         let mut pads = batch.pads;
         // Original row index of each row still generating.
         let mut active: Vec<usize> = (0..prompts.len()).collect();
         let mut cache = KvCache::new(self.cfg.layers, longest + opts.max_new_tokens);
         let mut prefix = batch.tokens; // uncached path: every column so far
         let hidden = if use_cache {
-            model.hidden(&prefix, &pads, Some(&mut cache))?
+            self.hidden_of(
+                model,
+                &prefix,
+                &pads,
+                Some(&mut cache),
+                injection.as_ref(),
+                &active,
+            )?
         } else {
-            model.hidden(&prefix, &pads, None)?
+            self.hidden_of(model, &prefix, &pads, None, injection.as_ref(), &active)?
         };
         let mut logits = last_logits(model, &hidden)?;
         for step in 0..opts.max_new_tokens {
@@ -523,11 +650,31 @@ impl LanguageModel {
                 model.hidden(&new, &pads, Some(&mut cache))?
             } else {
                 prefix = Tensor::cat(&[&prefix, &new], 1)?;
-                model.hidden(&prefix, &pads, None)?
+                self.hidden_of(model, &prefix, &pads, None, injection.as_ref(), &active)?
             };
             logits = last_logits(model, &hidden)?;
         }
         Ok(out)
+    }
+
+    /// `model`'s hidden states of a left-padded batch whose rows are the original rows `active`,
+    /// with the patch embeddings of `injection` in place of placeholder tokens.
+    fn hidden_of(
+        &self,
+        model: &Decoder,
+        tokens: &Tensor,
+        pads: &[usize],
+        cache: Option<&mut KvCache>,
+        injection: Option<&vision::Injection>,
+        active: &[usize],
+    ) -> Result<Tensor> {
+        match injection {
+            Some(inj) => {
+                let index = inj.index(active, tokens.dim(1)?, &self.device)?;
+                model.hidden_with(tokens, pads, cache, Some((&inj.embeds, &index)))
+            }
+            None => model.hidden(tokens, pads, cache),
+        }
     }
 
     /// Hidden states at the positions that predict each action token: `[B, A, hidden]`, plus the
@@ -536,6 +683,7 @@ impl LanguageModel {
         &self,
         prompts: &[Vec<u32>],
         actions: &[Vec<u32>],
+        images: &[Option<&RgbImage>],
         grad: bool,
     ) -> Result<(Tensor, Vec<u32>, Vec<f32>, usize)> {
         if prompts.len() != actions.len() {
@@ -552,7 +700,17 @@ impl LanguageModel {
         // The last action token predicts nothing we score: feed one column fewer.
         let cols = a.saturating_sub(1);
         let batch = self.pad_batch(prompts, Some((actions, cols)))?;
-        let hidden = self.view(grad).hidden(&batch.tokens, &batch.pads, None)?;
+        let model = self.view(grad);
+        let injection = self.injection(model, prompts, &batch.pads, images)?;
+        let all: Vec<usize> = (0..prompts.len()).collect();
+        let hidden = self.hidden_of(
+            model,
+            &batch.tokens,
+            &batch.pads,
+            None,
+            injection.as_ref(),
+            &all,
+        )?;
         // Column p-1+k predicts action token k.
         let hidden = hidden.narrow(1, p - 1, a)?;
         let mut ids = Vec::with_capacity(actions.len() * a);
@@ -569,6 +727,17 @@ impl LanguageModel {
     /// Log-probs (and entropy) of `actions[i]` given `prompts[i]`, batched. With `grad` the result
     /// carries the autograd graph to the Vars; without, it is computed on detached weights.
     pub fn score(&self, prompts: &[Vec<u32>], actions: &[Vec<u32>], grad: bool) -> Result<Scored> {
+        self.score_with_images(prompts, actions, &[], grad)
+    }
+
+    /// [`Self::score`] for prompts with images (`images` empty: none), batched the same way.
+    pub fn score_with_images(
+        &self,
+        prompts: &[Vec<u32>],
+        actions: &[Vec<u32>],
+        images: &[Option<&RgbImage>],
+        grad: bool,
+    ) -> Result<Scored> {
         let b = prompts.len();
         if b == 0 {
             let z = Tensor::zeros((0, 0), DType::F32, &self.device)?;
@@ -578,7 +747,7 @@ impl LanguageModel {
                 mask: z,
             });
         }
-        let (hidden, ids, mask, a) = self.action_hidden(prompts, actions, grad)?;
+        let (hidden, ids, mask, a) = self.action_hidden(prompts, actions, images, grad)?;
         self.score_hidden(&hidden, ids, mask, b, a, grad)
     }
 
@@ -633,11 +802,22 @@ impl LanguageModel {
         actions: &[Vec<u32>],
         grad: bool,
     ) -> Result<(Scored, Option<Tensor>)> {
+        self.score_and_values_with_images(prompts, actions, &[], grad)
+    }
+
+    /// [`Self::score_and_values`] for prompts with images (`images` empty: none).
+    pub fn score_and_values_with_images(
+        &self,
+        prompts: &[Vec<u32>],
+        actions: &[Vec<u32>],
+        images: &[Option<&RgbImage>],
+        grad: bool,
+    ) -> Result<(Scored, Option<Tensor>)> {
         let b = prompts.len();
         if b == 0 {
             return Ok((self.score(prompts, actions, grad)?, None));
         }
-        let (hidden, ids, mask, a) = self.action_hidden(prompts, actions, grad)?;
+        let (hidden, ids, mask, a) = self.action_hidden(prompts, actions, images, grad)?;
         let scored = self.score_hidden(&hidden, ids, mask, b, a, grad)?;
         let values = match self.view(grad).values(&hidden)? {
             Some(v) if a > 0 => Some((v * &scored.mask)?),
@@ -649,10 +829,30 @@ impl LanguageModel {
 
     /// Next-token logits `[B, T, vocab]` at every position of left-padded `prompts`.
     pub fn logits(&self, prompts: &[Vec<u32>], grad: bool) -> Result<Tensor> {
+        self.logits_with_images(prompts, &[], grad)
+    }
+
+    /// [`Self::logits`] for prompts with images (`images` empty: none).
+    pub fn logits_with_images(
+        &self,
+        prompts: &[Vec<u32>],
+        images: &[Option<&RgbImage>],
+        grad: bool,
+    ) -> Result<Tensor> {
         self.check_tokens(prompts)?;
         let batch = self.pad_batch(prompts, None)?;
         let model = self.view(grad);
-        model.logits(&model.hidden(&batch.tokens, &batch.pads, None)?)
+        let injection = self.injection(model, prompts, &batch.pads, images)?;
+        let all: Vec<usize> = (0..prompts.len()).collect();
+        let hidden = self.hidden_of(
+            model,
+            &batch.tokens,
+            &batch.pads,
+            None,
+            injection.as_ref(),
+            &all,
+        )?;
+        model.logits(&hidden)
     }
 
     /// Writes the weights as safetensors (tmp file, then rename) and the decoder config as JSON
@@ -749,6 +949,7 @@ pub fn small_config(spec: &TransformerSpec, vocab: usize) -> DecoderConfig {
         rms_eps: 1e-5,
         qkv_bias: false,
         tie_embeddings: spec.tie_embeddings,
+        vision: None,
     }
 }
 

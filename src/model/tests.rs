@@ -350,3 +350,232 @@ fn bad_inputs_are_errors_not_panics() {
     };
     assert!(LanguageModel::from_spec(&PolicySpec::Transformer(bad), &t, &Device::Cpu, 0).is_err());
 }
+
+// ---------------------------------------------------------------------------------------------
+// Image input
+
+fn vision_tok() -> Tokenizer {
+    Tokenizer::chars_with_words("abcdefgh |", &["</a>".to_string(), "<image>".to_string()])
+}
+
+/// A tiny model with a patch encoder: 4x4 patches, images up to 2x3 patches (8x12 pixels).
+fn tiny_vision(positions: Positions, seed: u64) -> LanguageModel {
+    let t = vision_tok();
+    let image_token = t.encode("<image>")[0];
+    let vision = VisionConfig {
+        patch: 4,
+        grid: [2, 3],
+        image_token,
+    };
+    LanguageModel::from_spec_with_vision(
+        &tiny_spec(positions, false),
+        &t,
+        &Device::Cpu,
+        seed,
+        Some(vision),
+    )
+    .unwrap()
+}
+
+/// A `w` x `h` image of pseudo-random pixels.
+fn noise_image(w: usize, h: usize, seed: u64) -> RgbImage {
+    let mut rng = ChaCha8Rng::seed_from_u64(seed);
+    RgbImage {
+        width: w,
+        height: h,
+        pixels: (0..w * h * 3).map(|_| rng.random::<u8>()).collect(),
+    }
+}
+
+/// Prompts with an image placeholder (expanded per patch) and one text-only prompt.
+fn vision_batch(m: &LanguageModel) -> (Vec<Vec<u32>>, Vec<Option<RgbImage>>) {
+    let t = m.tokenizer().clone();
+    let images = vec![
+        Some(noise_image(12, 8, 1)),
+        None,
+        Some(noise_image(8, 4, 2)),
+        Some(noise_image(12, 8, 3)),
+    ];
+    let texts = ["ab<image>c", "hgfedc ba", "<image>\nd", "dd|<image>"];
+    let prompts = texts
+        .iter()
+        .zip(&images)
+        .map(|(s, img)| match img {
+            Some(img) => m.expand_image_tokens(&t.encode(s), img),
+            None => t.encode(s),
+        })
+        .collect();
+    (prompts, images)
+}
+
+fn refs(images: &[Option<RgbImage>]) -> Vec<Option<&RgbImage>> {
+    images.iter().map(Option::as_ref).collect()
+}
+
+#[test]
+fn the_patch_encoder_receives_gradients() {
+    for positions in [Positions::Rope, Positions::Learned] {
+        let m = tiny_vision(positions, 21);
+        let (p, images) = vision_batch(&m);
+        // 6 patches for a 12x8 image, 2 for an 8x4 one.
+        assert_eq!(p[0].len(), 1 + 2 + 6 + 1);
+        assert_eq!(p[2].len(), 1 + 2 + 2);
+        let t = m.tokenizer().clone();
+        let acts: Vec<Vec<u32>> = ["abc", "d", "ee", "</a>"]
+            .iter()
+            .map(|s| t.encode(s))
+            .collect();
+        let scored = m
+            .score_with_images(&p, &acts, &refs(&images), true)
+            .unwrap();
+        let grads = scored.logprobs.sum_all().unwrap().backward().unwrap();
+        for (name, var) in m.named_vars() {
+            let g = grads
+                .get(&var)
+                .unwrap_or_else(|| panic!("{name} has no gradient"));
+            let norm = g
+                .sqr()
+                .unwrap()
+                .sum_all()
+                .unwrap()
+                .to_scalar::<f32>()
+                .unwrap();
+            assert!(norm > 0.0, "{name} has a zero gradient");
+        }
+        assert!(m
+            .named_vars()
+            .iter()
+            .any(|(n, _)| n == vision::PATCH_WEIGHT));
+    }
+}
+
+#[test]
+fn image_tokens_with_the_kv_cache_match_full_recomputation() {
+    for positions in [Positions::Rope, Positions::Learned] {
+        let m = tiny_vision(positions, 22);
+        let (p, images) = vision_batch(&m);
+        let opts = SampleOptions {
+            temperature: 1.2,
+            top_p: 1.0,
+            max_new_tokens: 8,
+            stop: vec!["</a>".into()],
+        };
+        let mut r1 = ChaCha8Rng::seed_from_u64(4);
+        let mut r2 = ChaCha8Rng::seed_from_u64(4);
+        let cached = m
+            .generate_with_images(&p, &refs(&images), &opts, &mut r1)
+            .unwrap();
+        let plain = m
+            .generate_uncached_with_images(&p, &refs(&images), &opts, &mut r2)
+            .unwrap();
+        // The sampled ids' log-probs from the cache equal an independent full forward pass.
+        let acts: Vec<Vec<u32>> = cached.iter().map(|g| g.tokens.clone()).collect();
+        let scored: Vec<Vec<f32>> = m
+            .score_with_images(&p, &acts, &refs(&images), false)
+            .unwrap()
+            .logprobs
+            .to_vec2()
+            .unwrap();
+        for (i, (c, u)) in cached.iter().zip(&plain).enumerate() {
+            assert_eq!(c.tokens, u.tokens);
+            for (k, (a, b)) in c.logprobs.iter().zip(&u.logprobs).enumerate() {
+                assert!((a - b).abs() < 1e-5, "row {i} token {k}: {a} vs {b}");
+                assert!((a - scored[i][k]).abs() < 1e-4, "{a} vs {}", scored[i][k]);
+            }
+        }
+        assert!(cached.iter().any(|g| g.tokens.len() > 1));
+        // The prefill's logits (last prompt column of a full forward over the left-padded
+        // prompts) give the first sampled token's log-prob.
+        let logits: Vec<Vec<Vec<f32>>> = m
+            .logits_with_images(&p, &refs(&images), false)
+            .unwrap()
+            .to_vec3()
+            .unwrap();
+        for (i, g) in cached.iter().enumerate() {
+            let last = logits[i].last().unwrap();
+            let lp = last[g.tokens[0] as usize] - sample::log_sum_exp(last);
+            assert!(
+                (lp - g.logprobs[0]).abs() < 1e-4,
+                "{lp} vs {}",
+                g.logprobs[0]
+            );
+        }
+    }
+}
+
+#[test]
+fn the_image_changes_the_prediction_and_batching_does_not() {
+    let m = tiny_vision(Positions::Rope, 23);
+    let (p, images) = vision_batch(&m);
+    let t = m.tokenizer().clone();
+    let acts: Vec<Vec<u32>> = ["ab", "c", "dd", "e"].iter().map(|s| t.encode(s)).collect();
+    let all: Vec<Vec<f32>> = m
+        .score_with_images(&p, &acts, &refs(&images), false)
+        .unwrap()
+        .logprobs
+        .to_vec2()
+        .unwrap();
+    for i in 0..p.len() {
+        let one: Vec<Vec<f32>> = m
+            .score_with_images(&p[i..=i], &acts[i..=i], &refs(&images[i..=i]), false)
+            .unwrap()
+            .logprobs
+            .to_vec2()
+            .unwrap();
+        for k in 0..acts[i].len() {
+            assert!((all[i][k] - one[0][k]).abs() < 1e-5, "row {i} token {k}");
+        }
+    }
+    let other = vec![Some(noise_image(12, 8, 99))];
+    let changed: Vec<Vec<f32>> = m
+        .score_with_images(&p[..1], &acts[..1], &refs(&other), false)
+        .unwrap()
+        .logprobs
+        .to_vec2()
+        .unwrap();
+    assert!((changed[0][0] - all[0][0]).abs() > 1e-6);
+}
+
+#[test]
+fn image_inputs_that_do_not_fit_are_errors() {
+    let m = tiny_vision(Positions::Rope, 24);
+    let t = m.tokenizer().clone();
+    let img = noise_image(12, 8, 5);
+    let one = t.encode("a<image>");
+    let acts = vec![t.encode("b")];
+    // A placeholder not expanded to the image's 6 patches.
+    let err = m
+        .score_with_images(&[one.clone()], &acts, &[Some(&img)], false)
+        .unwrap_err();
+    assert!(
+        err.to_string().contains("1 image placeholder tokens"),
+        "{err}"
+    );
+    // Patches that do not tile the image, and an image larger than the position tables.
+    let odd = noise_image(10, 8, 6);
+    let p = m.expand_image_tokens(&one, &odd);
+    assert!(m
+        .score_with_images(&[p], &acts, &[Some(&odd)], false)
+        .is_err());
+    let big = noise_image(16, 8, 7);
+    let p = m.expand_image_tokens(&one, &big);
+    assert!(m
+        .score_with_images(&[p], &acts, &[Some(&big)], false)
+        .is_err());
+    // A text-only model refuses images; a text-only copy drops the encoder.
+    let text = m.duplicate_text_only().unwrap();
+    assert!(text.vision().is_none());
+    assert!(!text
+        .named_vars()
+        .iter()
+        .any(|(n, _)| n.starts_with("vision.")));
+    let p = m.expand_image_tokens(&one, &img);
+    assert!(text
+        .score_with_images(&[p.clone()], &acts, &[Some(&img)], false)
+        .is_err());
+    // Text rows of both models agree: the copy is the same language model.
+    let q = vec![t.encode("abc")];
+    let a = m.logits(&q, false).unwrap();
+    let b = text.logits(&q, false).unwrap();
+    assert_eq!(max_diff(&a, &b), 0.0);
+}

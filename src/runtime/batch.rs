@@ -1,7 +1,9 @@
 //! What one iteration's rollout produced: trajectories of recorded steps, grouped by task, with
 //! the per-step and per-token quantities the later nodes attach to them.
 
-use crate::env::{EpisodeOutcome, Task};
+use std::sync::Arc;
+
+use crate::env::{EpisodeOutcome, RgbImage, Task};
 
 /// One turn of one episode.
 #[derive(Debug, Clone)]
@@ -22,6 +24,12 @@ pub struct Step {
     pub state_key: String,
     /// The observation the action was taken on (for transcripts).
     pub observation: String,
+    /// The frame the action was taken on, once per step (the prompt holds one placeholder
+    /// token per patch of it), when the policy reads images.
+    pub image: Option<Arc<RgbImage>>,
+    /// The prompt of the same state with the text rendering in place of the frame (what a
+    /// text-reading PRM scores), when the policy reads images.
+    pub text_prompt: Option<Vec<u32>>,
 }
 
 impl Step {
@@ -45,6 +53,8 @@ pub struct Trajectory {
     /// The `info` of the episode's last step (a SOTOPIA episode's transcript, for the judge);
     /// `null` when no step was taken.
     pub final_info: serde_json::Value,
+    /// The last frame, when the policy reads images.
+    pub final_image: Option<Arc<RgbImage>>,
     /// `r_o(tau)`, filled by the outcome-reward node.
     pub reward: f64,
     /// `success(tau)`, filled by the outcome-reward node.

@@ -1,7 +1,7 @@
 //! Evaluation on the fixed held-out task set: one episode per `Split::Eval` task at the
 //! evaluation temperature, with a random stream that is the same at every evaluation, and text
-//! transcripts of the first few episodes. Judged recipes (SOTOPIA) are scored by the recipe's
-//! judge, as in training.
+//! transcripts (and, for image observations, captioned contact sheets) of the first few
+//! episodes. Judged recipes (SOTOPIA) are scored by the recipe's judge, as in training.
 
 use std::fmt::Write as _;
 
@@ -127,4 +127,63 @@ pub fn transcript(traj: &Trajectory) -> String {
         traj.outcome.won, traj.outcome.score, traj.outcome.env_return
     );
     out
+}
+
+/// Caption ink of a valid action, an invalid one, and the final frame of a won episode.
+const INK_VALID: [u8; 3] = [0, 0, 0];
+const INK_INVALID: [u8; 3] = [200, 0, 0];
+const INK_WON: [u8; 3] = [0, 140, 0];
+
+/// The caption of one turn: its number and the action text up to `</action>`.
+fn turn_caption(turn: usize, text: &str) -> String {
+    let action = text.split("</action>").next().unwrap_or("").trim();
+    format!("{turn} {action}")
+}
+
+/// Writes the frames the agent saw in `traj`, each captioned with the action it took on it
+/// (invalid ones in red), then the final frame, as one PNG contact sheet. Returns false (and
+/// writes nothing) when the episode has no frames.
+pub fn write_episode_sheet(
+    traj: &Trajectory,
+    path: &std::path::Path,
+) -> Result<bool, RuntimeError> {
+    let mut frames = Vec::with_capacity(traj.steps.len() + 1);
+    let mut captions = Vec::with_capacity(traj.steps.len() + 1);
+    for (i, s) in traj.steps.iter().enumerate() {
+        let Some(image) = &s.image else {
+            return Ok(false);
+        };
+        frames.push((**image).clone());
+        let ink = if s.valid { INK_VALID } else { INK_INVALID };
+        captions.push((turn_caption(i + 1, &s.text), ink));
+    }
+    if let Some(image) = &traj.final_image {
+        frames.push((**image).clone());
+        captions.push(if traj.outcome.won {
+            ("won".to_string(), INK_WON)
+        } else {
+            ("end".to_string(), INK_VALID)
+        });
+    }
+    if frames.is_empty() {
+        return Ok(false);
+    }
+    crate::env::image::write_captioned_sheet(&frames, &captions, path).map_err(|e| {
+        RuntimeError::Io {
+            path: path.to_path_buf(),
+            source: std::io::Error::other(e.to_string()),
+        }
+    })?;
+    Ok(true)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn captions_show_the_turn_and_the_action() {
+        assert_eq!(turn_caption(3, "up</action>"), "3 up");
+        assert_eq!(turn_caption(12, " left "), "12 left");
+    }
 }

@@ -205,12 +205,7 @@ pub fn eval_checkpoint(
     setup::set_threads(graph.train.threads);
     let device = crate::model::device_for(graph.train.device)?;
     let tokenizer = setup::make_tokenizer(&graph)?;
-    let mut policy = crate::model::LanguageModel::from_spec(
-        &graph.policy,
-        &tokenizer,
-        &device,
-        graph.train.seed,
-    )?;
+    let mut policy = setup::make_policy(&graph, &tokenizer, &device, graph.train.seed)?;
     policy.load(&path.join("policy.safetensors"))?;
     let opts = crate::model::SampleOptions {
         temperature: graph.eval.temperature,
@@ -249,6 +244,10 @@ fn write_transcripts(
         path: sub.clone(),
         source: e,
     })?;
+    // Image observations: the frames each episode saw, captioned with its actions.
+    for (k, traj) in trajs.iter().take(count).enumerate() {
+        eval::write_episode_sheet(traj, &sub.join(format!("{name}-episode{k}.png")))?;
+    }
     rundir::write_atomic(&sub.join(format!("{name}.txt")), text.as_bytes())
 }
 

@@ -4,13 +4,14 @@
 //! asks the runtime to play for a partner with the policy's own weights (SOTOPIA self-chat)
 //! are generated in the same batch and not recorded as trained steps.
 
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use rand_chacha::ChaCha8Rng;
 
 use super::batch::{Step, Trajectory};
 use super::RuntimeError;
-use crate::env::{EnvError, Environment, Task};
+use crate::env::{EnvError, Environment, RgbImage, Task};
 use crate::model::{LanguageModel, SampleOptions, Tokenizer};
 
 /// How hard to try before giving up on a failing environment call.
@@ -70,12 +71,45 @@ pub struct RolloutStats {
 /// Tokenises a step prompt: `<bos>` then the text, cut from the left (keeping `<bos>`) so that at
 /// most `limit` tokens remain.
 pub fn encode_prompt(tokenizer: &Tokenizer, text: &str, limit: usize) -> Vec<u32> {
-    let body = tokenizer.encode(text);
+    cut_prompt(tokenizer, &tokenizer.encode(text), limit)
+}
+
+/// `<bos>` then `body`, cut from the left so that at most `limit` tokens remain.
+fn cut_prompt(tokenizer: &Tokenizer, body: &[u32], limit: usize) -> Vec<u32> {
     let keep = limit.saturating_sub(1).min(body.len());
     let mut out = Vec::with_capacity(keep + 1);
     out.push(tokenizer.bos_id());
     out.extend_from_slice(&body[body.len() - keep..]);
     out
+}
+
+/// What the policy reads on one turn: its prompt ids (image placeholders expanded to one token
+/// per patch), the frame when the policy reads images, and then the text prompt of the same
+/// state (for a text-reading PRM).
+fn turn_input(
+    env: &dyn Environment,
+    policy: &LanguageModel,
+    tokenizer: &Tokenizer,
+    limit: usize,
+) -> (Vec<u32>, Option<Arc<RgbImage>>, Option<Vec<u32>>) {
+    let text = env.prompt();
+    if policy.vision().is_none() {
+        return (encode_prompt(tokenizer, &text, limit), None, None);
+    }
+    match env.observation().image {
+        Some(image) => {
+            let body = policy.expand_image_tokens(&tokenizer.encode(&text), &image);
+            let text_prompt = env
+                .text_prompt()
+                .map(|t| encode_prompt(tokenizer, &t, limit));
+            (
+                cut_prompt(tokenizer, &body, limit),
+                Some(Arc::new(image)),
+                text_prompt,
+            )
+        }
+        None => (encode_prompt(tokenizer, &text, limit), None, None),
+    }
 }
 
 /// Plays one episode on every environment, `tasks[i]` on `envs[i]`, `group_of[i]` its group.
@@ -136,28 +170,38 @@ pub fn rollout(
     while !active.is_empty() {
         let partner_prompts: Vec<Option<String>> =
             active.iter().map(|&i| envs[i].partner_prompt()).collect();
-        let prompts: Vec<Vec<u32>> = active
-            .iter()
-            .zip(&partner_prompts)
-            .map(|(&i, partner)| {
-                let text = match partner {
-                    Some(p) => p.clone(),
-                    None => envs[i].prompt(),
-                };
-                encode_prompt(tokenizer, &text, prompt_limit)
-            })
-            .collect();
+        let (mut prompts, mut images, mut text_prompts) = (
+            Vec::with_capacity(active.len()),
+            Vec::with_capacity(active.len()),
+            Vec::with_capacity(active.len()),
+        );
+        for (&i, partner) in active.iter().zip(&partner_prompts) {
+            let (p, image, text) = match partner {
+                // A partner plays from its own text prompt.
+                Some(p) => (encode_prompt(tokenizer, p, prompt_limit), None, None),
+                None => turn_input(envs[i].as_ref(), policy, tokenizer, prompt_limit),
+            };
+            prompts.push(p);
+            images.push(image);
+            text_prompts.push(text);
+        }
         let t_gen = Instant::now();
-        let generations = policy.generate(&prompts, opts, rng)?;
+        let generations = if images.iter().any(Option::is_some) {
+            let refs: Vec<Option<&RgbImage>> = images.iter().map(|i| i.as_deref()).collect();
+            policy.generate_with_images(&prompts, &refs, opts, rng)?
+        } else {
+            policy.generate(&prompts, opts, rng)?
+        };
         stats.generate_time += t_gen.elapsed().as_secs_f64();
 
         let t_env = Instant::now();
         let mut still_active = Vec::with_capacity(active.len());
-        for (((&i, prompt), generation), partner) in active
+        for (k, (((&i, prompt), generation), partner)) in active
             .iter()
             .zip(prompts)
             .zip(generations)
             .zip(partner_prompts)
+            .enumerate()
         {
             let env = &mut envs[i];
             stats.tokens += generation.tokens.len();
@@ -197,6 +241,8 @@ pub fn rollout(
                 valid: result.valid,
                 state_key,
                 observation,
+                image: images[k].take(),
+                text_prompt: text_prompts[k].take(),
             });
             if !result.done && policy_turns[i] < max_turns {
                 still_active.push(i);
@@ -218,6 +264,9 @@ pub fn rollout(
             outcome: env.outcome(),
             final_observation: env.observation().text,
             final_info,
+            final_image: policy
+                .vision()
+                .and_then(|_| env.observation().image.map(Arc::new)),
             reward: 0.0,
             success: false,
         })

@@ -1,12 +1,17 @@
 //! Batched scoring of recorded steps: per-token log-probs of many (prompt, action) rows under a
 //! model, split into chunks that bound the padded batch size, and the small tensor helpers the
 //! updates use to line host values up with the model's right-padded `[rows, A]` outputs.
+//! A step's frame, if it has one, travels with its row, so image-reading models score the same
+//! (prompt, image, action) the policy sampled from.
+
+use std::sync::Arc;
 
 use candle_core::{Device, Tensor};
 
 use super::batch::Trajectory;
 use super::RuntimeError;
-use crate::model::LanguageModel;
+use crate::env::RgbImage;
+use crate::model::{LanguageModel, Scored};
 
 /// Padded tokens (rows x longest row) one detached scoring call may hold.
 pub const SCORE_TOKEN_BUDGET: usize = 24_576;
@@ -20,14 +25,61 @@ pub fn all_rows(trajs: &[Trajectory]) -> Vec<(usize, usize)> {
         .collect()
 }
 
-/// The prompts and actions of `rows`.
-pub fn row_inputs(trajs: &[Trajectory], rows: &[(usize, usize)]) -> (Vec<Vec<u32>>, Vec<Vec<u32>>) {
-    rows.iter()
-        .map(|&(t, s)| {
-            let step = &trajs[t].steps[s];
-            (step.prompt.clone(), step.action.clone())
-        })
-        .unzip()
+/// Which rendering of a step a model reads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum View {
+    /// The policy's prompt with its frame, if any (policy, reference, critic, an image PRM).
+    Policy,
+    /// The text prompt of the same state where the step has one, without the frame (a PRM
+    /// that reads the text rendering); the policy's prompt otherwise.
+    Text,
+}
+
+/// The model inputs of some rows: prompts, actions, and the frame of each row (all `None` on
+/// a text batch).
+pub struct RowInputs {
+    pub prompts: Vec<Vec<u32>>,
+    pub actions: Vec<Vec<u32>>,
+    pub images: Vec<Option<Arc<RgbImage>>>,
+}
+
+impl RowInputs {
+    /// The frames as the model takes them; empty for a text batch.
+    pub fn image_refs(&self) -> Vec<Option<&RgbImage>> {
+        if self.images.iter().all(Option::is_none) {
+            return Vec::new();
+        }
+        self.images.iter().map(|i| i.as_deref()).collect()
+    }
+
+    /// Per-token log-probs (and entropies) of the actions under `model`.
+    pub fn score(&self, model: &LanguageModel, grad: bool) -> Result<Scored, RuntimeError> {
+        Ok(model.score_with_images(&self.prompts, &self.actions, &self.image_refs(), grad)?)
+    }
+}
+
+/// The prompts, actions and frames of `rows` as `view` renders them.
+pub fn row_inputs(trajs: &[Trajectory], rows: &[(usize, usize)], view: View) -> RowInputs {
+    let mut out = RowInputs {
+        prompts: Vec::with_capacity(rows.len()),
+        actions: Vec::with_capacity(rows.len()),
+        images: Vec::with_capacity(rows.len()),
+    };
+    for &(t, s) in rows {
+        let step = &trajs[t].steps[s];
+        match (view, &step.text_prompt) {
+            (View::Text, Some(text)) => {
+                out.prompts.push(text.clone());
+                out.images.push(None);
+            }
+            _ => {
+                out.prompts.push(step.prompt.clone());
+                out.images.push(step.image.clone());
+            }
+        }
+        out.actions.push(step.action.clone());
+    }
+    out
 }
 
 /// Splits `rows` into consecutive chunks whose padded size stays within `budget` tokens.
@@ -70,6 +122,7 @@ pub struct StepScores {
 pub fn score_steps(
     model: &LanguageModel,
     trajs: &[Trajectory],
+    view: View,
 ) -> Result<StepScores, RuntimeError> {
     let mut logp: Vec<Vec<Vec<f32>>> = trajs
         .iter()
@@ -78,8 +131,9 @@ pub fn score_steps(
     let mut entropy = logp.clone();
     let rows = all_rows(trajs);
     for chunk in chunk_rows(trajs, &rows, SCORE_TOKEN_BUDGET) {
-        let (prompts, actions) = row_inputs(trajs, &chunk);
-        let scored = model.score(&prompts, &actions, false)?;
+        let inputs = row_inputs(trajs, &chunk, view);
+        let scored = inputs.score(model, false)?;
+        let actions = &inputs.actions;
         let lp = scored.logprobs.to_vec2::<f32>()?;
         let ent = scored.entropy.to_vec2::<f32>()?;
         for (k, &(t, s)) in chunk.iter().enumerate() {
@@ -131,6 +185,8 @@ mod tests {
                     valid: true,
                     state_key: String::new(),
                     observation: String::new(),
+                    image: None,
+                    text_prompt: None,
                 })
                 .collect(),
             outcome: EpisodeOutcome {
@@ -140,6 +196,7 @@ mod tests {
             },
             final_observation: String::new(),
             final_info: serde_json::Value::Null,
+            final_image: None,
             reward: 0.0,
             success: false,
         }

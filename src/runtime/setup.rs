@@ -5,8 +5,8 @@ use std::path::Path;
 
 use super::RuntimeError;
 use crate::env::Environment;
-use crate::graph::{EnvSpec, ExecGraph, PolicySpec};
-use crate::model::{SampleOptions, Tokenizer};
+use crate::graph::{EnvSpec, ExecGraph, ObservationKind, PolicySpec};
+use crate::model::{LanguageModel, SampleOptions, Tokenizer, VisionConfig};
 
 /// `count` fresh instances of the graph's environment.
 pub fn make_envs(spec: &EnvSpec, count: usize) -> Result<Vec<Box<dyn Environment>>, RuntimeError> {
@@ -131,4 +131,59 @@ pub fn set_threads(threads: usize) {
     if threads > 0 {
         std::env::set_var("RAYON_NUM_THREADS", threads.to_string());
     }
+}
+
+/// The patch encoder the policy needs: one for image observations with the built-in
+/// transformer (patch side from the recipe, position tables sized to the rendered room, the
+/// tokenizer's `<image>` token), none otherwise.
+pub fn vision_config(
+    graph: &ExecGraph,
+    tokenizer: &Tokenizer,
+) -> Result<Option<VisionConfig>, RuntimeError> {
+    let (EnvSpec::Sokoban(env), PolicySpec::Transformer(t)) = (&graph.env, &graph.policy) else {
+        return Ok(None);
+    };
+    if env.observation != ObservationKind::Image {
+        return Ok(None);
+    }
+    let tile = crate::env::sokoban::image::TILE;
+    let (height, width) = (env.room[0] * tile, env.room[1] * tile);
+    if t.patch == 0 || height % t.patch != 0 || width % t.patch != 0 {
+        return Err(RuntimeError::Config(format!(
+            "`patch = {}` does not divide the {width}x{height}-pixel frames of a {}x{} room; \
+             use a divisor of the {tile}-pixel cell (e.g. `patch = {tile}`: one patch per cell)",
+            t.patch, env.room[0], env.room[1]
+        )));
+    }
+    let placeholder = crate::env::sokoban::text::IMAGE_PLACEHOLDER;
+    let ids = tokenizer.encode(placeholder);
+    let [image_token] = ids[..] else {
+        return Err(RuntimeError::Config(format!(
+            "the tokenizer spells `{placeholder}` as {} tokens, not one",
+            ids.len()
+        )));
+    };
+    Ok(Some(VisionConfig {
+        patch: t.patch,
+        grid: [height / t.patch, width / t.patch],
+        image_token,
+    }))
+}
+
+/// The policy of a fresh run, seeded: the recipe's model, with a patch encoder when the
+/// environment shows images.
+pub fn make_policy(
+    graph: &ExecGraph,
+    tokenizer: &Tokenizer,
+    device: &candle_core::Device,
+    seed: u64,
+) -> Result<LanguageModel, RuntimeError> {
+    let vision = vision_config(graph, tokenizer)?;
+    Ok(LanguageModel::from_spec_with_vision(
+        &graph.policy,
+        tokenizer,
+        device,
+        seed,
+        vision,
+    )?)
 }

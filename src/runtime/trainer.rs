@@ -13,7 +13,7 @@ use super::batch::{TokenValues, Trajectory};
 use super::metrics::{mean, rate, IterationMetrics};
 use super::rngs::{SavedStreams, Streams};
 use super::rollout::{rollout, RetryPolicy, RolloutStats};
-use super::scoring::{all_rows, chunk_rows, padded_tensor, row_inputs, score_steps};
+use super::scoring::{all_rows, chunk_rows, padded_tensor, row_inputs, score_steps, View};
 use super::setup::{make_envs, make_tokenizer, sampling_of, set_threads};
 use super::RuntimeError;
 use crate::algo;
@@ -102,12 +102,17 @@ impl Trainer {
         let device = crate::model::device_for(graph.train.device)?;
         let tokenizer = make_tokenizer(&graph)?;
         let seed = graph.train.seed;
-        let policy = LanguageModel::from_spec(&graph.policy, &tokenizer, &device, seed)?;
+        let policy = super::setup::make_policy(&graph, &tokenizer, &device, seed)?;
         let ppo = &graph.algorithm.ppo;
         let policy_opt = Optimizer::new(policy.vars(), ppo.lr, ppo.weight_decay)?;
         let prm = match &graph.prm {
             Some(spec) => {
-                let model = policy.duplicate()?;
+                // A text-reading PRM is the same language model without the patch encoder.
+                let model = if spec.text_view {
+                    policy.duplicate_text_only()?
+                } else {
+                    policy.duplicate()?
+                };
                 let opt = Optimizer::new(model.vars(), spec.lr, 0.0)?;
                 Some(Trained { model, opt })
             }
@@ -258,6 +263,14 @@ impl Trainer {
         Ok(w.metrics)
     }
 
+    /// What the PRM reads: the text rendering when the recipe says so (`prm.text_view`).
+    fn prm_view(&self) -> View {
+        match &self.graph.prm {
+            Some(p) if p.text_view => View::Text,
+            _ => View::Policy,
+        }
+    }
+
     fn sampling(&self) -> SampleOptions {
         sampling_of(&self.graph.policy)
     }
@@ -302,7 +315,7 @@ impl Trainer {
             &mut w.stats,
         )?;
         let rollout_time = t.elapsed().as_secs_f64();
-        let old = score_steps(&self.policy.model, &w.trajs)?;
+        let old = score_steps(&self.policy.model, &w.trajs, View::Policy)?;
         for (traj, lps) in w.trajs.iter_mut().zip(old.logp) {
             for (step, lp) in traj.steps.iter_mut().zip(lps) {
                 step.token_logp_old = lp;
@@ -316,7 +329,7 @@ impl Trainer {
             w.metrics.iteration,
         )?;
         if let Some(reference) = &self.reference {
-            w.ref_logp = Some(score_steps(reference, &w.trajs)?.logp);
+            w.ref_logp = Some(score_steps(reference, &w.trajs, View::Policy)?.logp);
         }
         let m = &mut w.metrics;
         let steps: usize = w.trajs.iter().map(|t| t.steps.len()).sum();
@@ -409,7 +422,7 @@ impl Trainer {
                 "the graph scores with a PRM but declares none".into(),
             ));
         };
-        w.prm_logp = Some(score_steps(&prm.model, &w.trajs)?.logp);
+        w.prm_logp = Some(score_steps(&prm.model, &w.trajs, self.prm_view())?.logp);
         let tokens = self.token_process_rewards(w).unwrap_or_default();
         check_finite(
             "PRM step reward",
@@ -512,8 +525,7 @@ impl Trainer {
             .iter()
             .flat_map(|&t| (0..w.trajs[t].steps.len()).map(move |s| (t, s)))
             .collect();
-        let (prompts, actions) = row_inputs(&w.trajs, &rows);
-        let scored = prm.score(&prompts, &actions, true)?;
+        let scored = row_inputs(&w.trajs, &rows, self.prm_view()).score(prm, true)?;
         let width = scored.logprobs.dim(1)?;
         let reference = padded_tensor(
             &rows,
@@ -541,10 +553,17 @@ impl Trainer {
             .collect();
         let rows = all_rows(&w.trajs);
         for chunk in chunk_rows(&w.trajs, &rows, super::scoring::SCORE_TOKEN_BUDGET) {
-            let (prompts, actions) = row_inputs(&w.trajs, &chunk);
+            let inputs = row_inputs(&w.trajs, &chunk, View::Policy);
+            let actions = &inputs.actions;
             let v = critic
                 .model
-                .values(&prompts, &actions, false)?
+                .score_and_values_with_images(
+                    &inputs.prompts,
+                    actions,
+                    &inputs.image_refs(),
+                    false,
+                )?
+                .1
                 .ok_or_else(|| RuntimeError::Config("the critic has no value head".into()))?;
             let v = v.to_vec2::<f32>()?;
             for (k, &(t, s)) in chunk.iter().enumerate() {
@@ -602,8 +621,8 @@ impl Trainer {
                 if rows.is_empty() {
                     continue;
                 }
-                let (prompts, actions) = row_inputs(&w.trajs, &rows);
-                let scored = self.policy.model.score(&prompts, &actions, true)?;
+                let scored =
+                    row_inputs(&w.trajs, &rows, View::Policy).score(&self.policy.model, true)?;
                 let width = scored.logprobs.dim(1)?;
                 let tok = |f: &dyn Fn(usize, usize) -> Vec<f64>| {
                     padded_tensor(&rows, width, f, &self.device)
@@ -679,8 +698,13 @@ impl Trainer {
                 if rows.is_empty() {
                     continue;
                 }
-                let (prompts, actions) = row_inputs(&w.trajs, &rows);
-                let (scored, v) = critic.model.score_and_values(&prompts, &actions, true)?;
+                let inputs = row_inputs(&w.trajs, &rows, View::Policy);
+                let (scored, v) = critic.model.score_and_values_with_images(
+                    &inputs.prompts,
+                    &inputs.actions,
+                    &inputs.image_refs(),
+                    true,
+                )?;
                 let v =
                     v.ok_or_else(|| RuntimeError::Config("the critic has no value head".into()))?;
                 let width = v.dim(1)?;

@@ -138,6 +138,17 @@ impl SokobanEnv {
         self.spec.observation == ObservationKind::Image
     }
 
+    /// The prompt of the current turn, showing the image placeholder or the text rendering.
+    fn prompt_as(&self, image: bool) -> String {
+        let current = self.observation_text();
+        match self.spec.prompt {
+            PromptStyle::Verl => text::verl_prompt(&current, &self.turns, self.spec.history, image),
+            PromptStyle::Compact => {
+                text::compact_prompt(&current, &self.turns, self.spec.history, image)
+            }
+        }
+    }
+
     /// Parses the model's text into a verl-agent action number (0 = no game step) and validity.
     pub fn parse(&self, action_text: &str) -> (u8, bool) {
         match self.spec.prompt {
@@ -203,14 +214,11 @@ impl Environment for SokobanEnv {
     }
 
     fn prompt(&self) -> String {
-        let current = self.observation_text();
-        let image = self.observes_images();
-        match self.spec.prompt {
-            PromptStyle::Verl => text::verl_prompt(&current, &self.turns, self.spec.history, image),
-            PromptStyle::Compact => {
-                text::compact_prompt(&current, &self.turns, self.spec.history, image)
-            }
-        }
+        self.prompt_as(self.observes_images())
+    }
+
+    fn text_prompt(&self) -> Option<String> {
+        self.observes_images().then(|| self.prompt_as(false))
     }
 
     fn outcome(&self) -> EpisodeOutcome {
@@ -242,6 +250,10 @@ pub const ACTION_WORDS: [&str; 4] = ["up", "down", "left", "right"];
 pub fn vocabulary(spec: &SokobanSpec) -> Vocabulary {
     let mut words: Vec<String> = ACTION_WORDS.iter().map(|w| w.to_string()).collect();
     words.push(text::ACTION_CLOSE.into());
+    if spec.observation == ObservationKind::Image {
+        // One token that a patch encoder expands to one token per patch.
+        words.push(text::IMAGE_PLACEHOLDER.into());
+    }
     let mut pieces: Vec<String> = ACTION_WORDS.iter().map(|w| w.to_string()).collect();
     pieces.push(text::ACTION_OPEN.into());
     pieces.push(text::ACTION_CLOSE.into());
@@ -405,6 +417,11 @@ mod tests {
         assert_eq!((img.width, img.height), (96, 96));
         assert!(o.text.contains(" # \t"));
         assert!(env.prompt().contains("<image>"));
+        let text = env.text_prompt().expect("a text view");
+        assert!(
+            !text.contains("<image>") && text.contains(" # \t"),
+            "{text}"
+        );
         let o = SokobanEnv::new(default_spec()).unwrap().observation();
         assert!(o.image.is_none());
     }
