@@ -1107,7 +1107,7 @@ fn protocol_serves_webshop_fields() {
     assert_eq!(replies[0]["info"]["goal_asin"], goal.asin.as_str());
     assert_eq!(
         replies[0]["info"]["available_actions"],
-        serde_json::json!(["search[<your query>]"])
+        serde_json::json!(["search[<your query>]", "click[search]"])
     );
     assert_eq!(
         replies[0]["observation"]["prompt"],
