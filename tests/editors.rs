@@ -1,7 +1,7 @@
 //! Editor support (editors/): the keyword lists of every editor grammar equal the compiler's,
 //! the TextMate grammar passes its `vscode-tmgrammar-test` files, the tree-sitter grammar
 //! parses every shipped recipe without an error and passes its corpus and highlight tests, and
-//! the Vim syntax highlights `recipes/sotopia.oprl` as intended.
+//! the Vim syntax highlights a sample recipe as intended.
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
@@ -443,7 +443,7 @@ fn textmate_grammar_tests() {
 }
 
 #[test]
-fn vim_highlights_the_sotopia_recipe() {
+fn vim_highlights_a_recipe() {
     let script = tempfile::NamedTempFile::new().unwrap();
     let out = tempfile::NamedTempFile::new().unwrap();
     // For each `line:col`, write the syntax group there.
@@ -485,7 +485,7 @@ fn vim_highlights_the_sotopia_recipe() {
             .args(["-c", "filetype plugin on", "-c", "syntax on", "-c"])
             .arg(format!(
                 "edit {}",
-                root().join("recipes/sotopia.oprl").display()
+                root().join("tests/fixtures/editor_sample.oprl").display()
             ))
             .arg("-c")
             .arg(format!("source {}", script.path().display())),

@@ -225,7 +225,7 @@ fn a_parse_error_is_reported_where_it_is() {
 #[test]
 fn hover_shows_doc_type_and_default_from_the_schema() {
     let mut server = Server::start();
-    let path = root().join("recipes/sotopia.oprl");
+    let path = root().join("tests/fixtures/editor_sample.oprl");
     let uri = file_uri(&path);
     let text = std::fs::read_to_string(&path).unwrap();
     server.open(&uri, &text);
