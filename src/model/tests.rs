@@ -417,9 +417,9 @@ fn the_patch_encoder_receives_gradients() {
     for positions in [Positions::Rope, Positions::Learned] {
         let m = tiny_vision(positions, 21);
         let (p, images) = vision_batch(&m);
-        // 6 patches for a 12x8 image, 2 for an 8x4 one.
-        assert_eq!(p[0].len(), 1 + 2 + 6 + 1);
-        assert_eq!(p[2].len(), 1 + 2 + 2);
+        // 6 patches for a 12x8 image, 2 for an 8x4 one, in place of the one `<image>` token.
+        assert_eq!(p[0].len(), 2 + 6 + 1);
+        assert_eq!(p[2].len(), 2 + 2);
         let t = m.tokenizer().clone();
         let acts: Vec<Vec<u32>> = ["abc", "d", "ee", "</a>"]
             .iter()
