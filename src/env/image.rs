@@ -340,9 +340,10 @@ mod tests {
 
     #[test]
     fn captions_are_drawn_under_the_frame() {
-        let frame = solid(16, 8, [9, 9, 9]);
+        // 24 pixels hold (24 - 1) / 8 = 2 characters.
+        let frame = solid(24, 8, [9, 9, 9]);
         let out = captioned(&frame, "L1", [200, 0, 0]);
-        assert_eq!((out.width, out.height), (16, 8 + CAPTION_HEIGHT));
+        assert_eq!((out.width, out.height), (24, 8 + CAPTION_HEIGHT));
         assert_eq!(out.pixel(3, 3), [9, 9, 9]);
         // `L` at x = 1: its left column is set on every glyph row, its top-right is not.
         let top = 8 + CAPTION_SCALE;
@@ -355,7 +356,8 @@ mod tests {
         assert_eq!(out.pixel(x1, top), SHEET_BACKGROUND);
         // Text past the frame's width is cut, never drawn outside.
         let long = captioned(&frame, "WWWWWWWW", CAPTION_INK);
-        assert_eq!(long.pixel(15, top), SHEET_BACKGROUND);
+        assert_eq!(long.pixel(1 + CAPTION_ADVANCE, top), CAPTION_INK);
+        assert_eq!(long.pixel(1 + 2 * CAPTION_ADVANCE, top), SHEET_BACKGROUND);
         assert_eq!(glyph('z'), glyph('Z'));
         assert_eq!(glyph('~'), glyph('?'));
     }
