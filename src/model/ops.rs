@@ -533,7 +533,12 @@ impl candle_core::CustomOp3 for RmsNormBackward {
         let g = contiguous_f32(gs, gl)?;
         let out = per_row_pair(&x, &g, n, |xr, gr, dr| {
             let r = inv_rms(xr, self.eps);
-            let dot: f32 = xr.iter().zip(gr).zip(&*w).map(|((a, b), c)| a * b * c).sum();
+            let dot: f32 = xr
+                .iter()
+                .zip(gr)
+                .zip(&*w)
+                .map(|((a, b), c)| a * b * c)
+                .sum();
             let k = r * r * r * dot / n as f32;
             for (((d, &xi), &gi), &wi) in dr.iter_mut().zip(xr).zip(gr).zip(&*w) {
                 *d = r * wi * gi - xi * k;
