@@ -551,8 +551,15 @@ fn judged_metrics_are_the_judges_scores_of_the_policys_side() {
     }
     assert_eq!(m[1].eval_goal, Some(7.0));
     assert_eq!(m[1].eval_success, Some(1.0));
-    // Two iterations of 4 episodes, evaluations of 2 episodes at iterations 0 and 2.
-    assert_eq!(f.requests.load(Ordering::SeqCst), 2 * 4 + 2 * 2);
+    // Two iterations of 4 episodes, evaluations of 2 episodes at iterations 0 and 2: each of
+    // the 12 conversations is judged, and retried at most once (`retries = 1`) when a loopback
+    // connection drops on a loaded machine (seen once in CI: 13 requests).
+    let requests = f.requests.load(Ordering::SeqCst);
+    let conversations = 2 * 4 + 2 * 2;
+    assert!(
+        (conversations..=2 * conversations).contains(&requests),
+        "{requests} judge requests for {conversations} conversations"
+    );
 }
 
 #[test]
