@@ -441,7 +441,9 @@ mod tests {
         });
         let gens = again.generate(&prompts, &opts, &mut rng).unwrap();
         let mut r2 = ChaCha8Rng::seed_from_u64(0);
-        let plain = again.generate_uncached(&prompts, &opts, &mut r2).unwrap();
+        let plain = again
+            .generate_uncached(&prompts, &[], &opts, &mut r2)
+            .unwrap();
         for (c, p) in gens.iter().zip(&plain) {
             assert_eq!(
                 (&c.tokens, &c.text, c.stopped),

@@ -532,19 +532,10 @@ impl LanguageModel {
         self.generate_impl(prompts, images, opts, rng, true)
     }
 
-    /// The same sampling as [`Self::generate`] but recomputing every step from scratch without a
-    /// cache: the reference the cached path is tested against.
+    /// The same sampling as [`Self::generate_with_images`] (`images` may be empty for text
+    /// prompts) but recomputing every step from scratch without a cache: the reference the
+    /// cached path is tested against.
     pub fn generate_uncached(
-        &self,
-        prompts: &[Vec<u32>],
-        opts: &SampleOptions,
-        rng: &mut ChaCha8Rng,
-    ) -> Result<Vec<Generation>> {
-        self.generate_impl(prompts, &[], opts, rng, false)
-    }
-
-    /// [`Self::generate_with_images`] without a cache (the reference for tests).
-    pub fn generate_uncached_with_images(
         &self,
         prompts: &[Vec<u32>],
         images: &[Option<&RgbImage>],

@@ -126,7 +126,9 @@ fn kv_cache_sampling_equals_recomputation() {
         let mut r1 = ChaCha8Rng::seed_from_u64(9);
         let mut r2 = ChaCha8Rng::seed_from_u64(9);
         let cached = m.generate(&prompts(&t), &opts, &mut r1).unwrap();
-        let plain = m.generate_uncached(&prompts(&t), &opts, &mut r2).unwrap();
+        let plain = m
+            .generate_uncached(&prompts(&t), &[], &opts, &mut r2)
+            .unwrap();
         for (c, p) in cached.iter().zip(&plain) {
             assert_eq!(c.tokens, p.tokens);
             assert_eq!(c.stopped, p.stopped);
@@ -466,7 +468,7 @@ fn image_tokens_with_the_kv_cache_match_full_recomputation() {
             .generate_with_images(&p, &refs(&images), &opts, &mut r1)
             .unwrap();
         let plain = m
-            .generate_uncached_with_images(&p, &refs(&images), &opts, &mut r2)
+            .generate_uncached(&p, &refs(&images), &opts, &mut r2)
             .unwrap();
         // The sampled ids' log-probs from the cache equal an independent full forward pass.
         let acts: Vec<Vec<u32>> = cached.iter().map(|g| g.tokens.clone()).collect();
