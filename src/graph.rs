@@ -217,6 +217,22 @@ pub struct SamplingSpec {
     pub max_new_tokens: usize,
     /// Generation stops after any of these strings (e.g. `</action>`).
     pub stop: Vec<String>,
+    /// Which answers a turn may take (absent in graphs saved before it existed: free).
+    #[serde(default)]
+    pub actions: ActionSpace,
+}
+
+/// Which answers the policy may generate on a turn.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ActionSpace {
+    /// Any text.
+    #[default]
+    Free,
+    /// Only the answers the environment lists for the current state (WebShop's page actions,
+    /// Sokoban's moves, under the compact prompts); an environment that lists none samples
+    /// freely.
+    Admissible,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

@@ -70,6 +70,7 @@ fn tiny_graph(iterations: usize, seed: u64) -> ExecGraph {
                 top_p: 1.0,
                 max_new_tokens: 2,
                 stop: vec!["</action>".into()],
+                actions: oprl::graph::ActionSpace::Free,
             },
         }),
         reward: RewardSpec::Verifier {
@@ -446,5 +447,58 @@ fn the_visual_recipe_trains_on_pixels_and_keeps_captioned_frames() {
             png.width >= 2 * 96 + 3 * gap,
             "at least a turn and the final frame"
         );
+    }
+}
+
+/// `policy.sampling.actions = admissible` (the shipped WebShop recipe; Sokoban by override):
+/// every sampled answer is one the environment listed, so no step is invalid, in training and
+/// in evaluation, while the runs still learn from their (restricted) log-probs.
+#[test]
+fn admissible_sampling_never_takes_an_invalid_action() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let tmp = tempfile::tempdir().unwrap();
+    for (recipe, extra) in [
+        ("recipes/webshop.oprl", None),
+        (
+            "recipes/sokoban.oprl",
+            Some("policy.sampling.actions = admissible"),
+        ),
+    ] {
+        let mut overrides: Vec<String> = [
+            "train.iterations = 2",
+            "train.tasks = 2",
+            "train.group = 4",
+            "eval.tasks = 4",
+            "eval.every = 1",
+        ]
+        .map(String::from)
+        .to_vec();
+        overrides.extend(extra.map(String::from));
+        let (graph, _) = oprl::compile::compile_file(&root.join(recipe), &overrides)
+            .unwrap_or_else(|d| panic!("{recipe} does not compile: {d:?}"));
+        let PolicySpec::Transformer(policy) = &graph.policy else {
+            panic!("{recipe}: a transformer policy")
+        };
+        assert_eq!(policy.sampling.actions, ActionSpace::Admissible);
+        let out = tmp.path().join(recipe.replace('/', "_"));
+        runtime::run(
+            graph,
+            &RunOptions {
+                out: Some(out.clone()),
+                ..quiet()
+            },
+        )
+        .unwrap_or_else(|e| panic!("{recipe}: {e}"));
+        let m = metrics(&out);
+        assert_eq!(m.len(), 2, "{recipe}");
+        for x in &m {
+            assert_eq!(x.invalid_rate, 0.0, "{recipe} iteration {}", x.iteration);
+            assert!(x.mean_turns >= 1.0 && x.policy_loss.is_finite(), "{recipe}");
+        }
+        let evals = std::fs::read_to_string(out.join("eval.jsonl")).unwrap();
+        for line in evals.lines() {
+            let e: serde_json::Value = serde_json::from_str(line).unwrap();
+            assert_eq!(e["invalid_rate"], 0.0, "{recipe}: {line}");
+        }
     }
 }

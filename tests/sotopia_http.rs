@@ -375,6 +375,7 @@ fn a_real_candle_model_behind_the_server() {
             top_p: 1.0,
             max_new_tokens: 16,
             stop: vec![],
+            actions: oprl::graph::ActionSpace::Free,
         },
     };
     let model = LanguageModel::random(
@@ -389,6 +390,7 @@ fn a_real_candle_model_behind_the_server() {
         top_p: 1.0,
         max_new_tokens: 16,
         stop: vec!["\n".into()],
+        admissible_only: false,
     };
     let backend = ModelBackend::new("tiny-policy", model, ChatFormat::Plain, opts, 1);
     let server = ChatServer::start("127.0.0.1:0", Arc::new(backend)).unwrap();

@@ -207,6 +207,10 @@ fn sampling(b: &CheckedBlock) -> SamplingSpec {
         top_p: b.float("top_p"),
         max_new_tokens: b.usize("max_new_tokens"),
         stop: b.str_list("stop").to_vec(),
+        actions: match b.str("actions") {
+            "admissible" => ActionSpace::Admissible,
+            _ => ActionSpace::Free,
+        },
     }
 }
 

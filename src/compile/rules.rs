@@ -29,6 +29,7 @@ pub fn check_rules(recipe: &CheckedRecipe, checker: &mut Checker) {
         transformer(policy, &mut out);
     }
     prime(recipe, &mut out);
+    admissible_actions(recipe, &mut out);
     checker.diagnostics.extend(out);
     warnings(recipe, checker);
 }
@@ -245,6 +246,37 @@ fn transformer(policy: &CheckedBlock, out: &mut Vec<Diagnostic>) {
         let d = label(d, at(policy, "context"), "the whole sequence must fit here");
         out.push(d.help("raise `context` or lower `max_new_tokens`"));
     }
+}
+
+/// `sampling.actions = admissible` needs an environment that lists its answers.
+fn admissible_actions(recipe: &CheckedRecipe, out: &mut Vec<Diagnostic>) {
+    let (Some(env), Some(policy)) = (&recipe.env, &recipe.policy) else {
+        return;
+    };
+    let sampling = policy.block("sampling");
+    if sampling.str("actions") != "admissible" {
+        return;
+    }
+    let kind = env.variant().unwrap_or("");
+    let has_compact_prompt = matches!(kind, "sokoban" | "webshop");
+    if has_compact_prompt && env.opt_str("prompt") == Some("compact") {
+        return;
+    }
+    let d = Diagnostic::new(
+        Code::NoListedAnswers,
+        format!("`env {kind}` lists no answers to restrict sampling to"),
+    );
+    let d = label(d, at(sampling, "actions"), "samples only listed answers");
+    out.push(if has_compact_prompt {
+        label(
+            d,
+            at(env, "prompt"),
+            "this prompt takes free text with reasoning",
+        )
+        .help("use `prompt = compact`, whose answers the environment lists, or `actions = free`")
+    } else {
+        label(d, env.head, format!("`{kind}` takes free text")).help("use `actions = free`")
+    });
 }
 
 fn prime(recipe: &CheckedRecipe, out: &mut Vec<Diagnostic>) {

@@ -526,6 +526,15 @@ static SAMPLING: &[KeySchema] = &[
         R,
         "Generation stops after any of these strings (e.g. `</action>`).",
     ),
+    key(
+        "actions",
+        Ty::Name(&["free", "admissible"]),
+        D::Name("free"),
+        R,
+        "`admissible`: sample only the answers the environment lists for the state (WebShop's page \
+         actions, Sokoban's moves, with `prompt = compact`), and score actions under the same \
+         restriction.",
+    ),
 ];
 
 static ENDPOINT_OPTIONS: &[KeySchema] = &[

@@ -278,6 +278,13 @@ or a non-binary outcome, conflicts with it.";
 "A turn's prompt and generated action must fit in the transformer's `context`. With
 `max_new_tokens` at or above `context` there is no room left for the prompt.";
 
+    NoListedAnswers = "E0412", Rule, "environment lists no answers",
+"`sampling { actions = admissible }` samples only the answers the environment lists for the
+current state, and scores actions under the same restriction. Sokoban and WebShop list them
+with `prompt = compact` (the four moves; the page's clicks or the goal's catalogue terms);
+their verl prompts take free text with reasoning, and SOTOPIA and external environments take
+free text. Use `prompt = compact`, or `actions = free`.";
+
     // ----------------------------------------------------------------------------------- lower
     DivisionByZero = "E0501", Lower, "division by zero",
 "A constant expression divides by zero. Arithmetic in a recipe is evaluated once, while

@@ -131,4 +131,10 @@ pub trait Environment: Send {
     fn text_prompt(&self) -> Option<String> {
         None
     }
+    /// The answers the environment accepts in the current state, each as the exact text to
+    /// generate after the prompt (what `sampling.actions = admissible` restricts a turn to).
+    /// `None` (the default) when its prompt takes free text.
+    fn action_choices(&self) -> Option<Vec<String>> {
+        None
+    }
 }

@@ -136,6 +136,7 @@ pub fn run(device: &Device) -> Result<BenchReport> {
         top_p: 1.0,
         max_new_tokens: 64,
         stop: vec![],
+        admissible_only: false,
     };
     let mut sampled = 0;
     let sample_ms = median_ms(5, || {

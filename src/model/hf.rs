@@ -367,6 +367,7 @@ mod tests {
                 top_p: 1.0,
                 max_new_tokens: 4,
                 stop: vec![],
+                actions: crate::graph::ActionSpace::Free,
             },
         })
     }
@@ -438,6 +439,7 @@ mod tests {
             top_p: 1.0,
             max_new_tokens: 6,
             stop: vec![],
+            actions: crate::graph::ActionSpace::Free,
         });
         let gens = again.generate(&prompts, &opts, &mut rng).unwrap();
         let mut r2 = ChaCha8Rng::seed_from_u64(0);

@@ -21,6 +21,7 @@
 
 pub mod bench;
 pub mod checkpoint;
+pub mod choices;
 pub mod decoder;
 pub mod hf;
 pub mod ops;
@@ -29,6 +30,7 @@ pub mod sample;
 pub mod tokenizer;
 pub mod vision;
 
+pub use choices::ChoiceSet;
 pub use decoder::{DecoderConfig, KvCache, PositionKind};
 pub use optim::Optimizer;
 pub use tokenizer::{CharVocab, Tokenizer};
@@ -134,6 +136,9 @@ pub struct SampleOptions {
     pub max_new_tokens: usize,
     /// Generation of a row stops once its decoded text contains any of these.
     pub stop: Vec<String>,
+    /// Whether the caller restricts each turn to the environment's listed answers (it passes
+    /// their [`ChoiceSet`]s to [`LanguageModel::generate_among`] and the scoring calls).
+    pub admissible_only: bool,
 }
 
 impl From<&crate::graph::SamplingSpec> for SampleOptions {
@@ -143,6 +148,7 @@ impl From<&crate::graph::SamplingSpec> for SampleOptions {
             top_p: s.top_p,
             max_new_tokens: s.max_new_tokens,
             stop: s.stop.clone(),
+            admissible_only: s.actions == crate::graph::ActionSpace::Admissible,
         }
     }
 }
@@ -516,7 +522,7 @@ impl LanguageModel {
         opts: &SampleOptions,
         rng: &mut ChaCha8Rng,
     ) -> Result<Vec<Generation>> {
-        self.generate_impl(prompts, &[], opts, rng, true)
+        self.generate_impl(prompts, &[], &[], opts, rng, true)
     }
 
     /// [`Self::generate`] for prompts with images: `images[i]` (if any) fills the placeholder
@@ -529,7 +535,21 @@ impl LanguageModel {
         opts: &SampleOptions,
         rng: &mut ChaCha8Rng,
     ) -> Result<Vec<Generation>> {
-        self.generate_impl(prompts, images, opts, rng, true)
+        self.generate_impl(prompts, images, &[], opts, rng, true)
+    }
+
+    /// [`Self::generate_with_images`] (`images` may be empty) where row `i` may only produce one
+    /// of the answers in `choices[i]` (`None` or an empty `choices`: free). The log-probs are
+    /// those of the restricted distribution, as [`Self::score_among`] computes them.
+    pub fn generate_among(
+        &self,
+        prompts: &[Vec<u32>],
+        images: &[Option<&RgbImage>],
+        choices: &[Option<&ChoiceSet>],
+        opts: &SampleOptions,
+        rng: &mut ChaCha8Rng,
+    ) -> Result<Vec<Generation>> {
+        self.generate_impl(prompts, images, choices, opts, rng, true)
     }
 
     /// The same sampling as [`Self::generate_with_images`] (`images` may be empty for text
@@ -542,13 +562,14 @@ impl LanguageModel {
         opts: &SampleOptions,
         rng: &mut ChaCha8Rng,
     ) -> Result<Vec<Generation>> {
-        self.generate_impl(prompts, images, opts, rng, false)
+        self.generate_impl(prompts, images, &[], opts, rng, false)
     }
 
     fn generate_impl(
         &self,
         prompts: &[Vec<u32>],
         images: &[Option<&RgbImage>],
+        choices: &[Option<&ChoiceSet>],
         opts: &SampleOptions,
         rng: &mut ChaCha8Rng,
         use_cache: bool,
@@ -597,16 +618,21 @@ impl LanguageModel {
         };
         let mut logits = last_logits(model, &hidden)?;
         for step in 0..opts.max_new_tokens {
-            let rows: Vec<Vec<f32>> = logits.to_vec2()?;
+            let mut rows: Vec<Vec<f32>> = logits.to_vec2()?;
             let mut next = Vec::with_capacity(active.len());
             let mut keep = Vec::with_capacity(active.len());
             for (r, &orig) in active.iter().enumerate() {
+                let row_choices = choices.get(orig).copied().flatten();
+                if let Some(c) = row_choices {
+                    c.mask_logits(&out[orig].tokens, &mut rows[r]);
+                }
                 let d = sample::draw(&rows[r], opts.temperature, opts.top_p, rng);
                 let g = &mut out[orig];
                 g.tokens.push(d.token);
                 g.logprobs.push(d.logprob);
                 let text = self.tokenizer.decode(&g.tokens);
                 let stop = stop_ids.contains(&d.token)
+                    || row_choices.is_some_and(|c| c.is_finished(&g.tokens))
                     || opts
                         .stop
                         .iter()
@@ -729,6 +755,20 @@ impl LanguageModel {
         images: &[Option<&RgbImage>],
         grad: bool,
     ) -> Result<Scored> {
+        self.score_among(prompts, actions, images, &[], grad)
+    }
+
+    /// [`Self::score_with_images`] where `actions[i]` was drawn from the answers `choices[i]`
+    /// (`None` or an empty `choices`: free): log-probs and entropies of the restricted
+    /// distribution, the one [`Self::generate_among`] samples from.
+    pub fn score_among(
+        &self,
+        prompts: &[Vec<u32>],
+        actions: &[Vec<u32>],
+        images: &[Option<&RgbImage>],
+        choices: &[Option<&ChoiceSet>],
+        grad: bool,
+    ) -> Result<Scored> {
         let b = prompts.len();
         if b == 0 {
             let z = Tensor::zeros((0, 0), DType::F32, &self.device)?;
@@ -739,9 +779,11 @@ impl LanguageModel {
             });
         }
         let (hidden, ids, mask, a) = self.action_hidden(prompts, actions, images, grad)?;
-        self.score_hidden(&hidden, ids, mask, b, a, grad)
+        let restriction = Restriction { actions, choices };
+        self.score_hidden(&hidden, ids, mask, b, a, restriction, grad)
     }
 
+    #[allow(clippy::too_many_arguments)]
     fn score_hidden(
         &self,
         hidden: &Tensor,
@@ -749,6 +791,7 @@ impl LanguageModel {
         mask: Vec<f32>,
         b: usize,
         a: usize,
+        restriction: Restriction,
         grad: bool,
     ) -> Result<Scored> {
         let mask = Tensor::from_vec(mask, (b, a), &self.device)?;
@@ -762,7 +805,11 @@ impl LanguageModel {
         let logits = self.view(grad).logits(hidden)?;
         let vocab = logits.dim(D::Minus1)?;
         let ids = Tensor::from_vec(ids, b * a, &self.device)?;
-        let both = ops::logprob_entropy(&logits.reshape((b * a, vocab))?, &ids)?;
+        let mut logits = logits.reshape((b * a, vocab))?;
+        if let Some(bias) = restriction.logit_bias(a, vocab, &self.device)? {
+            logits = (logits + bias)?;
+        }
+        let both = ops::logprob_entropy(&logits, &ids)?;
         let chosen = both.narrow(1, 0, 1)?.reshape((b, a))?;
         let entropy = both.narrow(1, 1, 1)?.reshape((b, a))?;
         Ok(Scored {
@@ -809,7 +856,7 @@ impl LanguageModel {
             return Ok((self.score(prompts, actions, grad)?, None));
         }
         let (hidden, ids, mask, a) = self.action_hidden(prompts, actions, images, grad)?;
-        let scored = self.score_hidden(&hidden, ids, mask, b, a, grad)?;
+        let scored = self.score_hidden(&hidden, ids, mask, b, a, Restriction::NONE, grad)?;
         let values = match self.view(grad).values(&hidden)? {
             Some(v) if a > 0 => Some((v * &scored.mask)?),
             Some(_) => Some(scored.mask.clone()),
@@ -891,6 +938,36 @@ impl LanguageModel {
 }
 
 /// Logits of the last column: `[B, vocab]`.
+/// The answer sets the scored actions were drawn from (an empty `choices`: none).
+struct Restriction<'a> {
+    actions: &'a [Vec<u32>],
+    choices: &'a [Option<&'a ChoiceSet>],
+}
+
+impl Restriction<'_> {
+    const NONE: Restriction<'static> = Restriction {
+        actions: &[],
+        choices: &[],
+    };
+
+    /// The additive `[rows * a, vocab]` logit mask of the restricted rows, or `None` when no
+    /// row is restricted.
+    fn logit_bias(&self, a: usize, vocab: usize, device: &Device) -> Result<Option<Tensor>> {
+        if self.choices.iter().all(Option::is_none) {
+            return Ok(None);
+        }
+        let rows = self.actions.len();
+        let mut bias = vec![0f32; rows * a * vocab];
+        for (i, (action, c)) in self.actions.iter().zip(self.choices).enumerate() {
+            if let Some(c) = c {
+                let block = &mut bias[i * a * vocab..(i + 1) * a * vocab];
+                choices::fill_mask(c, action, vocab, block);
+            }
+        }
+        Ok(Some(Tensor::from_vec(bias, (rows * a, vocab), device)?))
+    }
+}
+
 fn last_logits(model: &Decoder, hidden: &Tensor) -> Result<Tensor> {
     let t = hidden.dim(1)?;
     model.logits(&hidden.narrow(1, t - 1, 1)?.squeeze(1)?)

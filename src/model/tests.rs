@@ -18,6 +18,7 @@ fn tiny_spec(positions: Positions, tie: bool) -> PolicySpec {
             top_p: 1.0,
             max_new_tokens: 8,
             stop: vec![],
+            actions: crate::graph::ActionSpace::Free,
         },
     })
 }
@@ -122,6 +123,7 @@ fn kv_cache_sampling_equals_recomputation() {
             top_p: 0.95,
             max_new_tokens: 12,
             stop: vec!["</a>".into(), "h".into()],
+            admissible_only: false,
         };
         let mut r1 = ChaCha8Rng::seed_from_u64(9);
         let mut r2 = ChaCha8Rng::seed_from_u64(9);
@@ -150,6 +152,7 @@ fn generation_logprobs_equal_scores_and_stops_are_honoured() {
         top_p: 1.0,
         max_new_tokens: 10,
         stop: vec!["a".into()],
+        admissible_only: false,
     };
     let mut rng = ChaCha8Rng::seed_from_u64(1);
     let p = prompts(&t);
@@ -175,6 +178,99 @@ fn generation_logprobs_equal_scores_and_stops_are_honoured() {
             );
         }
     }
+}
+
+#[test]
+fn restricted_generation_draws_only_answers_and_scores_the_restricted_distribution() {
+    let m = tiny(Positions::Rope, false, 9);
+    let t = tok();
+    let p = prompts(&t);
+    let answer = |s: &str| t.encode(s);
+    // Row 0: "ab" or "c" ("a" alone is not an answer); row 1 free; rows 2, 3: "h" or "g|".
+    let first = ChoiceSet::new(vec![answer("ab"), answer("c")], t.stop_ids()).unwrap();
+    let second = ChoiceSet::new(vec![answer("h"), answer("g|")], t.stop_ids()).unwrap();
+    let choices = [Some(&first), None, Some(&second), Some(&second)];
+    let opts = SampleOptions {
+        temperature: 1.0,
+        top_p: 1.0,
+        max_new_tokens: 4,
+        stop: vec![],
+        admissible_only: true,
+    };
+    let mut seen = std::collections::BTreeSet::new();
+    let mut rng = ChaCha8Rng::seed_from_u64(3);
+    for _ in 0..20 {
+        let gens = m
+            .generate_among(&p, &[], &choices, &opts, &mut rng)
+            .unwrap();
+        for (g, c) in gens.iter().zip(&choices) {
+            if let Some(c) = c {
+                assert!(c.answers().contains(&g.tokens), "{g:?} is not an answer");
+                assert!(g.stopped, "a finished answer stops its row");
+                seen.insert(g.text.clone());
+            }
+        }
+        let acts: Vec<Vec<u32>> = gens.iter().map(|g| g.tokens.clone()).collect();
+        let restricted: Vec<Vec<f32>> = m
+            .score_among(&p, &acts, &[], &choices, false)
+            .unwrap()
+            .logprobs
+            .to_vec2()
+            .unwrap();
+        // Independently: the restricted log-prob of token k is its full log-prob minus the
+        // log of the total full probability of the tokens allowed at k.
+        let logits: Vec<Vec<Vec<f32>>> = (0..p.len())
+            .map(|i| {
+                let mut seq = p[i].clone();
+                seq.extend_from_slice(&acts[i]);
+                m.logits(&[seq], false)
+                    .unwrap()
+                    .squeeze(0)
+                    .unwrap()
+                    .to_vec2()
+                    .unwrap()
+            })
+            .collect();
+        for (i, g) in gens.iter().enumerate() {
+            for (k, &token) in g.tokens.iter().enumerate() {
+                let row = &logits[i][p[i].len() - 1 + k];
+                let allowed: Vec<usize> = match choices[i] {
+                    Some(c) => c
+                        .allowed_after(&g.tokens[..k])
+                        .iter()
+                        .map(|&x| x as usize)
+                        .collect(),
+                    None => (0..row.len()).collect(),
+                };
+                let lse = |ids: &[usize]| {
+                    let max = ids.iter().map(|&j| row[j]).fold(f32::MIN, f32::max);
+                    max + ids.iter().map(|&j| (row[j] - max).exp()).sum::<f32>().ln()
+                };
+                let expected = row[token as usize] - lse(&allowed);
+                assert!(
+                    (restricted[i][k] - expected).abs() < 1e-4,
+                    "row {i} token {k}"
+                );
+                assert!((g.logprobs[k] - expected).abs() < 1e-4, "row {i} token {k}");
+            }
+        }
+    }
+    assert_eq!(
+        seen.len(),
+        4,
+        "every answer is drawn at some point: {seen:?}"
+    );
+
+    // Gradients flow through the restricted scores, and entropies stay finite.
+    let acts = vec![answer("ab"), answer("d"), answer("g|"), answer("h")];
+    let scored = m.score_among(&p, &acts, &[], &choices, true).unwrap();
+    let loss = scored.logprobs.sum_all().unwrap();
+    let grads = loss.backward().unwrap();
+    assert!(m.vars().iter().any(|v| grads.get(v).is_some()));
+    let ent: Vec<Vec<f32>> = scored.entropy.to_vec2().unwrap();
+    assert!(ent.iter().flatten().all(|e| e.is_finite() && *e >= -1e-6));
+    // "ab": at the first token only "a" and "c" are open, so the entropy is at most ln 2.
+    assert!(ent[0][0] <= 2f32.ln() + 1e-5);
 }
 
 #[test]
@@ -260,6 +356,7 @@ fn adamw_learns_a_tiny_copy_task() {
         top_p: 1.0,
         max_new_tokens: 4,
         stop: vec![],
+        admissible_only: false,
     };
     let gens = m.generate(&prompts, &opts, &mut rng).unwrap();
     for (g, a) in gens.iter().zip(&actions) {
@@ -334,6 +431,7 @@ fn bad_inputs_are_errors_not_panics() {
         top_p: 1.0,
         max_new_tokens: 10,
         stop: vec![],
+        admissible_only: false,
     };
     let long = vec![vec![4u32; 40]];
     assert!(m.generate(&long, &opts, &mut rng).is_err());
@@ -461,6 +559,7 @@ fn image_tokens_with_the_kv_cache_match_full_recomputation() {
             top_p: 1.0,
             max_new_tokens: 8,
             stop: vec!["</a>".into()],
+            admissible_only: false,
         };
         let mut r1 = ChaCha8Rng::seed_from_u64(4);
         let mut r2 = ChaCha8Rng::seed_from_u64(4);

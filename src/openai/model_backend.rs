@@ -107,6 +107,7 @@ impl ModelBackend {
                 top_p: 1.0,
                 max_new_tokens: 256,
                 stop: vec![CHATML_END.into()],
+                admissible_only: false,
             },
             0,
         ))
@@ -140,6 +141,7 @@ impl ChatBackend for ModelBackend {
             top_p: request.top_p.unwrap_or(self.defaults.top_p),
             max_new_tokens: max_new,
             stop: stop.clone(),
+            admissible_only: false,
         };
         let mut prompt = model
             .tokenizer()

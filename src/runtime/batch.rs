@@ -4,6 +4,7 @@
 use std::sync::Arc;
 
 use crate::env::{EpisodeOutcome, RgbImage, Task};
+use crate::model::ChoiceSet;
 
 /// One turn of one episode.
 #[derive(Debug, Clone)]
@@ -30,6 +31,9 @@ pub struct Step {
     /// The prompt of the same state with the text rendering in place of the frame (what a
     /// text-reading PRM scores), when the policy reads images.
     pub text_prompt: Option<Vec<u32>>,
+    /// The answers the action was restricted to (`sampling.actions = admissible`), which every
+    /// model that scores the step applies again.
+    pub choices: Option<Arc<ChoiceSet>>,
 }
 
 impl Step {

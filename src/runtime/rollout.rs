@@ -12,7 +12,7 @@ use rand_chacha::ChaCha8Rng;
 use super::batch::{Step, Trajectory};
 use super::RuntimeError;
 use crate::env::{EnvError, Environment, RgbImage, Task};
-use crate::model::{LanguageModel, SampleOptions, Tokenizer};
+use crate::model::{ChoiceSet, LanguageModel, SampleOptions, Tokenizer};
 
 /// How hard to try before giving up on a failing environment call.
 #[derive(Debug, Clone, Copy)]
@@ -112,6 +112,17 @@ fn turn_input(
     }
 }
 
+/// The answers `env` accepts this turn as token sequences that fit `max_new_tokens`, when it
+/// lists them; `None` samples the turn freely.
+fn turn_choices(
+    env: &dyn Environment,
+    tokenizer: &Tokenizer,
+    opts: &SampleOptions,
+) -> Option<Arc<ChoiceSet>> {
+    let texts = env.action_choices()?;
+    ChoiceSet::from_texts(tokenizer, &texts, opts.max_new_tokens).map(Arc::new)
+}
+
 /// Plays one episode on every environment, `tasks[i]` on `envs[i]`, `group_of[i]` its group.
 #[allow(clippy::too_many_arguments)]
 pub fn rollout(
@@ -170,7 +181,8 @@ pub fn rollout(
     while !active.is_empty() {
         let partner_prompts: Vec<Option<String>> =
             active.iter().map(|&i| envs[i].partner_prompt()).collect();
-        let (mut prompts, mut images, mut text_prompts) = (
+        let (mut prompts, mut images, mut text_prompts, mut choices) = (
+            Vec::with_capacity(active.len()),
             Vec::with_capacity(active.len()),
             Vec::with_capacity(active.len()),
             Vec::with_capacity(active.len()),
@@ -184,14 +196,19 @@ pub fn rollout(
             prompts.push(p);
             images.push(image);
             text_prompts.push(text);
+            choices.push(match partner {
+                None if opts.admissible_only => turn_choices(envs[i].as_ref(), tokenizer, opts),
+                _ => None,
+            });
         }
         let t_gen = Instant::now();
-        let generations = if images.iter().any(Option::is_some) {
-            let refs: Vec<Option<&RgbImage>> = images.iter().map(|i| i.as_deref()).collect();
-            policy.generate_with_images(&prompts, &refs, opts, rng)?
+        let image_refs: Vec<Option<&RgbImage>> = if images.iter().any(Option::is_some) {
+            images.iter().map(|i| i.as_deref()).collect()
         } else {
-            policy.generate(&prompts, opts, rng)?
+            Vec::new()
         };
+        let choice_refs: Vec<Option<&ChoiceSet>> = choices.iter().map(|c| c.as_deref()).collect();
+        let generations = policy.generate_among(&prompts, &image_refs, &choice_refs, opts, rng)?;
         stats.generate_time += t_gen.elapsed().as_secs_f64();
 
         let t_env = Instant::now();
@@ -243,6 +260,7 @@ pub fn rollout(
                 observation,
                 image: images[k].take(),
                 text_prompt: text_prompts[k].take(),
+                choices: choices[k].take(),
             });
             if !result.done && policy_turns[i] < max_turns {
                 still_active.push(i);

@@ -11,7 +11,7 @@ use candle_core::{Device, Tensor};
 use super::batch::Trajectory;
 use super::RuntimeError;
 use crate::env::RgbImage;
-use crate::model::{LanguageModel, Scored};
+use crate::model::{ChoiceSet, LanguageModel, Scored};
 
 /// Padded tokens (rows x longest row) one detached scoring call may hold.
 pub const SCORE_TOKEN_BUDGET: usize = 24_576;
@@ -35,12 +35,14 @@ pub enum View {
     Text,
 }
 
-/// The model inputs of some rows: prompts, actions, and the frame of each row (all `None` on
-/// a text batch).
+/// The model inputs of some rows: prompts, actions, the frame of each row (all `None` on a
+/// text batch) and the answers each action was restricted to (all `None` when sampling was
+/// free).
 pub struct RowInputs {
     pub prompts: Vec<Vec<u32>>,
     pub actions: Vec<Vec<u32>>,
     pub images: Vec<Option<Arc<RgbImage>>>,
+    pub choices: Vec<Option<Arc<ChoiceSet>>>,
 }
 
 impl RowInputs {
@@ -52,9 +54,17 @@ impl RowInputs {
         self.images.iter().map(|i| i.as_deref()).collect()
     }
 
-    /// Per-token log-probs (and entropies) of the actions under `model`.
+    /// Per-token log-probs (and entropies) of the actions under `model`, restricted as they
+    /// were sampled.
     pub fn score(&self, model: &LanguageModel, grad: bool) -> Result<Scored, RuntimeError> {
-        Ok(model.score_with_images(&self.prompts, &self.actions, &self.image_refs(), grad)?)
+        let choices: Vec<Option<&ChoiceSet>> = self.choices.iter().map(|c| c.as_deref()).collect();
+        Ok(model.score_among(
+            &self.prompts,
+            &self.actions,
+            &self.image_refs(),
+            &choices,
+            grad,
+        )?)
     }
 }
 
@@ -64,6 +74,7 @@ pub fn row_inputs(trajs: &[Trajectory], rows: &[(usize, usize)], view: View) -> 
         prompts: Vec::with_capacity(rows.len()),
         actions: Vec::with_capacity(rows.len()),
         images: Vec::with_capacity(rows.len()),
+        choices: Vec::with_capacity(rows.len()),
     };
     for &(t, s) in rows {
         let step = &trajs[t].steps[s];
@@ -78,6 +89,7 @@ pub fn row_inputs(trajs: &[Trajectory], rows: &[(usize, usize)], view: View) -> 
             }
         }
         out.actions.push(step.action.clone());
+        out.choices.push(step.choices.clone());
     }
     out
 }
@@ -186,6 +198,7 @@ mod tests {
                     state_key: String::new(),
                     observation: String::new(),
                     image: None,
+                    choices: None,
                     text_prompt: None,
                 })
                 .collect(),

@@ -221,6 +221,13 @@ impl Environment for SokobanEnv {
         self.observes_images().then(|| self.prompt_as(false))
     }
 
+    /// Under the compact prompt, the four move words (the verl prompt's answers are free text
+    /// with reasoning).
+    fn action_choices(&self) -> Option<Vec<String>> {
+        (self.spec.prompt == PromptStyle::Compact)
+            .then(|| ACTION_WORDS.iter().map(|w| w.to_string()).collect())
+    }
+
     fn outcome(&self) -> EpisodeOutcome {
         EpisodeOutcome {
             won: self.won,

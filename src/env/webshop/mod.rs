@@ -80,6 +80,8 @@ pub struct WebshopWorld {
     pub prices: indexmap::IndexMap<String, f64>,
     /// Shuffled goals; the first `test_goals` are the test split.
     pub goals: Vec<Goal>,
+    /// The catalogue's terms ([`catalogue_words`]): what a compact search may type.
+    pub terms: Vec<String>,
     positions: HashMap<String, usize>,
 }
 
@@ -99,11 +101,13 @@ impl WebshopWorld {
             .enumerate()
             .map(|(i, p)| (p.asin.clone(), i))
             .collect();
+        let terms = catalogue_words(&catalogue);
         Ok(WebshopWorld {
             catalogue,
             index,
             prices,
             goals,
+            terms,
             positions,
         })
     }
@@ -364,6 +368,31 @@ impl Environment for WebshopEnv {
         }
     }
 
+    /// Under the compact prompt: on a page with a search bar, the catalogue terms the goal
+    /// names (a compact answer there is the query); elsewhere the labels of the page's clicks.
+    fn action_choices(&self) -> Option<Vec<String>> {
+        if self.spec.prompt != PromptStyle::Compact {
+            return None;
+        }
+        if self.session.has_search_bar() {
+            let goal = self.goal().instruction_text.to_lowercase();
+            return Some(
+                self.world
+                    .terms
+                    .iter()
+                    .filter(|t| names_word(&goal, t))
+                    .cloned()
+                    .collect(),
+            );
+        }
+        Some(
+            self.session
+                .clickables(&self.world.catalogue)
+                .into_keys()
+                .collect(),
+        )
+    }
+
     fn outcome(&self) -> EpisodeOutcome {
         let score = self.reward.as_ref().map_or(0.0, |r| r.total);
         EpisodeOutcome {
@@ -395,6 +424,15 @@ impl Environment for WebshopEnv {
             image: None,
         }
     }
+}
+
+/// Whether `text` contains `words` as whole words (not inside a longer word).
+fn names_word(text: &str, words: &str) -> bool {
+    let is_word_char = |c: Option<char>| c.is_some_and(char::is_alphanumeric);
+    text.match_indices(words).any(|(at, _)| {
+        !is_word_char(text[..at].chars().next_back())
+            && !is_word_char(text[at + words.len()..].chars().next())
+    })
 }
 
 /// Button and page words a policy types often; matched as whole tokens before single characters.
