@@ -385,7 +385,7 @@ fn the_comparison_recipes_compile_and_the_documented_command_runs_them_all() {
                 g.train.group,
                 g.train.seed
             ),
-            (60, 16, 8, 7),
+            (50, 8, 8, 7),
             "{name}"
         );
         assert_eq!((g.eval.every, g.eval.tasks), (5, 64), "{name}");

@@ -283,7 +283,7 @@ fn completion_offers_what_the_current_block_accepts() {
     // Keys of the nested `sampling` block.
     assert_eq!(
         labels(&server.at("textDocument/completion", &uri, 6, 4)),
-        ["max_new_tokens", "stop", "temperature", "top_p"]
+        ["actions", "max_new_tokens", "stop", "temperature", "top_p"]
     );
     // A named argument of an estimator.
     assert_eq!(

@@ -36,7 +36,8 @@ pub struct Chart {
     pub series: Vec<Series>,
 }
 
-const COLOURS: [RGBColor; 8] = [
+/// One colour per series up to ten (the comparison has nine methods); more repeat.
+const COLOURS: [RGBColor; 10] = [
     RGBColor(31, 119, 180),
     RGBColor(214, 39, 40),
     RGBColor(44, 160, 44),
@@ -45,6 +46,8 @@ const COLOURS: [RGBColor; 8] = [
     RGBColor(140, 86, 75),
     RGBColor(227, 119, 194),
     RGBColor(23, 190, 207),
+    RGBColor(188, 189, 34),
+    RGBColor(127, 127, 127),
 ];
 
 const FONT_CANDIDATES: [&str; 5] = [
