@@ -135,6 +135,14 @@ fn quiet() -> RunOptions {
     }
 }
 
+/// Quiet options writing the run directory at `out`.
+fn quiet_into(out: &Path) -> RunOptions {
+    RunOptions {
+        out: Some(out.to_path_buf()),
+        ..quiet()
+    }
+}
+
 fn metrics(dir: &Path) -> Vec<IterationMetrics> {
     std::fs::read_to_string(dir.join("metrics.jsonl"))
         .unwrap()
@@ -197,14 +205,7 @@ fn learning_run() -> &'static (RunSummary, Vec<IterationMetrics>) {
         let out = tmp.path().join("run");
         let compiled = oprl::compile::compile_text("tiny.oprl", TINY_RECIPE, Path::new("."), &[]);
         let graph = compiled.graph.expect("the tiny recipe compiles");
-        let summary = runtime::run(
-            graph,
-            &RunOptions {
-                out: Some(out.clone()),
-                ..quiet()
-            },
-        )
-        .unwrap();
+        let summary = runtime::run(graph, &quiet_into(&out)).unwrap();
         let m = metrics(&out);
         (summary, m)
     })
@@ -259,20 +260,12 @@ fn resume_reproduces_an_uninterrupted_run_exactly() {
     graph.eval.tasks = 8;
     graph.eval.every = 2;
     graph.train.tasks = 4;
-    runtime::run(
-        graph.clone(),
-        &RunOptions {
-            out: Some(whole.clone()),
-            ..quiet()
-        },
-    )
-    .unwrap();
+    runtime::run(graph.clone(), &quiet_into(&whole)).unwrap();
     let first = runtime::run(
         graph,
         &RunOptions {
-            out: Some(split.clone()),
             stop_after: Some(2),
-            ..quiet()
+            ..quiet_into(&split)
         },
     )
     .unwrap();
@@ -305,14 +298,7 @@ fn a_non_finite_loss_stops_with_the_quantity_named_and_keeps_the_checkpoint() {
     // An infinite PRM learning rate turns the PRM's weights into NaN at its first update, so the
     // next iteration's implicit step rewards are not finite.
     graph.prm.as_mut().unwrap().lr = f64::INFINITY;
-    let err = runtime::run(
-        graph,
-        &RunOptions {
-            out: Some(out.clone()),
-            ..quiet()
-        },
-    )
-    .unwrap_err();
+    let err = runtime::run(graph, &quiet_into(&out)).unwrap_err();
     let msg = err.to_string();
     assert!(msg.contains("is NaN") || msg.contains("is inf"), "{msg}");
     assert!(msg.contains("iteration"), "{msg}");
@@ -353,14 +339,8 @@ fn every_ablation_recipe_runs_a_few_iterations() {
         let (graph, _) = oprl::compile::compile_file(&path, &overrides)
             .unwrap_or_else(|d| panic!("{} does not compile: {d:?}", path.display()));
         let name = path.file_stem().unwrap().to_string_lossy().to_string();
-        let summary = runtime::run(
-            graph,
-            &RunOptions {
-                out: Some(tmp.path().join(&name)),
-                ..quiet()
-            },
-        )
-        .unwrap_or_else(|e| panic!("{name}: {e}"));
+        let summary = runtime::run(graph, &quiet_into(&tmp.path().join(&name)))
+            .unwrap_or_else(|e| panic!("{name}: {e}"));
         assert_eq!(summary.iterations, 2, "{name}");
         let m = metrics(&tmp.path().join(&name));
         assert_eq!(m.len(), 2, "{name}");
@@ -385,14 +365,7 @@ fn an_external_environment_trains_through_the_json_lines_protocol() {
         max_turns: 4,
         history: 0,
     });
-    let summary = runtime::run(
-        graph,
-        &RunOptions {
-            out: Some(out.clone()),
-            ..quiet()
-        },
-    )
-    .unwrap_or_else(|e| panic!("{e}"));
+    let summary = runtime::run(graph, &quiet_into(&out)).unwrap_or_else(|e| panic!("{e}"));
     let m = metrics(&out);
     assert_eq!(m.len(), 2, "{summary:?}");
     assert!(m.iter().all(|it| it.mean_turns > 0.0));
@@ -422,14 +395,8 @@ fn the_visual_recipe_trains_on_pixels_and_keeps_captioned_frames() {
             EnvSpec::Sokoban(s) if s.observation == ObservationKind::Image
         ));
         let out = tmp.path().join(format!("visual-{text_view}"));
-        let summary = runtime::run(
-            graph,
-            &RunOptions {
-                out: Some(out.clone()),
-                ..quiet()
-            },
-        )
-        .unwrap_or_else(|e| panic!("text_view = {text_view}: {e}"));
+        let summary = runtime::run(graph, &quiet_into(&out))
+            .unwrap_or_else(|e| panic!("text_view = {text_view}: {e}"));
         assert_eq!(summary.iterations, 2);
         let m = metrics(&out);
         assert_eq!(m.len(), 2);
@@ -481,14 +448,7 @@ fn admissible_sampling_never_takes_an_invalid_action() {
         };
         assert_eq!(policy.sampling.actions, ActionSpace::Admissible);
         let out = tmp.path().join(recipe.replace('/', "_"));
-        runtime::run(
-            graph,
-            &RunOptions {
-                out: Some(out.clone()),
-                ..quiet()
-            },
-        )
-        .unwrap_or_else(|e| panic!("{recipe}: {e}"));
+        runtime::run(graph, &quiet_into(&out)).unwrap_or_else(|e| panic!("{recipe}: {e}"));
         let m = metrics(&out);
         assert_eq!(m.len(), 2, "{recipe}");
         for x in &m {

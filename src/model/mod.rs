@@ -937,7 +937,6 @@ impl LanguageModel {
     }
 }
 
-/// Logits of the last column: `[B, vocab]`.
 /// The answer sets the scored actions were drawn from (an empty `choices`: none).
 struct Restriction<'a> {
     actions: &'a [Vec<u32>],
@@ -968,6 +967,7 @@ impl Restriction<'_> {
     }
 }
 
+/// Logits of the last column: `[B, vocab]`.
 fn last_logits(model: &Decoder, hidden: &Tensor) -> Result<Tensor> {
     let t = hidden.dim(1)?;
     model.logits(&hidden.narrow(1, t - 1, 1)?.squeeze(1)?)

@@ -551,7 +551,7 @@ pub fn vocabulary(spec: &WebshopSpec) -> Result<Vocabulary, WebshopError> {
     for g in &world.goals {
         pieces.push(g.instruction_text.clone());
     }
-    words.extend(catalogue_words(&world.catalogue));
+    words.extend(world.terms.iter().cloned());
     let mut chars: Vec<char> = pieces.iter().flat_map(|p| p.chars()).collect();
     chars.sort_unstable();
     chars.dedup();
