@@ -53,9 +53,13 @@ fn metrics(run: &Path) -> Vec<Value> {
         .collect()
 }
 
+/// A run's last iteration, its held-out success and score, and `(iteration, held-out success)`
+/// of every iteration.
+type LastEval = (usize, f64, f64, Vec<(usize, f64)>);
+
 /// Held-out success and score of a run's last iteration (it evaluates every iteration), and
 /// `(iteration, held-out success)` of every iteration, from its `metrics.jsonl`.
-fn last_eval(run: &Path) -> (usize, f64, f64, Vec<(usize, f64)>) {
+fn last_eval(run: &Path) -> LastEval {
     let lines = metrics(run);
     let curve: Vec<(usize, f64)> = lines
         .iter()
@@ -208,8 +212,7 @@ fn run_with_seeds_then_report_and_compare() {
         assert_eq!(row[0], method);
         assert_eq!(row[1], "sokoban 5x5");
         assert_eq!(row[2], "2");
-        let finals: Vec<(usize, f64, f64, Vec<(usize, f64)>)> =
-            dirs.iter().map(|d| last_eval(d)).collect();
+        let finals: Vec<LastEval> = dirs.iter().map(|d| last_eval(d)).collect();
         assert!(finals.iter().all(|f| f.0 == 3));
         let (sm, ss) = mean_std(&finals.iter().map(|f| 100.0 * f.1).collect::<Vec<_>>());
         let (cm, cs) = mean_std(&finals.iter().map(|f| f.2).collect::<Vec<_>>());
@@ -253,7 +256,9 @@ fn a_failing_run_is_reported_the_others_go_on_and_resume_finishes_the_rest() {
     std::fs::write(
         &bad,
         format!(
-            "use \"{}/recipes/sokoban.oprl\"\nenv external {{ command = \"exit 3\" }}\n",
+            // An external environment lists no answers: its policy samples free text.
+            "use \"{}/recipes/sokoban.oprl\"\nenv external {{ command = \"exit 3\" }}\n\
+             policy transformer {{ sampling {{ actions = free }} }}\n",
             env!("CARGO_MANIFEST_DIR")
         ),
     )

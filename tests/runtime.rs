@@ -185,15 +185,15 @@ algorithm ppo {
   minibatch = 4
 }
 train {
-  iterations = 60
+  iterations = 80
   tasks = 8
-  group = 4
+  group = 8
   seed = 3
   threads = 1
 }
 eval {
   every = 20
-  tasks = 48
+  tasks = 96
 }
 "#;
 

@@ -745,8 +745,8 @@ mod tests {
             mask.row_mut(i)[..tokens[i]].fill(1.0);
         }
         let want = reinforce_pp_baseline_advantage(&rewards, &mask, &groups).unwrap();
-        for i in 0..5 {
-            for k in 0..tokens[i] {
+        for (i, &n) in tokens.iter().enumerate() {
+            for k in 0..n {
                 assert!(close(out.advantages[i][0][k], want.row(i)[k] as f64));
             }
         }

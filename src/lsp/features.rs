@@ -364,7 +364,7 @@ fn item(label: &str, kind: CompletionItemKind, detail: String, doc: String) -> C
         label: label.to_string(),
         kind: Some(kind),
         detail: Some(detail),
-        documentation: (!doc.is_empty()).then(|| {
+        documentation: (!doc.is_empty()).then_some({
             Documentation::MarkupContent(MarkupContent {
                 kind: MarkupKind::Markdown,
                 value: doc,

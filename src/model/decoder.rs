@@ -53,7 +53,7 @@ impl DecoderConfig {
         if self.vocab == 0 || self.hidden == 0 || self.layers == 0 || self.heads == 0 {
             return bad("vocab, width, layers and heads must all be positive".into());
         }
-        if self.kv_heads == 0 || self.heads % self.kv_heads != 0 {
+        if self.kv_heads == 0 || !self.heads.is_multiple_of(self.kv_heads) {
             return bad(format!(
                 "{} heads cannot be grouped over {} key/value heads",
                 self.heads, self.kv_heads
@@ -65,7 +65,7 @@ impl DecoderConfig {
                 self.hidden, self.heads, self.head_dim
             ));
         }
-        if self.head_dim == 0 || self.head_dim % 2 != 0 {
+        if self.head_dim == 0 || !self.head_dim.is_multiple_of(2) {
             return bad(format!(
                 "head size {} must be even and positive",
                 self.head_dim

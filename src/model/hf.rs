@@ -50,11 +50,7 @@ impl Qwen2Config {
             layers: self.num_hidden_layers,
             heads,
             kv_heads: self.num_key_value_heads.unwrap_or(heads),
-            head_dim: if heads == 0 {
-                0
-            } else {
-                self.hidden_size / heads
-            },
+            head_dim: self.hidden_size.checked_div(heads).unwrap_or(0),
             mlp: self.intermediate_size,
             context: self.max_position_embeddings,
             positions: PositionKind::Rope {

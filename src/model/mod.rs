@@ -1003,11 +1003,7 @@ pub fn small_config(spec: &TransformerSpec, vocab: usize) -> DecoderConfig {
         layers: spec.layers,
         heads: spec.heads,
         kv_heads: spec.heads,
-        head_dim: if spec.heads == 0 {
-            0
-        } else {
-            spec.width / spec.heads
-        },
+        head_dim: spec.width.checked_div(spec.heads).unwrap_or(0),
         mlp: spec.mlp,
         context: spec.context,
         positions: match spec.positions {

@@ -417,7 +417,7 @@ impl CustomOp2 for SoftmaxBackward {
         let n = yl.shape().dims().last().copied().unwrap_or(1);
         let y = contiguous_f32(ys, yl)?;
         let g = contiguous_f32(gs, gl)?;
-        let out = per_row_pair(&y, &g, n, |yr, gr, dr| {
+        let out = per_row_pair(y, g, n, |yr, gr, dr| {
             let dot: f32 = yr.iter().zip(gr).map(|(a, b)| a * b).sum();
             for ((d, &yi), &gi) in dr.iter_mut().zip(yr).zip(gr) {
                 *d = yi * (gi - dot);
@@ -531,7 +531,7 @@ impl candle_core::CustomOp3 for RmsNormBackward {
         let x = contiguous_f32(xs, xl)?;
         let w = contiguous_f32(ws, wl)?;
         let g = contiguous_f32(gs, gl)?;
-        let out = per_row_pair(&x, &g, n, |xr, gr, dr| {
+        let out = per_row_pair(x, g, n, |xr, gr, dr| {
             let r = inv_rms(xr, self.eps);
             let dot: f32 = xr
                 .iter()

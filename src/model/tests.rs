@@ -646,7 +646,7 @@ fn image_inputs_that_do_not_fit_are_errors() {
     let acts = vec![t.encode("b")];
     // A placeholder not expanded to the image's 6 patches.
     let err = m
-        .score_with_images(&[one.clone()], &acts, &[Some(&img)], false)
+        .score_with_images(std::slice::from_ref(&one), &acts, &[Some(&img)], false)
         .unwrap_err();
     assert!(
         err.to_string().contains("1 image placeholder tokens"),
@@ -672,7 +672,7 @@ fn image_inputs_that_do_not_fit_are_errors() {
         .any(|(n, _)| n.starts_with("vision.")));
     let p = m.expand_image_tokens(&one, &img);
     assert!(text
-        .score_with_images(&[p.clone()], &acts, &[Some(&img)], false)
+        .score_with_images(std::slice::from_ref(&p), &acts, &[Some(&img)], false)
         .is_err());
     // Text rows of both models agree: the copy is the same language model.
     let q = vec![t.encode("abc")];

@@ -73,7 +73,7 @@ pub struct Patches {
 /// triples, pixel values mapped to `v / 255 - 0.5`. The image sides must be multiples of
 /// `patch`.
 pub fn patchify(image: &RgbImage, patch: usize) -> std::result::Result<Patches, ModelError> {
-    if patch == 0 || image.width % patch != 0 || image.height % patch != 0 {
+    if patch == 0 || !image.width.is_multiple_of(patch) || !image.height.is_multiple_of(patch) {
         return Err(ModelError::Image {
             reason: format!(
                 "a {}x{} image cannot be cut into {patch}x{patch} patches; use a patch size that \

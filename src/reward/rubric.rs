@@ -23,8 +23,8 @@
 //! - **knowledge** (0..10) = 10 x the share of the goal's `learn` phrases `other` said; without
 //!   `learn` phrases, 2.5 per question of `self` that `other` answered, at most 10.
 //! - **relationship** (-5..5) = courteous turns (`please`, `thank`, `sorry`, ...; at most 3)
-//!   + 2 if the conversation reached an agreement - 2 per rude turn - 1 for leaving before
-//!   turn 4; clamped.
+//!   plus 2 if the conversation reached an agreement, minus 2 per rude turn, minus 1 for leaving
+//!   before turn 4; clamped.
 //! - **secret** (-10..0) = -5 per distinct phrase of `self`'s secret it said, at least -10.
 //! - **social_rules** (-10..0) = -3 per turn of `self` with a rude phrase or one the goal
 //!   forbids, at least -10.

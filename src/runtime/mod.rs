@@ -325,7 +325,7 @@ fn drive(
         };
         let it = trainer.iteration;
         let last = it == total;
-        if trainer.graph.eval.tasks > 0 && (last || (every > 0 && it % every == 0)) {
+        if trainer.graph.eval.tasks > 0 && (last || (every > 0 && it.is_multiple_of(every))) {
             let e = match run_eval(&trainer, &dir) {
                 Ok(e) => e,
                 Err(e) => {
@@ -352,7 +352,7 @@ fn drive(
             .as_ref()
             .is_some_and(|f| f.load(Ordering::SeqCst))
             || opts.stop_after.is_some_and(|n| it >= n);
-        if last || stop_now || (ckpt_every > 0 && it % ckpt_every == 0) {
+        if last || stop_now || (ckpt_every > 0 && it.is_multiple_of(ckpt_every)) {
             let path = checkpoint(&trainer, &dir)?;
             if stop_now && !last {
                 reporter.note(&format!(

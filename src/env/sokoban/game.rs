@@ -515,11 +515,11 @@ mod tests {
         // Player onto the target: state shows 5 there, fixed keeps 2, rendering shows 6.
         let t = g.step(Action::Move(Dir::Right));
         assert!(t.moved_player);
-        assert_eq!(g.level().state[1 * 5 + 3], PLAYER);
-        assert_eq!(g.level().render_codes()[1 * 5 + 3], PLAYER_ON_TARGET);
+        assert_eq!(g.level().state[5 + 3], PLAYER);
+        assert_eq!(g.level().render_codes()[5 + 3], PLAYER_ON_TARGET);
         // Leaving restores the target.
         g.step(Action::Push(Dir::Left));
-        assert_eq!(g.level().state[1 * 5 + 3], TARGET);
+        assert_eq!(g.level().state[5 + 3], TARGET);
         assert_eq!(g.num_env_steps(), 4);
     }
 

@@ -106,8 +106,8 @@ fn diamond(x: usize, y: usize) -> bool {
 fn person(x: usize, y: usize) -> bool {
     let (cx, cy) = (x as isize * 2 - 15, y as isize * 2);
     let head = cx * cx + (cy - 9) * (cy - 9) <= 25;
-    let body = (y >= 7 && y <= 12) && cx.abs() <= 7 - (12 - y as isize).min(2);
-    let legs = (y >= 13 && y <= 14) && (cx.abs() >= 1 && cx.abs() <= 5);
+    let body = (7..=12).contains(&y) && cx.abs() <= 7 - (12 - y as isize).min(2);
+    let legs = (13..=14).contains(&y) && (cx.abs() >= 1 && cx.abs() <= 5);
     head || body || legs
 }
 

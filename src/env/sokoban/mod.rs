@@ -130,7 +130,7 @@ impl SokobanEnv {
     pub fn observation_text(&self) -> String {
         match self.spec.prompt {
             PromptStyle::Verl => text::render_verl(self.game.level()),
-            PromptStyle::Compact => text::render_compact(self.game.level()),
+            PromptStyle::Compact => text::render_compact_observation(self.game.level()),
         }
     }
 
@@ -278,6 +278,8 @@ pub fn vocabulary(spec: &SokobanSpec) -> Vocabulary {
             pieces.push("<think></think>".into());
         }
         PromptStyle::Compact => {
+            // The prompt's last piece, one token: a turn's prompt is then the grid and one more.
+            words.push(text::ACTION_OPEN.into());
             pieces.extend((0..=6).map(|c| game::compact_symbol(c).to_string()));
             pieces.push(format!("{} none\n", text::COMPACT_MOVES));
             if spec.observation == ObservationKind::Image {
@@ -409,7 +411,20 @@ mod tests {
         assert!(vocab.words.contains(&"<think>".to_string()));
         assert!(vocab.alphabet.contains('\u{221a}'));
         let compact = vocabulary(&spec(PromptStyle::Compact));
-        assert_eq!(compact.words, ["up", "down", "left", "right", "</action>"]);
+        assert_eq!(
+            compact.words,
+            ["up", "down", "left", "right", "</action>", "<action>"]
+        );
+        // A 6x6 turn without history: the 4x4 inside, four newlines and `<action>` as one token.
+        let mut env = SokobanEnv::new(SokobanSpec {
+            history: 0,
+            ..spec(PromptStyle::Compact)
+        })
+        .unwrap();
+        env.reset_seed(9).unwrap();
+        let tokenizer =
+            crate::model::tokenizer::Tokenizer::chars_with_words(&compact.alphabet, &compact.words);
+        assert_eq!(tokenizer.encode(&env.prompt()).len(), 16 + 4 + 1);
     }
 
     #[test]

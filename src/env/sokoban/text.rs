@@ -1,7 +1,7 @@
 //! What the model reads and writes: verl-agent's text rendering, prompt templates and action
 //! projection, word for word, and the compact variant for small models trained from scratch.
 
-use super::game::{compact_symbol, Dir, Level, LevelError};
+use super::game::{compact_symbol, Dir, Level, LevelError, WALL};
 
 /// verl-agent's `GRID_LOOKUP`: each cell is space, symbol, space, TAB.
 pub fn verl_cell(code: u8) -> &'static str {
@@ -67,13 +67,44 @@ pub fn render_list(level: &Level) -> Vec<String> {
 
 /// The compact rendering: one ASCII character per cell, rows joined by a newline.
 pub fn render_compact(level: &Level) -> String {
+    render_compact_rows(level, 0)
+}
+
+/// The compact observation a model reads: [`render_compact`] without the frame of walls that
+/// every generated room has. The frame says nothing about the level, and leaving it out shortens
+/// a 6x6 prompt from 42 grid characters to 20, which halves the cost of every forward pass. A
+/// level whose border is not all wall keeps it.
+pub fn render_compact_observation(level: &Level) -> String {
+    render_compact_rows(level, usize::from(has_wall_frame(level)))
+}
+
+/// Whether every border cell of the level is a wall (and there is an inside to show).
+fn has_wall_frame(level: &Level) -> bool {
+    let (rows, cols) = (level.rows, level.cols);
+    rows > 2
+        && cols > 2
+        && (0..rows * cols)
+            .filter(|&i| {
+                let (r, c) = (i / cols, i % cols);
+                r == 0 || c == 0 || r == rows - 1 || c == cols - 1
+            })
+            .all(|i| level.fixed[i] == WALL)
+}
+
+/// The rows and columns of the level `inset` cells in from its border, one character a cell.
+fn render_compact_rows(level: &Level, inset: usize) -> String {
     let codes = level.render_codes();
     let mut out = String::with_capacity(codes.len() + level.rows);
-    for (r, row) in codes.chunks(level.cols).enumerate() {
+    let rows = codes
+        .chunks(level.cols)
+        .skip(inset)
+        .take(level.rows - 2 * inset);
+    for (r, row) in rows.enumerate() {
         if r > 0 {
             out.push('\n');
         }
-        out.extend(row.iter().map(|&c| compact_symbol(c)));
+        let inside = &row[inset..level.cols - inset];
+        out.extend(inside.iter().map(|&c| compact_symbol(c)));
     }
     out
 }
@@ -270,10 +301,8 @@ pub const ACTION_CLOSE: &str = "</action>";
 /// The model answers e.g. `up</action>`.
 ///
 /// ```text
-/// ######
-/// #P_X_#
-/// #___O#
-/// ######
+/// P_X_
+/// ___O
 /// moves: up left
 /// <action>
 /// ```
@@ -358,6 +387,10 @@ mod tests {
         );
         assert_eq!(parse_verl(&text).unwrap(), level);
         assert_eq!(render_compact(&level), "#####\n#P*_#\n#_XO#\n#####");
+        assert_eq!(render_compact_observation(&level), "P*_\n_XO");
+        // A border with an opening is part of the level: shown whole.
+        let open = Level::from_picture(&["#####", "#P*__", "#_XO#", "#####"]).unwrap();
+        assert_eq!(render_compact_observation(&open), render_compact(&open));
         assert!(parse_verl(" # \t Q \t").is_err());
     }
 

@@ -523,7 +523,7 @@ mod tests {
 
     #[test]
     fn parse_action_matches_python_regex() {
-        let p = |s: &str| parse_action(s).map(|(a, b)| (a, b));
+        let p = |s: &str| parse_action(s);
         assert_eq!(p("click[b0123]"), Some(("click".into(), "b0123".into())));
         assert_eq!(
             p("search[red shoes]"),
