@@ -417,21 +417,15 @@ fn the_visual_recipe_trains_on_pixels_and_keeps_captioned_frames() {
     }
 }
 
-/// `policy.sampling.actions = admissible` (the shipped WebShop recipe; Sokoban by override):
-/// every sampled answer is one the environment listed, so no step is invalid, in training and
-/// in evaluation, while the runs still learn from their (restricted) log-probs.
+/// `policy.sampling.actions = admissible` (both shipped recipes): every sampled answer is one
+/// the environment listed, so no step is invalid, in training and in evaluation, while the runs
+/// still learn from their (restricted) log-probs.
 #[test]
 fn admissible_sampling_never_takes_an_invalid_action() {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
     let tmp = tempfile::tempdir().unwrap();
-    for (recipe, extra) in [
-        ("recipes/webshop.oprl", None),
-        (
-            "recipes/sokoban.oprl",
-            Some("policy.sampling.actions = admissible"),
-        ),
-    ] {
-        let mut overrides: Vec<String> = [
+    for recipe in ["recipes/webshop.oprl", "recipes/sokoban.oprl"] {
+        let overrides: Vec<String> = [
             "train.iterations = 2",
             "train.tasks = 2",
             "train.group = 4",
@@ -440,7 +434,6 @@ fn admissible_sampling_never_takes_an_invalid_action() {
         ]
         .map(String::from)
         .to_vec();
-        overrides.extend(extra.map(String::from));
         let (graph, _) = oprl::compile::compile_file(&root.join(recipe), &overrides)
             .unwrap_or_else(|d| panic!("{recipe} does not compile: {d:?}"));
         let PolicySpec::Transformer(policy) = &graph.policy else {
@@ -460,5 +453,50 @@ fn admissible_sampling_never_takes_an_invalid_action() {
             let e: serde_json::Value = serde_json::from_str(line).unwrap();
             assert_eq!(e["invalid_rate"], 0.0, "{recipe}: {line}");
         }
+    }
+}
+
+/// E0412 decides before a run which environments list their answers; the environments decide
+/// at run time (`Environment::action_choices`). The two must agree for every environment and
+/// prompt, or a recipe the compiler accepts would silently sample free text.
+#[test]
+fn the_admissible_rule_agrees_with_the_environments() {
+    use oprl::diagnostics::Code;
+    for (env, sets) in [
+        ("sokoban", "prompt=compact"),
+        ("sokoban", "prompt=verl"),
+        ("webshop", "prompt=compact"),
+        ("webshop", "prompt=verl"),
+        ("sotopia", "max_turns=20"),
+    ] {
+        let spec = oprl::compile::compile_env(env, &[sets.to_string()])
+            .env_spec()
+            .unwrap_or_else(|| panic!("env {env} {sets} compiles"));
+        let mut live = runtime::setup::make_env(&spec).unwrap();
+        live.reset(oprl::env::Task {
+            split: oprl::env::Split::Train,
+            index: 0,
+        })
+        .unwrap();
+        let lists = live.action_choices().is_some();
+
+        let recipe = format!(
+            "use std::envs::{env}\nuse std::presets::rloo\nenv {env} {{ {} }}\n\
+             policy transformer {{ sampling {{ actions = admissible }} }}\n",
+            sets.replace('=', " = ")
+        );
+        let compiled = oprl::compile::compile_text("rule.oprl", &recipe, Path::new("."), &[]);
+        let flagged = compiled
+            .diagnostics
+            .iter()
+            .any(|d| d.code == Code::NoListedAnswers);
+        assert_eq!(
+            flagged,
+            !lists,
+            "env {env} {sets}: {}",
+            compiled.render_plain()
+        );
+        // Unflagged means the whole recipe compiles: no other error hid the rule.
+        assert_eq!(compiled.graph.is_some(), lists, "env {env} {sets}");
     }
 }

@@ -843,7 +843,9 @@ impl LanguageModel {
         self.score_and_values_with_images(prompts, actions, &[], grad)
     }
 
-    /// [`Self::score_and_values`] for prompts with images (`images` empty: none).
+    /// [`Self::score_and_values`] for prompts with images (`images` empty: none). The log-probs
+    /// are those of the free distribution: a critic reads only the values and the mask; scoring
+    /// a restricted action goes through [`Self::score_among`].
     pub fn score_and_values_with_images(
         &self,
         prompts: &[Vec<u32>],
