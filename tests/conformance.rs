@@ -1,6 +1,6 @@
 //! Conformance: oprl's maths against vectors computed by the reference projects' own code
 //! (veRL's `core_algos.py`, verl-agent's `gigpo/core_gigpo.py`), read from
-//! `../shared/conformance/*.json`. Tolerance: 1e-5 relative and absolute (float32 results).
+//! `tests/data/conformance/*.json`. Tolerance: 1e-5 relative and absolute (float32 results).
 
 use oprl::algo::gae::gae_advantage_return;
 use oprl::algo::gigpo::{difflib_ratio, gigpo_advantage, GigpoConfig, GigpoRows};
@@ -17,7 +17,7 @@ const TOL: f64 = 1e-5;
 
 fn load(name: &str) -> Value {
     let path = format!(
-        concat!(env!("CARGO_MANIFEST_DIR"), "/../shared/conformance/{}"),
+        concat!(env!("CARGO_MANIFEST_DIR"), "/tests/data/conformance/{}"),
         name
     );
     let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}"));

@@ -1,4 +1,4 @@
-//! Sokoban against the reference vectors in `shared/conformance/`: gym-sokoban trajectories
+//! Sokoban against the reference vectors in `tests/data/conformance/`: gym-sokoban trajectories
 //! replayed step by step, verl-agent renderings, prompt, step traces and action projection;
 //! plus reward sums along BFS solutions of generated levels and the external-environment
 //! protocol driven against a Python script.
@@ -16,7 +16,7 @@ use std::path::PathBuf;
 
 fn conformance(name: &str) -> Value {
     let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("../shared/conformance")
+        .join("tests/data/conformance")
         .join(name);
     let text = std::fs::read_to_string(&path)
         .unwrap_or_else(|e| panic!("cannot read conformance file {}: {e}", path.display()));

@@ -15,7 +15,7 @@ use serde_json::Value;
 use std::sync::Arc;
 
 fn shared(path: &str) -> String {
-    format!("{}/../shared/{path}", env!("CARGO_MANIFEST_DIR"))
+    format!("{}/tests/data/{path}", env!("CARGO_MANIFEST_DIR"))
 }
 
 fn goal_from_value(g: &Value) -> Goal {

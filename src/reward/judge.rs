@@ -631,7 +631,7 @@ mod tests {
         let mut real = env.clone();
         real.scenarios = Some(
             std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-                .join("../shared/data/sotopia")
+                .join("tests/data/sotopia")
                 .display()
                 .to_string(),
         );

@@ -657,7 +657,7 @@ mod tests {
             .judge(&Episode::new(
                 &crate::env::sotopia::profiles::ScenarioSet::load_dir(
                     &std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-                        .join("../shared/data/sotopia"),
+                        .join("tests/data/sotopia"),
                 )
                 .unwrap()
                 .combo(0),

@@ -566,7 +566,7 @@ mod tests {
         let mut s = spec(SotopiaSide::First);
         s.scenarios = Some(
             Path::new(env!("CARGO_MANIFEST_DIR"))
-                .join("../shared/data/sotopia")
+                .join("tests/data/sotopia")
                 .display()
                 .to_string(),
         );

@@ -351,7 +351,7 @@ mod tests {
     use super::*;
 
     fn real_dir() -> PathBuf {
-        Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/data/sotopia")
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/sotopia")
     }
 
     #[test]
