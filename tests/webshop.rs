@@ -14,7 +14,7 @@ use oprl::graph::{PromptStyle, WebshopOutcome, WebshopSpec};
 use serde_json::Value;
 use std::sync::Arc;
 
-fn shared(path: &str) -> String {
+fn test_data(path: &str) -> String {
     format!("{}/tests/data/{path}", env!("CARGO_MANIFEST_DIR"))
 }
 
@@ -74,7 +74,7 @@ fn strings(v: &Value) -> Vec<String> {
 #[test]
 fn reward_matches_webshop_conformance_cases() {
     let data: Value = serde_json::from_str(
-        &std::fs::read_to_string(shared("conformance/webshop_reward.json")).unwrap(),
+        &std::fs::read_to_string(test_data("conformance/webshop_reward.json")).unwrap(),
     )
     .unwrap();
     let cases = data["cases"].as_array().unwrap();
@@ -326,9 +326,9 @@ fn reward_on_hand_built_cases() {
 
 fn real_catalogue() -> Catalogue {
     Catalogue::load(
-        std::path::Path::new(&shared("data/webshop/documents_100.jsonl")),
-        Some(std::path::Path::new(&shared(
-            "data/webshop/items_ins_v2_1000.json",
+        std::path::Path::new(&test_data("webshop/documents_100.jsonl")),
+        Some(std::path::Path::new(&test_data(
+            "webshop/items_ins_v2_1000.json",
         ))),
     )
     .unwrap()
@@ -379,7 +379,7 @@ fn loads_the_real_files() {
         );
     }
     // The raw JSON-list form loads the same products.
-    let docs: Vec<Value> = std::fs::read_to_string(shared("data/webshop/documents_100.jsonl"))
+    let docs: Vec<Value> = std::fs::read_to_string(test_data("webshop/documents_100.jsonl"))
         .unwrap()
         .lines()
         .map(|l| serde_json::from_str::<Value>(l).unwrap()["product"].clone())
@@ -389,8 +389,8 @@ fn loads_the_real_files() {
     std::fs::write(&list_path, serde_json::to_string(&docs).unwrap()).unwrap();
     let from_list = Catalogue::load(
         &list_path,
-        Some(std::path::Path::new(&shared(
-            "data/webshop/items_ins_v2_1000.json",
+        Some(std::path::Path::new(&test_data(
+            "webshop/items_ins_v2_1000.json",
         ))),
     )
     .unwrap();
