@@ -793,6 +793,7 @@ mod tests {
                 dual_clip: 3.0,
                 entropy: 0.0,
                 kl: None,
+                kl_coef: 0.0,
                 epochs: 1,
                 minibatch: 4,
                 grad_clip: 1.0,
