@@ -557,22 +557,52 @@ names! {
 // ---------------------------------------------------------------------------------------------
 // Algorithm
 
+/// The policy update, with what each algorithm needs and nothing it does not. (Graphs saved
+/// when this was a struct with optional `critic` and `prime` read the same.)
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct AlgorithmSpec {
-    pub kind: AlgorithmKind,
-    pub ppo: PpoSpec,
-    /// PPO+GAE only.
-    pub critic: Option<CriticSpec>,
-    /// PRIME only.
-    pub prime: Option<PrimeSpec>,
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum AlgorithmSpec {
+    /// PPO with the recipe's advantage expression.
+    Ppo { ppo: PpoSpec },
+    /// PRIME: cross-entropy PRM with a frozen reference, leave-one-out returns.
+    Prime { ppo: PpoSpec, prime: PrimeSpec },
+    /// PPO with a critic and GAE.
+    PpoGae { ppo: PpoSpec, critic: CriticSpec },
 }
 
-names! {
-    #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-    pub enum AlgorithmKind {
-        Ppo = "ppo",
-        Prime = "prime",
-        PpoGae = "ppo_gae",
+impl AlgorithmSpec {
+    /// `ppo`, `prime` or `ppo_gae`, as recipes write it.
+    pub fn name(&self) -> &'static str {
+        match self {
+            AlgorithmSpec::Ppo { .. } => "ppo",
+            AlgorithmSpec::Prime { .. } => "prime",
+            AlgorithmSpec::PpoGae { .. } => "ppo_gae",
+        }
+    }
+
+    /// The PPO update every algorithm runs.
+    pub fn ppo(&self) -> &PpoSpec {
+        match self {
+            AlgorithmSpec::Ppo { ppo }
+            | AlgorithmSpec::Prime { ppo, .. }
+            | AlgorithmSpec::PpoGae { ppo, .. } => ppo,
+        }
+    }
+
+    /// PPO+GAE's critic.
+    pub fn critic(&self) -> Option<&CriticSpec> {
+        match self {
+            AlgorithmSpec::PpoGae { critic, .. } => Some(critic),
+            _ => None,
+        }
+    }
+
+    /// PRIME's estimator coefficients.
+    pub fn prime(&self) -> Option<&PrimeSpec> {
+        match self {
+            AlgorithmSpec::Prime { prime, .. } => Some(prime),
+            _ => None,
+        }
     }
 }
 

@@ -102,12 +102,7 @@ fn tiny_graph(iterations: usize, seed: u64) -> ExecGraph {
                 },
             ],
         },
-        algorithm: AlgorithmSpec {
-            kind: AlgorithmKind::Ppo,
-            ppo,
-            critic: None,
-            prime: None,
-        },
+        algorithm: AlgorithmSpec::Ppo { ppo },
         train: TrainSpec {
             iterations,
             tasks: 8,

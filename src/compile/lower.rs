@@ -16,15 +16,16 @@ pub fn lower(recipe: &CheckedRecipe, name: &str) -> Option<ExecGraph> {
     let env_block = recipe.env.as_ref()?;
     let policy_block = recipe.policy.as_ref()?;
     let algorithm = algorithm(&recipe.algorithm);
-    let advantage = match algorithm.kind {
-        AlgorithmKind::Ppo => recipe.advantage.as_ref()?.0.clone(),
-        AlgorithmKind::Prime => AdvExpr::Prime,
-        AlgorithmKind::PpoGae => AdvExpr::Gae,
+    let advantage = match algorithm {
+        AlgorithmSpec::Ppo { .. } => recipe.advantage.as_ref()?.0.clone(),
+        AlgorithmSpec::Prime { .. } => AdvExpr::Prime,
+        AlgorithmSpec::PpoGae { .. } => AdvExpr::Gae,
     };
     let prm = recipe.needs_prm().then(|| spec(&recipe.prm));
-    let reads_env_reward =
-        !recipe.advantage_info.reads_env_reward.is_empty() && algorithm.kind == AlgorithmKind::Ppo;
-    let nodes = nodes(prm.is_some(), algorithm.kind, reads_env_reward);
+    let ppo = matches!(algorithm, AlgorithmSpec::Ppo { .. });
+    let reads_env_reward = !recipe.advantage_info.reads_env_reward.is_empty() && ppo;
+    let gae = algorithm.critic().is_some();
+    let nodes = nodes(prm.is_some(), gae, reads_env_reward);
     Some(ExecGraph {
         recipe: name.to_string(),
         env: env(env_block),
@@ -41,11 +42,7 @@ pub fn lower(recipe: &CheckedRecipe, name: &str) -> Option<ExecGraph> {
 }
 
 /// The nodes of one iteration, in execution order, with ids `n{index}_{op}`.
-pub fn nodes(
-    with_prm: bool,
-    kind: AlgorithmKind,
-    reads_env_reward: bool,
-) -> IndexMap<String, Node> {
+pub fn nodes(with_prm: bool, gae: bool, reads_env_reward: bool) -> IndexMap<String, Node> {
     let mut ops: Vec<(Op, Vec<Op>)> = vec![
         (Op::Rollout, vec![]),
         (Op::OutcomeReward, vec![Op::Rollout]),
@@ -54,7 +51,6 @@ pub fn nodes(
         ops.push((Op::PrmScore, vec![Op::Rollout]));
         ops.push((Op::PrmUpdate, vec![Op::Rollout, Op::OutcomeReward]));
     }
-    let gae = kind == AlgorithmKind::PpoGae;
     if gae {
         ops.push((Op::ValueEstimate, vec![Op::Rollout]));
     }
@@ -172,17 +168,16 @@ fn reward(reward: &CheckedReward) -> RewardSpec {
     }
 }
 
+/// The algorithm's spec: its variant reads the key groups it has (`critic` or `prime` besides
+/// `ppo`) and ignores the others.
 fn algorithm(block: &CheckedBlock) -> AlgorithmSpec {
-    let kind: AlgorithmKind = from_name(block.variant().expect("algorithm blocks have variants"))
-        .expect("algorithm variants are algorithm kinds");
-    AlgorithmSpec {
-        kind,
-        ppo: from_json(fields_json(block, PpoSpec::KEYS)),
-        critic: (kind == AlgorithmKind::PpoGae)
-            .then(|| from_json(fields_json(block, CriticSpec::KEYS))),
-        prime: (kind == AlgorithmKind::Prime)
-            .then(|| from_json(fields_json(block, PrimeSpec::KEYS))),
-    }
+    let group = |keys| serde_json::Value::Object(fields_json(block, keys));
+    let mut object = Map::new();
+    object.insert("kind".into(), json!(block.variant()));
+    object.insert("ppo".into(), group(PpoSpec::KEYS));
+    object.insert("critic".into(), group(CriticSpec::KEYS));
+    object.insert("prime".into(), group(PrimeSpec::KEYS));
+    from_json(object)
 }
 
 #[cfg(test)]
@@ -192,7 +187,7 @@ mod tests {
     #[test]
     fn node_layout_follows_the_algorithm() {
         let ids = |n: &IndexMap<String, Node>| n.keys().cloned().collect::<Vec<_>>();
-        let oprl = nodes(true, AlgorithmKind::Ppo, false);
+        let oprl = nodes(true, false, false);
         assert_eq!(
             ids(&oprl),
             [
@@ -209,7 +204,7 @@ mod tests {
             oprl["n4_advantage"].inputs,
             ["n1_outcome_reward", "n2_prm_score"]
         );
-        let rloo = nodes(false, AlgorithmKind::Ppo, false);
+        let rloo = nodes(false, false, false);
         assert_eq!(
             ids(&rloo),
             [
@@ -220,7 +215,7 @@ mod tests {
                 "n4_sync_old"
             ]
         );
-        let gae = nodes(false, AlgorithmKind::PpoGae, false);
+        let gae = nodes(false, true, false);
         assert!(gae.contains_key("n2_value_estimate") && gae.contains_key("n5_critic_update"));
         assert_eq!(
             gae["n3_advantage"].inputs,
@@ -257,5 +252,19 @@ mod tests {
         );
         assert_eq!(from_name::<KlKind>("low_var_kl"), Some(KlKind::K3));
         assert_eq!(Op::PrmScore.name(), "prm_score");
+    }
+
+    #[test]
+    fn graphs_saved_with_the_algorithm_struct_still_read() {
+        let recipe = "use std::envs::sokoban\nuse std::presets::rloo\npolicy transformer { }\n";
+        let compiled = super::super::compile_text("r.oprl", recipe, std::path::Path::new("."), &[]);
+        let algorithm = compiled.graph.expect("compiles").algorithm;
+        let mut old = serde_json::to_value(&algorithm).unwrap();
+        old["critic"] = serde_json::Value::Null;
+        old["prime"] = serde_json::Value::Null;
+        assert_eq!(
+            serde_json::from_value::<AlgorithmSpec>(old).unwrap(),
+            algorithm
+        );
     }
 }

@@ -192,14 +192,13 @@ fn node_detail(graph: &ExecGraph, op: crate::graph::Op) -> String {
         Op::Advantage => advantage_text(&graph.advantage),
         Op::PolicyUpdate => format!(
             "{}, lr {}, clip {}",
-            graph.algorithm.kind.name(),
-            format_float(graph.algorithm.ppo.lr),
-            format_float(graph.algorithm.ppo.clip_low)
+            graph.algorithm.name(),
+            format_float(graph.algorithm.ppo().lr),
+            format_float(graph.algorithm.ppo().clip_low)
         ),
         Op::CriticUpdate => graph
             .algorithm
-            .critic
-            .as_ref()
+            .critic()
             .map_or(String::new(), |c| format!("lr {}", format_float(c.lr))),
         Op::SyncOld => "theta_old <- theta".into(),
     }
