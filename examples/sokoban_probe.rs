@@ -106,7 +106,7 @@ fn run() -> Res<()> {
             let scored = probe.model.score(&prompts, &best, true)?;
             (scored.logprobs.sum_all()? * (-1.0 / BATCH as f64))?
         };
-        opt.step(&loss, graph.algorithm.ppo.grad_clip)?;
+        opt.step(&loss, graph.algorithm.ppo().grad_clip)?;
     }
     Ok(())
 }
@@ -226,6 +226,6 @@ impl Probe {
             entropy: Some(&scored.entropy),
             ref_log_prob: None,
         };
-        Ok(actor_loss(&inputs, &ActorLossConfig::from_spec(&graph.algorithm.ppo))?.loss)
+        Ok(actor_loss(&inputs, &ActorLossConfig::from_spec(graph.algorithm.ppo()))?.loss)
     }
 }

@@ -6,7 +6,12 @@
 //! algorithm, training loop, evaluation, output) and the ordered *nodes* of one OPRL iteration,
 //! each with a stable id, its inputs and the spec it runs.
 
+mod keys;
+
+pub use keys::{defaults, from_name, Bound, DefaultValue, KeySchema, Range, Ty};
+
 use indexmap::IndexMap;
+use keys::{names, none_is_null, spec, DefaultValue as D};
 use serde::{Deserialize, Serialize};
 
 /// A checked, lowered recipe.
@@ -36,28 +41,29 @@ pub struct Node {
     pub inputs: Vec<String>,
 }
 
-/// What a node does. Parameters live in the graph's specs; the op says which part runs.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Op {
-    /// `train.tasks` x `train.group` trajectories with the sampling policy.
-    Rollout,
-    /// Outcome reward and success of every trajectory, from `reward`.
-    OutcomeReward,
-    /// Implicit step rewards from the PRM as it is before this iteration's update.
-    PrmScore,
-    /// One PRM optimiser step (DPO pairs, or PRIME's cross-entropy).
-    PrmUpdate,
-    /// Critic forward for PPO+GAE.
-    ValueEstimate,
-    /// The recipe's advantage expression, or GAE / PRIME's estimator.
-    Advantage,
-    /// PPO clipped-surrogate update in minibatches.
-    PolicyUpdate,
-    /// Critic update for PPO+GAE.
-    CriticUpdate,
-    /// `theta_old <- theta`.
-    SyncOld,
+names! {
+    /// What a node does. Parameters live in the graph's specs; the op says which part runs.
+    #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+    pub enum Op {
+        /// `train.tasks` x `train.group` trajectories with the sampling policy.
+        Rollout = "rollout",
+        /// Outcome reward and success of every trajectory, from `reward`.
+        OutcomeReward = "outcome_reward",
+        /// Implicit step rewards from the PRM as it is before this iteration's update.
+        PrmScore = "prm_score",
+        /// One PRM optimiser step (DPO pairs, or PRIME's cross-entropy).
+        PrmUpdate = "prm_update",
+        /// Critic forward for PPO+GAE.
+        ValueEstimate = "value_estimate",
+        /// The recipe's advantage expression, or GAE / PRIME's estimator.
+        Advantage = "advantage",
+        /// PPO clipped-surrogate update in minibatches.
+        PolicyUpdate = "policy_update",
+        /// Critic update for PPO+GAE.
+        CriticUpdate = "critic_update",
+        /// `theta_old <- theta`.
+        SyncOld = "sync_old",
+    }
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -72,81 +78,101 @@ pub enum EnvSpec {
     External(ExternalSpec),
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum ObservationKind {
-    Text,
-    Image,
+names! {
+    #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+    pub enum ObservationKind {
+        Text = "text",
+        Image = "image",
+    }
 }
 
-/// Which prompt template an environment renders.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum PromptStyle {
-    /// verl-agent's template, word for word.
-    Verl,
-    /// A short template for small models trained from scratch.
-    Compact,
+names! {
+    /// Which prompt template an environment renders.
+    #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+    pub enum PromptStyle {
+        /// verl-agent's template, word for word.
+        Verl = "verl",
+        /// A short template for small models trained from scratch.
+        Compact = "compact",
+    }
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct SokobanSpec {
-    /// `[rows, cols]`, walls included.
-    pub room: [usize; 2],
-    pub boxes: usize,
-    /// Steps before the episode ends (gym-sokoban `max_steps`); also the turn limit.
-    pub max_turns: usize,
-    /// Reverse-play search depth of the level generator.
-    pub search_depth: usize,
-    pub observation: ObservationKind,
-    pub prompt: PromptStyle,
-    /// Past observation/action pairs shown in the step prompt.
-    pub history: usize,
+spec! {
+    #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+    pub struct SokobanSpec {
+        /// `[rows, cols]` of the room, walls included.
+        pub room: [usize; 2] = Ty::IntList(2), D::IntList(&[6, 6]), Range::between(3.0, 64.0);
+        /// Boxes (and targets) per level.
+        pub boxes: usize = Ty::Int, D::Int(1), Range::between(1.0, 16.0);
+        /// Steps before the episode ends; also the turn limit.
+        pub max_turns: usize = Ty::Int, D::Int(15), Range::between(1.0, 1000.0);
+        /// Reverse-play search depth of the level generator.
+        pub search_depth: usize = Ty::Int, D::Int(30), Range::between(1.0, 10000.0);
+        /// `text` (a character grid) or `image` (VisualSokoban frames).
+        pub observation: ObservationKind = Ty::Name(ObservationKind::NAMES), D::Name("text");
+        /// Prompt template: verl-agent's, or a short one for small models.
+        pub prompt: PromptStyle = Ty::Name(PromptStyle::NAMES), D::Name("verl");
+        /// Past observation/action pairs shown in the step prompt.
+        pub history: usize = Ty::Int, D::Int(2), Range::between(0.0, 100.0);
+    }
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct WebshopSpec {
-    /// Product file (WebShop raw list or JSONL); `None` = the generated catalogue.
-    pub products: Option<String>,
-    /// Attribute/instruction file; `None` = generated with the catalogue.
-    pub attributes: Option<String>,
-    /// Products in the generated catalogue.
-    pub catalogue_size: usize,
-    pub max_turns: usize,
-    pub history: usize,
-    pub prompt: PromptStyle,
-    /// Goals held out for evaluation (verl-agent: the first 500).
-    pub test_goals: usize,
-    pub outcome: WebshopOutcome,
+spec! {
+    #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+    pub struct WebshopSpec {
+        /// Product file (WebShop raw list or JSONL).
+        pub products: Option<String> = Ty::File, D::Optional("the generated catalogue");
+        /// Attribute and instruction file.
+        pub attributes: Option<String> = Ty::File, D::Optional("generated with the catalogue");
+        /// Products in the generated catalogue.
+        pub catalogue_size: usize = Ty::Int, D::Int(1000), Range::between(1.0, 10_000_000.0);
+        /// Turns before the episode ends.
+        pub max_turns: usize = Ty::Int, D::Int(10), Range::between(1.0, 1000.0);
+        /// Past observation/action pairs shown in the step prompt.
+        pub history: usize = Ty::Int, D::Int(2), Range::between(0.0, 100.0);
+        /// Prompt template.
+        pub prompt: PromptStyle = Ty::Name(PromptStyle::NAMES), D::Name("verl");
+        /// Goals held out for evaluation (verl-agent: the first 500).
+        pub test_goals: usize = Ty::Int, D::Int(500), Range::NON_NEGATIVE;
+        /// `score`: WebShop's reward in [0, 1]; `binary10`: 10 on success, else 0.
+        pub outcome: WebshopOutcome = Ty::Name(WebshopOutcome::NAMES), D::Name("score");
+    }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum WebshopOutcome {
-    /// WebShop's reward in [0, 1].
-    Score,
-    /// verl-agent's 10 on success, 0 otherwise.
-    Binary10,
+names! {
+    #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+    pub enum WebshopOutcome {
+        /// WebShop's reward in [0, 1].
+        Score = "score",
+        /// verl-agent's 10 on success, 0 otherwise.
+        Binary10 = "binary10",
+    }
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct SotopiaSpec {
-    /// Directory with `envs.json`, `agents.json`, `env_agent_combos.json`; `None` = embedded set.
-    pub scenarios: Option<String>,
-    /// Restrict to SOTOPIA-hard.
-    pub hard_only: bool,
-    pub partner: PartnerSpec,
+spec! {
+    #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+    pub struct SotopiaSpec {
+        /// Directory with `envs.json`, `agents.json`, `env_agent_combos.json`.
+        pub scenarios: Option<String> = Ty::Dir, D::Optional("the embedded scenario set");
+        /// Restrict to SOTOPIA-hard.
+        pub hard_only: bool = Ty::Bool, D::Bool(false);
+        /// The other agent: `self_play`, `model { path }` or `endpoint { url, model }`.
+        pub partner: PartnerSpec = Ty::Block("partner"), D::Name("self_play");
+        /// Which agent the policy plays.
+        pub side: SotopiaSide = Ty::Name(SotopiaSide::NAMES), D::Name("first");
+        /// Turns before the episode ends.
+        pub max_turns: usize = Ty::Int, D::Int(20), Range::between(1.0, 1000.0);
+    }
+}
+
+names! {
     /// Which side the policy plays: agent 1, agent 2, or both alternately.
-    pub side: SotopiaSide,
-    pub max_turns: usize,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum SotopiaSide {
-    First,
-    Second,
-    Both,
+    #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+    pub enum SotopiaSide {
+        First = "first",
+        Second = "second",
+        Both = "both",
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -155,18 +181,49 @@ pub enum PartnerSpec {
     /// Self-chat with the current policy.
     SelfPlay,
     /// A fixed copy of a checkpoint.
-    Model { path: String },
+    Model(PartnerModelSpec),
     /// An OpenAI-compatible chat server.
     Endpoint(EndpointSpec),
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct ExternalSpec {
-    /// Shell command that speaks the JSON-lines environment protocol on stdin/stdout.
-    pub command: String,
-    pub timeout_s: f64,
-    pub max_turns: usize,
-    pub history: usize,
+spec! {
+    #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+    pub struct PartnerModelSpec {
+        /// Checkpoint directory of the fixed partner.
+        pub path: String = Ty::Dir, D::Required;
+    }
+}
+
+spec! {
+    #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+    pub struct ExternalSpec {
+        /// Shell command speaking the JSON-lines environment protocol on stdin/stdout.
+        pub command: String = Ty::Str, D::Required;
+        /// Seconds to wait for each reply.
+        pub timeout_s: f64 = Ty::Float, D::Float(30.0), Range::POSITIVE;
+        /// Turns before the episode ends.
+        pub max_turns: usize = Ty::Int, D::Int(20), Range::between(1.0, 1000.0);
+        /// Past observation/action pairs shown in the step prompt.
+        pub history: usize = Ty::Int, D::Int(2), Range::between(0.0, 100.0);
+    }
+}
+
+impl Default for SokobanSpec {
+    fn default() -> Self {
+        defaults(Self::KEYS)
+    }
+}
+
+impl Default for WebshopSpec {
+    fn default() -> Self {
+        defaults(Self::KEYS)
+    }
+}
+
+impl Default for SotopiaSpec {
+    fn default() -> Self {
+        defaults(Self::KEYS)
+    }
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -179,67 +236,89 @@ pub enum PolicySpec {
     Hf(HfSpec),
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Positions {
-    Rope,
-    Learned,
+names! {
+    #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+    pub enum Positions {
+        Rope = "rope",
+        Learned = "learned",
+    }
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct TransformerSpec {
-    pub layers: usize,
-    pub width: usize,
-    pub heads: usize,
-    /// MLP hidden width.
-    pub mlp: usize,
-    /// Longest sequence (prompt + action) in tokens.
-    pub context: usize,
-    pub positions: Positions,
-    pub tie_embeddings: bool,
-    /// Image patch size in pixels when the environment observes images.
-    pub patch: usize,
-    pub sampling: SamplingSpec,
+spec! {
+    #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+    pub struct TransformerSpec {
+        /// Transformer blocks.
+        pub layers: usize = Ty::Int, D::Int(2), Range::between(1.0, 256.0);
+        /// Model width (embedding size).
+        pub width: usize = Ty::Int, D::Int(128), Range::between(8.0, 65536.0);
+        /// Attention heads; must divide `width`.
+        pub heads: usize = Ty::Int, D::Int(4), Range::between(1.0, 256.0);
+        /// MLP hidden width.
+        pub mlp: usize = Ty::Int, D::Derived("4 x width"), Range::AT_LEAST_ONE;
+        /// Longest sequence (prompt + action) in tokens.
+        pub context: usize = Ty::Int, D::Int(512), Range::between(16.0, 1_048_576.0);
+        /// Position encoding.
+        pub positions: Positions = Ty::Name(Positions::NAMES), D::Name("rope");
+        /// Share the input embedding and the output projection.
+        pub tie_embeddings: bool = Ty::Bool, D::Bool(true);
+        /// Image patch size in pixels (image observations only).
+        pub patch: usize = Ty::Int, D::Int(8), Range::between(1.0, 256.0);
+        /// Rollout sampling options.
+        pub sampling: SamplingSpec = Ty::Block("sampling"), D::Block;
+    }
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct HfSpec {
-    /// Directory with `config.json`, `*.safetensors`, `tokenizer.json`.
-    pub path: String,
-    pub sampling: SamplingSpec,
+spec! {
+    #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+    pub struct HfSpec {
+        /// Directory with `config.json`, `*.safetensors` and `tokenizer.json`.
+        pub path: String = Ty::Dir, D::Required;
+        /// Rollout sampling options.
+        pub sampling: SamplingSpec = Ty::Block("sampling"), D::Block;
+    }
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct SamplingSpec {
-    /// Training rollout temperature.
-    pub temperature: f64,
-    pub top_p: f64,
-    pub max_new_tokens: usize,
-    /// Generation stops after any of these strings (e.g. `</action>`).
-    pub stop: Vec<String>,
-    /// Which answers a turn may take (absent in graphs saved before it existed: free).
-    #[serde(default)]
-    pub actions: ActionSpace,
+spec! {
+    #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+    pub struct SamplingSpec {
+        /// Training rollout temperature.
+        pub temperature: f64 = Ty::Float, D::Float(1.0),
+            Range { min: Bound::Excl(0.0), max: Bound::Incl(10.0) };
+        /// Nucleus sampling mass.
+        pub top_p: f64 = Ty::Float, D::Float(1.0), Range::HALF_OPEN_UNIT;
+        /// Most tokens generated per turn.
+        pub max_new_tokens: usize = Ty::Int, D::Int(64), Range::between(1.0, 65536.0);
+        /// Generation stops after any of these strings (e.g. `</action>`).
+        pub stop: Vec<String> = Ty::StrList, D::StrList(&[]);
+        /// `admissible`: sample only the answers the environment lists for the state (WebShop's
+        /// page actions, Sokoban's moves, with `prompt = compact`), and score actions under the
+        /// same restriction.
+        #[serde(default)]
+        pub actions: ActionSpace = Ty::Name(ActionSpace::NAMES), D::Name("free");
+    }
 }
 
-/// Which answers the policy may generate on a turn.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum ActionSpace {
-    /// Any text.
-    #[default]
-    Free,
-    /// Only the answers the environment lists for the current state (WebShop's page actions,
-    /// Sokoban's moves, under the compact prompts); an environment that lists none samples
-    /// freely.
-    Admissible,
+names! {
+    /// Which answers the policy may generate on a turn (absent in graphs saved before it
+    /// existed: free).
+    #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+    pub enum ActionSpace {
+        /// Any text.
+        #[default]
+        Free = "free",
+        /// Only the answers the environment lists for the current state (WebShop's page actions,
+        /// Sokoban's moves, under the compact prompts); an environment that lists none samples
+        /// freely.
+        Admissible = "admissible",
+    }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Device {
-    Cpu,
-    Cuda,
+names! {
+    #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+    pub enum Device {
+        Cpu = "cpu",
+        Cuda = "cuda",
+    }
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -254,25 +333,32 @@ pub enum RewardSpec {
     Judge(JudgeSpec),
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum VerifierSignal {
-    /// `env.won`: 1 on success, 0 otherwise.
-    Won,
-    /// `env.score`: the environment's own final score (WebShop reward).
-    Score,
-    /// `env.return`: the sum of environment step rewards.
-    Return,
+names! {
+    #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+    pub enum VerifierSignal {
+        /// `env.won`: 1 on success, 0 otherwise.
+        Won = "won",
+        /// `env.score`: the environment's own final score (WebShop reward).
+        Score = "score",
+        /// `env.return`: the sum of environment step rewards.
+        Return = "return",
+    }
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct JudgeSpec {
-    pub backend: JudgeBackend,
-    pub rubric: Rubric,
-    /// Which judged quantity is the outcome.
-    pub outcome: JudgeOutcome,
-    /// Success iff outcome > threshold.
-    pub threshold: f64,
+spec! {
+    /// The judge's recipe keys; its endpoint keys, flat in the same block, become the backend.
+    #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+    pub struct JudgeSpec {
+        /// What the judge scores.
+        pub rubric: Rubric = Ty::Name(Rubric::NAMES), D::Name("sotopia");
+        /// Which judged quantity is the outcome reward.
+        pub outcome: JudgeOutcome = Ty::Name(JudgeOutcome::NAMES), D::Name("goal");
+        /// Success iff the outcome is above this.
+        pub threshold: f64 = Ty::Float, D::Float(6.0);
+        /// Base URL of an OpenAI-compatible judge server.
+        #[key = "endpoint"]
+        pub backend: JudgeBackend = Ty::Url, D::Optional("the embedded rubric judge");
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -283,74 +369,108 @@ pub enum JudgeBackend {
     Endpoint(EndpointSpec),
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct EndpointSpec {
-    /// Base URL of an OpenAI-compatible server (`http://host:port/v1`).
-    pub url: String,
-    pub model: String,
-    /// Name of the environment variable holding the API key; the key itself never enters a graph.
-    pub api_key_env: Option<String>,
-    pub temperature: f64,
-    pub timeout_s: f64,
-    pub retries: usize,
-    pub concurrency: usize,
+spec! {
+    #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+    pub struct EndpointSpec {
+        /// Base URL of an OpenAI-compatible server (`http://host:port/v1`).
+        pub url: String = Ty::Url, D::Required;
+        /// Model name sent to the server.
+        pub model: String = Ty::Str, D::Required;
+        /// Environment variable holding the API key (the key never enters a graph).
+        pub api_key_env: Option<String> = Ty::Str, D::Optional("no API key");
+        /// Sampling temperature of the served model.
+        pub temperature: f64 = Ty::Float, D::Float(0.0), Range::between(0.0, 10.0);
+        /// Seconds to wait for each request.
+        pub timeout_s: f64 = Ty::Float, D::Float(60.0), Range::POSITIVE;
+        /// Retries after a failed request.
+        pub retries: usize = Ty::Int, D::Int(3), Range::between(0.0, 100.0);
+        /// Requests in flight at once.
+        pub concurrency: usize = Ty::Int, D::Int(4), Range::between(1.0, 1024.0);
+    }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Rubric {
-    Sotopia,
+names! {
+    #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+    pub enum Rubric {
+        Sotopia = "sotopia",
+    }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum JudgeOutcome {
-    Goal,
-    Overall,
+names! {
+    #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+    pub enum JudgeOutcome {
+        Goal = "goal",
+        Overall = "overall",
+    }
 }
 
 // ---------------------------------------------------------------------------------------------
 // PRM
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct PrmSpec {
-    pub beta: f64,
-    /// Trajectory score for the DPO loss.
-    pub score: TrajScore,
-    pub loss: PrmLoss,
-    /// What `log pi_phi` is compared against.
-    pub reference: PrmReference,
-    pub lr: f64,
-    pub grad_clip: f64,
-    /// Optimiser steps per iteration.
-    pub updates: usize,
-    /// When the policy reads images: the PRM reads the text rendering instead (the paper's choice).
-    pub text_view: bool,
+spec! {
+    #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+    pub struct PrmSpec {
+        /// The PRM starts as a copy of the initial policy.
+        #[serde(default)]
+        pub init: PrmInit = Ty::Name(PrmInit::NAMES), D::Name("policy");
+        /// Scale of the implicit reward `beta * (log pi_phi - log pi_ref)`.
+        pub beta: f64 = Ty::Float, D::Float(0.05), Range::POSITIVE;
+        /// Trajectory score for the pairwise loss: mean or sum over steps.
+        pub score: TrajScore = Ty::Name(TrajScore::NAMES), D::Name("mean");
+        /// PRM training loss.
+        pub loss: PrmLoss = Ty::Name(PrmLoss::NAMES),
+            D::Derived("`dpo`; `cross_entropy` under `algorithm prime`");
+        /// What `log pi_phi` is compared against.
+        pub reference: PrmReference = Ty::Name(PrmReference::NAMES),
+            D::Derived("`old_policy`; `frozen` under `algorithm prime`");
+        /// PRM learning rate (AdamW).
+        pub lr: f64 = Ty::Float, D::Float(1e-6), Range { min: Bound::Excl(0.0), max: Bound::Incl(1.0) };
+        /// Gradient-norm clip of the PRM update.
+        pub grad_clip: f64 = Ty::Float, D::Float(10.0), Range::POSITIVE;
+        /// PRM optimiser steps per iteration.
+        pub updates: usize = Ty::Int, D::Int(1), Range::between(1.0, 100.0);
+        /// With image observations: the PRM reads the text rendering of each state (true, the
+        /// paper's choice) or is a copy of the image-reading policy (false).
+        pub text_view: bool = Ty::Bool, D::Bool(true);
+    }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum TrajScore {
-    Mean,
-    Sum,
+names! {
+    /// Where the PRM's weights start.
+    #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+    pub enum PrmInit {
+        /// A copy of the initial policy.
+        #[default]
+        Policy = "policy",
+    }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum PrmLoss {
-    /// Bradley-Terry over (success, failure) pairs per group.
-    Dpo,
-    /// PRIME: BCE(sigmoid(beta * sum log pi_phi/pi_ref), success).
-    CrossEntropy,
+names! {
+    #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+    pub enum TrajScore {
+        Mean = "mean",
+        Sum = "sum",
+    }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum PrmReference {
-    /// The sampling policy snapshot (OPRL).
-    OldPolicy,
-    /// A frozen copy of the initial policy (PRIME).
-    Frozen,
+names! {
+    #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+    pub enum PrmLoss {
+        /// Bradley-Terry over (success, failure) pairs per group.
+        Dpo = "dpo",
+        /// PRIME: BCE(sigmoid(beta * sum log pi_phi/pi_ref), success).
+        CrossEntropy = "cross_entropy",
+    }
+}
+
+names! {
+    #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+    pub enum PrmReference {
+        /// The sampling policy snapshot (OPRL).
+        OldPolicy = "old_policy",
+        /// A frozen copy of the initial policy (PRIME).
+        Frozen = "frozen",
+    }
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -408,139 +528,206 @@ pub enum Signal {
     Sum { terms: Vec<(f64, Signal)> },
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Norm {
-    /// `(x - mean) / (std + 1e-6)` (GRPO; unbiased std).
-    Zscore,
-    /// Leave-one-out: `x - mean of the others`.
-    Rloo,
-    /// `x - mean`.
-    Mean,
-    /// REINFORCE++ baseline: `x - group mean`, then whitened over the batch.
-    MeanWhiten,
-    /// The raw signal.
-    None,
+names! {
+    #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+    pub enum Norm {
+        /// `(x - mean) / (std + 1e-6)` (GRPO; unbiased std).
+        Zscore = "zscore",
+        /// Leave-one-out: `x - mean of the others`.
+        Rloo = "rloo",
+        /// `x - mean`.
+        Mean = "mean",
+        /// REINFORCE++ baseline: `x - group mean`, then whitened over the batch.
+        MeanWhiten = "mean_whiten",
+        /// The raw signal.
+        None = "none",
+    }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum StepGroup {
-    /// All steps of all trajectories of the task group.
-    Pool,
-    /// GiGPO: steps of the task group with an identical current observation.
-    AnchorState,
+names! {
+    #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+    pub enum StepGroup {
+        /// All steps of all trajectories of the task group.
+        Pool = "pool",
+        /// GiGPO: steps of the task group with an identical current observation.
+        AnchorState = "anchor_state",
+    }
 }
 
 // ---------------------------------------------------------------------------------------------
 // Algorithm
 
+/// The policy update, with what each algorithm needs and nothing it does not. (Graphs saved
+/// when this was a struct with optional `critic` and `prime` read the same.)
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct AlgorithmSpec {
-    pub kind: AlgorithmKind,
-    pub ppo: PpoSpec,
-    /// PPO+GAE only.
-    pub critic: Option<CriticSpec>,
-    /// PRIME only.
-    pub prime: Option<PrimeSpec>,
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum AlgorithmSpec {
+    /// PPO with the recipe's advantage expression.
+    Ppo { ppo: PpoSpec },
+    /// PRIME: cross-entropy PRM with a frozen reference, leave-one-out returns.
+    Prime { ppo: PpoSpec, prime: PrimeSpec },
+    /// PPO with a critic and GAE.
+    PpoGae { ppo: PpoSpec, critic: CriticSpec },
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum AlgorithmKind {
-    Ppo,
-    Prime,
-    PpoGae,
+impl AlgorithmSpec {
+    /// `ppo`, `prime` or `ppo_gae`, as recipes write it.
+    pub fn name(&self) -> &'static str {
+        match self {
+            AlgorithmSpec::Ppo { .. } => "ppo",
+            AlgorithmSpec::Prime { .. } => "prime",
+            AlgorithmSpec::PpoGae { .. } => "ppo_gae",
+        }
+    }
+
+    /// The PPO update every algorithm runs.
+    pub fn ppo(&self) -> &PpoSpec {
+        match self {
+            AlgorithmSpec::Ppo { ppo }
+            | AlgorithmSpec::Prime { ppo, .. }
+            | AlgorithmSpec::PpoGae { ppo, .. } => ppo,
+        }
+    }
+
+    /// PPO+GAE's critic.
+    pub fn critic(&self) -> Option<&CriticSpec> {
+        match self {
+            AlgorithmSpec::PpoGae { critic, .. } => Some(critic),
+            _ => None,
+        }
+    }
+
+    /// PRIME's estimator coefficients.
+    pub fn prime(&self) -> Option<&PrimeSpec> {
+        match self {
+            AlgorithmSpec::Prime { prime, .. } => Some(prime),
+            _ => None,
+        }
+    }
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct PpoSpec {
-    pub lr: f64,
-    pub clip_low: f64,
-    pub clip_high: f64,
-    /// Dual-clip constant for negative advantages.
-    pub dual_clip: f64,
-    pub entropy: f64,
-    pub kl: Option<KlSpec>,
-    pub epochs: usize,
-    /// Trajectories per minibatch.
-    pub minibatch: usize,
-    pub grad_clip: f64,
-    pub loss_agg: LossAgg,
-    pub weight_decay: f64,
+spec! {
+    #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+    pub struct PpoSpec {
+        /// Policy learning rate (AdamW).
+        pub lr: f64 = Ty::Float, D::Float(5e-7), Range { min: Bound::Excl(0.0), max: Bound::Incl(1.0) };
+        /// PPO clip range: the ratio is clipped to [1 - clip, 1 + clip_high].
+        #[key = "clip"]
+        pub clip_low: f64 = Ty::Float, D::Float(0.2), Range::OPEN_UNIT;
+        /// Upper clip range (DAPO's clip-higher).
+        pub clip_high: f64 = Ty::Float, D::Derived("`clip`"), Range::OPEN_UNIT;
+        /// Dual-clip constant for negative advantages.
+        pub dual_clip: f64 = Ty::Float, D::Float(3.0), Range { min: Bound::Excl(1.0), max: Bound::Unbounded };
+        /// Entropy bonus coefficient.
+        pub entropy: f64 = Ty::Float, D::Float(0.001), Range::NON_NEGATIVE;
+        /// KL penalty estimator against the old policy (`k3` is low_var_kl).
+        #[serde(default, deserialize_with = "none_is_null")]
+        pub kl: Option<KlKind> = Ty::Name(KlKind::NAMES_OR_NONE), D::Name("none");
+        /// KL penalty coefficient.
+        #[serde(default)]
+        pub kl_coef: f64 = Ty::Float, D::Float(0.001), Range::NON_NEGATIVE;
+        /// Passes over the batch per iteration.
+        pub epochs: usize = Ty::Int, D::Int(1), Range::between(1.0, 100.0);
+        /// Trajectories per minibatch.
+        pub minibatch: usize = Ty::Int, D::Derived("the whole batch, `tasks x group`"), Range::AT_LEAST_ONE;
+        /// Gradient-norm clip of the policy update.
+        pub grad_clip: f64 = Ty::Float, D::Float(1.0), Range::POSITIVE;
+        /// How token losses are averaged.
+        pub loss_agg: LossAgg = Ty::Name(LossAgg::NAMES), D::Name("token_mean");
+        /// AdamW weight decay.
+        pub weight_decay: f64 = Ty::Float, D::Float(0.0), Range::NON_NEGATIVE;
+    }
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct KlSpec {
-    pub kind: KlKind,
-    pub coef: f64,
+names! {
+    /// veRL's `kl_penalty` estimators, under their veRL names too.
+    #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+    pub enum KlKind {
+        K1 = "k1" | "kl",
+        Abs = "abs",
+        K2 = "k2" | "mse",
+        K3 = "k3" | "low_var_kl",
+    }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum KlKind {
-    K1,
-    Abs,
-    K2,
-    K3,
+names! {
+    /// Graphs saved before the names were snake_case wrote them in kebab-case.
+    #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+    pub enum LossAgg {
+        TokenMean = "token_mean" | "token-mean",
+        SeqMeanTokenMean = "seq_mean_token_mean" | "seq-mean-token-mean",
+        SeqMeanTokenSum = "seq_mean_token_sum" | "seq-mean-token-sum",
+        SeqMeanTokenSumNorm = "seq_mean_token_sum_norm" | "seq-mean-token-sum-norm",
+    }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum LossAgg {
-    TokenMean,
-    SeqMeanTokenMean,
-    SeqMeanTokenSum,
-    SeqMeanTokenSumNorm,
+spec! {
+    #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+    pub struct CriticSpec {
+        /// Critic learning rate.
+        #[key = "critic_lr"]
+        pub lr: f64 = Ty::Float, D::Float(1e-5), Range { min: Bound::Excl(0.0), max: Bound::Incl(1.0) };
+        /// Value-function clip range.
+        pub value_clip: f64 = Ty::Float, D::Float(0.5), Range::POSITIVE;
+        /// Discount inside a step row.
+        pub gamma: f64 = Ty::Float, D::Float(1.0), Range::UNIT;
+        /// GAE lambda.
+        pub lambda: f64 = Ty::Float, D::Float(1.0), Range::UNIT;
+    }
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct CriticSpec {
-    pub lr: f64,
-    pub value_clip: f64,
-    pub gamma: f64,
-    pub lambda: f64,
-}
-
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct PrimeSpec {
-    /// Weight of the leave-one-out process-reward returns.
-    pub process_coef: f64,
-    /// Weight of the leave-one-out outcome.
-    pub outcome_coef: f64,
+spec! {
+    #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+    pub struct PrimeSpec {
+        /// Weight of the leave-one-out process-reward returns.
+        pub process_coef: f64 = Ty::Float, D::Float(5.0), Range::NON_NEGATIVE;
+        /// Weight of the leave-one-out outcome.
+        pub outcome_coef: f64 = Ty::Float, D::Float(5.0), Range::NON_NEGATIVE;
+    }
 }
 
 // ---------------------------------------------------------------------------------------------
 // Loop, evaluation, output
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct TrainSpec {
-    pub iterations: usize,
-    /// Tasks per iteration (B).
-    pub tasks: usize,
-    /// Trajectories per task (N).
-    pub group: usize,
-    pub seed: u64,
-    pub device: Device,
-    /// Worker threads for candle (0 = let oprl choose).
-    pub threads: usize,
+spec! {
+    #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+    pub struct TrainSpec {
+        /// OPRL iterations.
+        pub iterations: usize = Ty::Int, D::Int(200), Range::between(1.0, 10_000_000.0);
+        /// Tasks per iteration (B).
+        pub tasks: usize = Ty::Int, D::Int(32), Range::between(1.0, 100_000.0);
+        /// Trajectories per task (N).
+        pub group: usize = Ty::Int, D::Int(8), Range::between(1.0, 1024.0);
+        /// Seed of every random stream.
+        pub seed: u64 = Ty::Int, D::Int(0), Range::NON_NEGATIVE;
+        /// Where models run.
+        pub device: Device = Ty::Name(Device::NAMES), D::Name("cpu");
+        /// Worker threads for candle (0 = let oprl choose).
+        pub threads: usize = Ty::Int, D::Int(0), Range::between(0.0, 1024.0);
+    }
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct EvalSpec {
-    /// Evaluate every this many iterations (and at the end); 0 = only at the end.
-    pub every: usize,
-    /// Held-out tasks.
-    pub tasks: usize,
-    pub temperature: f64,
+spec! {
+    #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+    pub struct EvalSpec {
+        /// Evaluate every this many iterations and at the end (0 = only at the end).
+        pub every: usize = Ty::Int, D::Int(10), Range::NON_NEGATIVE;
+        /// Held-out evaluation tasks.
+        pub tasks: usize = Ty::Int, D::Int(64), Range::between(1.0, 100_000.0);
+        /// Evaluation sampling temperature.
+        pub temperature: f64 = Ty::Float, D::Float(0.4), Range::between(0.0, 10.0);
+    }
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct OutputSpec {
-    /// Parent directory of run directories.
-    pub dir: String,
-    /// Write a checkpoint every this many iterations (and at the end).
-    pub checkpoint_every: usize,
-    /// Full episodes kept as text transcripts per evaluation.
-    pub transcripts: usize,
+spec! {
+    #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+    pub struct OutputSpec {
+        /// Parent directory of run directories.
+        pub dir: String = Ty::Str, D::Str("runs");
+        /// Checkpoint every this many iterations and at the end (0 = only at the end). Small
+        /// models iterate in seconds, so frequent checkpoints cost little and lose little.
+        pub checkpoint_every: usize = Ty::Int, D::Int(5), Range::NON_NEGATIVE;
+        /// Full episodes kept as text transcripts per evaluation.
+        pub transcripts: usize = Ty::Int, D::Int(4), Range::NON_NEGATIVE;
+    }
 }

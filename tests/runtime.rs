@@ -18,6 +18,7 @@ fn tiny_graph(iterations: usize, seed: u64) -> ExecGraph {
         dual_clip: 3.0,
         entropy: 0.001,
         kl: None,
+        kl_coef: 0.0,
         epochs: 1,
         minibatch: 16,
         grad_clip: 1.0,
@@ -77,6 +78,7 @@ fn tiny_graph(iterations: usize, seed: u64) -> ExecGraph {
             signal: VerifierSignal::Won,
         },
         prm: Some(PrmSpec {
+            init: PrmInit::Policy,
             beta: 0.05,
             score: TrajScore::Mean,
             loss: PrmLoss::Dpo,
@@ -100,12 +102,7 @@ fn tiny_graph(iterations: usize, seed: u64) -> ExecGraph {
                 },
             ],
         },
-        algorithm: AlgorithmSpec {
-            kind: AlgorithmKind::Ppo,
-            ppo,
-            critic: None,
-            prime: None,
-        },
+        algorithm: AlgorithmSpec::Ppo { ppo },
         train: TrainSpec {
             iterations,
             tasks: 8,

@@ -78,10 +78,9 @@ impl AdvantageParams {
     pub fn from_spec(spec: &crate::graph::AlgorithmSpec) -> AdvantageParams {
         AdvantageParams {
             eps: GROUP_EPS,
-            gae: spec.critic.as_ref().map(|c| (c.gamma, c.lambda)),
+            gae: spec.critic().map(|c| (c.gamma, c.lambda)),
             prime: spec
-                .prime
-                .as_ref()
+                .prime()
                 .map(|p| (p.process_coef as f32, p.outcome_coef as f32)),
         }
     }
@@ -783,35 +782,42 @@ mod tests {
 
     #[test]
     fn params_from_algorithm_spec() {
-        use crate::graph::{AlgorithmKind, AlgorithmSpec, CriticSpec, LossAgg, PpoSpec, PrimeSpec};
-        let spec = AlgorithmSpec {
-            kind: AlgorithmKind::PpoGae,
-            ppo: PpoSpec {
-                lr: 1e-5,
-                clip_low: 0.2,
-                clip_high: 0.2,
-                dual_clip: 3.0,
-                entropy: 0.0,
-                kl: None,
-                epochs: 1,
-                minibatch: 4,
-                grad_clip: 1.0,
-                loss_agg: LossAgg::TokenMean,
-                weight_decay: 0.0,
-            },
-            critic: Some(CriticSpec {
+        use crate::graph::{AlgorithmSpec, CriticSpec, LossAgg, PpoSpec, PrimeSpec};
+        let ppo = PpoSpec {
+            lr: 1e-5,
+            clip_low: 0.2,
+            clip_high: 0.2,
+            dual_clip: 3.0,
+            entropy: 0.0,
+            kl: None,
+            kl_coef: 0.0,
+            epochs: 1,
+            minibatch: 4,
+            grad_clip: 1.0,
+            loss_agg: LossAgg::TokenMean,
+            weight_decay: 0.0,
+        };
+        let gae = AlgorithmSpec::PpoGae {
+            ppo: ppo.clone(),
+            critic: CriticSpec {
                 lr: 1e-5,
                 value_clip: 0.5,
                 gamma: 1.0,
                 lambda: 0.95,
-            }),
-            prime: Some(PrimeSpec {
+            },
+        };
+        let p = AdvantageParams::from_spec(&gae);
+        assert_eq!(p.gae, Some((1.0, 0.95)));
+        assert_eq!(p.prime, None);
+        let prime = AlgorithmSpec::Prime {
+            ppo,
+            prime: PrimeSpec {
                 process_coef: 5.0,
                 outcome_coef: 4.0,
-            }),
+            },
         };
-        let p = AdvantageParams::from_spec(&spec);
-        assert_eq!(p.gae, Some((1.0, 0.95)));
+        let p = AdvantageParams::from_spec(&prime);
+        assert_eq!(p.gae, None);
         assert_eq!(p.prime, Some((5.0, 4.0)));
         assert_eq!(p.eps, GROUP_EPS);
     }

@@ -3,7 +3,7 @@
 //! with its clamps. Elementwise, no masking (callers aggregate with the loss mask).
 
 use super::{AlgoError, Mat};
-use crate::graph::KlKind;
+use crate::graph::{from_name, KlKind};
 use candle_core::Tensor;
 
 /// The clamp on `ref - logp` inside k3 (veRL).
@@ -14,13 +14,7 @@ const K3_VALUE_CLAMP: f64 = 10.0;
 /// Parses a veRL penalty name. The straight-through names `k3+` / `low_var_kl+` are rejected,
 /// because veRL's `kl_penalty` raises `NotImplementedError` for them at the reference commit.
 pub fn parse_kl_name(name: &str) -> Result<KlKind, AlgoError> {
-    match name {
-        "kl" | "k1" => Ok(KlKind::K1),
-        "abs" => Ok(KlKind::Abs),
-        "mse" | "k2" => Ok(KlKind::K2),
-        "low_var_kl" | "k3" => Ok(KlKind::K3),
-        other => Err(AlgoError::UnknownKlPenalty(other.to_string())),
-    }
+    from_name(name).ok_or_else(|| AlgoError::UnknownKlPenalty(name.to_string()))
 }
 
 /// One token's penalty:

@@ -219,7 +219,7 @@ impl ActorLossConfig {
             clip: PpoClip::from_spec(spec),
             agg: spec.loss_agg,
             entropy_coef: spec.entropy as f32,
-            kl: spec.kl.as_ref().map(|k| (k.kind, k.coef as f32)),
+            kl: spec.kl.map(|kind| (kind, spec.kl_coef as f32)),
         }
     }
 }
@@ -594,10 +594,8 @@ mod tests {
             clip_high: 0.28,
             dual_clip: 3.0,
             entropy: 0.001,
-            kl: Some(crate::graph::KlSpec {
-                kind: KlKind::K3,
-                coef: 0.01,
-            }),
+            kl: Some(KlKind::K3),
+            kl_coef: 0.01,
             epochs: 1,
             minibatch: 8,
             grad_clip: 1.0,

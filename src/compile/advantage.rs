@@ -3,11 +3,13 @@
 //! (`episode(...)`, `step(...)`, `token(...)`); each estimator takes a signal of its own
 //! granularity, where a sum inside a signal broadcasts its coarser terms to the finest one.
 
-use super::schema::{self, FunctionContext, NORMS, STEP_GROUPS};
-use super::value::{describe, eval_const, is_numeric, type_mismatch};
-use crate::diagnostics::{backticked_list, did_you_mean, Code, Diagnostic, Span};
-use crate::graph::{AdvExpr, Norm, Signal, StepGroup};
+use super::error::{ArgumentProblem, CheckError, Divided, GranularityProblem, MismatchHint};
+use super::schema::{self, DefaultValue, FunctionContext, KeySchema, Range, Ty};
+use super::value::{check_value, describe, eval_const, is_numeric, mismatch, type_mismatch, Value};
+use crate::diagnostics::{did_you_mean, SourceMap, Span};
+use crate::graph::{from_name, AdvExpr, Norm, Signal, StepGroup};
 use crate::syntax::ast::{dotted, Arg, BinOp, Expr, ExprKind, Ident};
+use serde::de::DeserializeOwned;
 
 /// Signal granularity, coarsest first.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -50,7 +52,7 @@ struct TypedSignal {
 }
 
 pub struct AdvantageChecker<'a> {
-    pub diagnostics: &'a mut Vec<Diagnostic>,
+    pub errors: &'a mut Vec<CheckError>,
     pub info: AdvantageInfo,
     /// Names of reward definitions other than `outcome`, for a precise unknown-name help.
     pub other_rewards: Vec<String>,
@@ -113,12 +115,11 @@ impl AdvantageChecker<'_> {
                 }
                 let divisor = self.constant(rhs)?;
                 if divisor == 0.0 {
-                    self.diagnostics.push(
-                        Diagnostic::new(Code::DivisionByZero, "division by zero")
-                            .label(rhs.span, "this is zero")
-                            .label(lhs.span, "divided by it")
-                            .help("scale a term by a non-zero constant"),
-                    );
+                    self.errors.push(CheckError::DivisionByZero {
+                        zero: rhs.span,
+                        dividend: lhs.span,
+                        divided: Divided::Term,
+                    });
                     return None;
                 }
                 let inner = self.term(lhs)?;
@@ -158,9 +159,10 @@ impl AdvantageChecker<'_> {
             }
             _ if is_numeric(expr) => self.constant_term(expr),
             _ => {
-                self.diagnostics
-                    .push(type_mismatch("an advantage expression", expr).help(
-                    "an advantage is a sum of `episode(...)`, `step(...)` and `token(...)` terms",
+                self.errors.push(mismatch(
+                    "an advantage expression",
+                    expr,
+                    MismatchHint::AdvantageTerm,
                 ));
                 None
             }
@@ -170,73 +172,44 @@ impl AdvantageChecker<'_> {
     fn constant(&mut self, expr: &Expr) -> Option<f64> {
         match eval_const(expr) {
             Ok(c) => Some(c.as_f64()),
-            Err(d) => {
-                self.diagnostics.push(d);
+            Err(e) => {
+                self.errors.push(e);
                 None
             }
         }
     }
 
     fn constant_term(&mut self, expr: &Expr) -> Option<AdvExpr> {
-        self.diagnostics.push(
-            Diagnostic::new(Code::MisplacedTerm, "a constant is not an advantage term")
-                .label(expr.span, "a number on its own")
-                .help("a constant shifts every advantage equally; scale a term instead, as in `0.5 * step(prm)`"),
-        );
+        self.errors
+            .push(CheckError::ConstantTerm { span: expr.span });
         None
     }
 
     fn non_constant(&mut self, expr: &Expr, lhs: &Expr, rhs: &Expr) -> Option<AdvExpr> {
-        self.diagnostics.push(
-            Diagnostic::new(
-                Code::NonConstantScale,
-                "advantage terms can only be scaled by constants",
-            )
-            .label(expr.span, "a product or quotient of two terms")
-            .label(
-                if is_numeric(lhs) { rhs.span } else { lhs.span },
-                "not a constant",
-            )
-            .help(
-                "add terms and scale them by numbers, as in `episode(outcome) + 0.5 * step(prm)`",
-            ),
-        );
+        self.errors.push(CheckError::NonConstantScale {
+            span: expr.span,
+            operand: if is_numeric(lhs) { rhs.span } else { lhs.span },
+        });
         None
     }
 
     fn bare_signal(&mut self, expr: &Expr) {
-        self.diagnostics.push(
-            Diagnostic::new(
-                Code::MisplacedTerm,
-                format!("signal `{expr}` is not an advantage term"),
-            )
-            .label(expr.span, "a bare signal has no estimator")
-            .help(format!(
-                "wrap it in an estimator, as in `episode({expr}, norm = rloo)` or `step({expr})`"
-            )),
-        );
+        self.errors.push(CheckError::BareSignal {
+            span: expr.span,
+            text: expr.to_string(),
+        });
     }
 
     fn unknown_function(&mut self, name: &str, callee: &[Ident], context: FunctionContext) {
-        let span = callee[0].span.to(callee[callee.len() - 1].span);
-        let options: Vec<&str> = schema::FUNCTIONS
-            .iter()
-            .filter(|f| f.context == context)
-            .map(|f| f.name)
-            .collect();
-        let d = Diagnostic::new(Code::UnknownFunction, format!("unknown function `{name}`"))
-            .label(span, "not a function here");
-        let d = match did_you_mean(name, options.iter().copied()) {
-            Some(s) => d.help(format!(
-                "did you mean `{s}`? the functions here are {}",
-                backticked_list(options.iter().copied())
-            )),
-            None => d.help(format!(
-                "the functions here are {}",
-                backticked_list(options.iter().copied())
-            )),
-        };
-        self.diagnostics.push(d);
+        self.errors.push(CheckError::UnknownFunction {
+            span: callee[0].span.to(callee[callee.len() - 1].span),
+            name: name.to_string(),
+            options: schema::FUNCTIONS
+                .iter()
+                .filter(|f| f.context == context)
+                .map(|f| f.name)
+                .collect(),
+        });
     }
 
     /// `episode(signal, norm = ...)`, `step(signal, norm, group, maxabs)`, `token(signal, norm)`.
@@ -255,12 +228,10 @@ impl AdvantageChecker<'_> {
                 .iter()
                 .find(|a| a.name.as_ref().is_some_and(|n| n.name == "group"))
             {
-                self.diagnostics.push(
-                    Diagnostic::new(Code::Granularity, "step grouping on a token-level estimator")
-                        .label(group.span, "`group` groups steps")
-                        .label(callee_span, "this estimator is token-level")
-                        .help("anchor-state grouping compares whole steps: use `step(..., group = anchor_state)`"),
-                );
+                self.errors.push(CheckError::TokenGrouping {
+                    group: group.span,
+                    callee: callee_span,
+                });
                 return None;
             }
         }
@@ -270,7 +241,7 @@ impl AdvantageChecker<'_> {
         let mut norm = Norm::Zscore;
         let mut norm_span = None;
         if let Some(e) = bound[1] {
-            norm = self.enum_arg(e, NORMS, parse_norm)?;
+            norm = self.enum_arg(e, Norm::NAMES)?;
             norm_span = Some(e.span);
         }
         let want = match name {
@@ -291,10 +262,7 @@ impl AdvantageChecker<'_> {
             }
             "step" => {
                 let group = match bound[2] {
-                    Some(e) => self.enum_arg(e, STEP_GROUPS, |s| match s {
-                        "anchor_state" => StepGroup::AnchorState,
-                        _ => StepGroup::Pool,
-                    })?,
+                    Some(e) => self.enum_arg(e, StepGroup::NAMES)?,
                     None => StepGroup::Pool,
                 };
                 let maxabs = match bound[3] {
@@ -303,7 +271,7 @@ impl AdvantageChecker<'_> {
                         ..
                     }) => *b,
                     Some(e) => {
-                        self.diagnostics.push(type_mismatch("`true` or `false`", e));
+                        self.errors.push(type_mismatch("`true` or `false`", e));
                         return None;
                     }
                     None => false,
@@ -330,54 +298,41 @@ impl AdvantageChecker<'_> {
         signal: &Expr,
         callee: Span,
     ) -> Option<()> {
-        let error = |message: String, label: String, help: String| {
-            Diagnostic::new(Code::Granularity, message)
-                .label(signal.span, label)
-                .label(callee, format!("`{name}` is {}", want.word()))
-                .help(help)
-        };
-        match want {
+        let problem = match want {
             Granularity::Episode if typed.finest > Granularity::Episode => {
-                let (term, _) = typed
-                    .fine_term
-                    .clone()
-                    .unwrap_or_else(|| (signal.to_string(), signal.span));
-                self.diagnostics.push(error(
-                    format!("`episode` needs an episode-level signal, but `{term}` is step-level"),
-                    "step-level signal".into(),
-                    format!("use `step({signal})` for a step-level signal"),
-                ));
-                None
+                GranularityProblem::EpisodeOfStep {
+                    term: typed
+                        .fine_term
+                        .as_ref()
+                        .map_or_else(|| signal.to_string(), |(term, _)| term.clone()),
+                    signal: signal.to_string(),
+                }
             }
             Granularity::Step if typed.finest < Granularity::Step => {
-                self.diagnostics.push(error(
-                    format!("`step` needs a step-level signal, but `{signal}` is episode-level"),
-                    "episode-level signal".into(),
-                    format!("use `episode({signal})`, or add a step-level signal as in `step({signal} + prm)`"),
-                ));
-                None
+                GranularityProblem::StepOfEpisode {
+                    signal: signal.to_string(),
+                }
             }
             Granularity::Token if typed.not_token.is_some() => {
-                let (term, _) = typed.not_token.clone().expect("checked");
-                self.diagnostics.push(error(
-                    format!(
-                        "`token` needs a token-level signal, but `{term}` has no token-level form"
-                    ),
-                    "not token-level".into(),
-                    "only `prm` exists per token; use `step(...)` for step rewards".into(),
-                ));
-                None
+                GranularityProblem::TokenWithoutForm {
+                    term: typed.not_token.clone().expect("checked").0,
+                }
             }
             Granularity::Token if typed.finest < Granularity::Step => {
-                self.diagnostics.push(error(
-                    format!("`token` needs a token-level signal, but `{signal}` is episode-level"),
-                    "episode-level signal".into(),
-                    format!("use `episode({signal})`"),
-                ));
-                None
+                GranularityProblem::TokenOfEpisode {
+                    signal: signal.to_string(),
+                }
             }
-            _ => Some(()),
-        }
+            _ => return Some(()),
+        };
+        self.errors.push(CheckError::Granularity {
+            signal: signal.span,
+            callee,
+            estimator: name.to_string(),
+            level: want.word(),
+            problem,
+        });
+        None
     }
 
     /// Matches arguments to parameters: positional first, then named. One slot per parameter.
@@ -390,20 +345,14 @@ impl AdvantageChecker<'_> {
         let mut slots: Vec<Option<&Expr>> = vec![None; function.params.len()];
         let mut ok = true;
         let mut seen_named = false;
+        let signature = || function.signature();
         for (i, arg) in args.iter().enumerate() {
             let problem = match &arg.name {
-                None if seen_named => Some((
-                    "a positional argument after a named one".to_string(),
-                    "positional".to_string(),
-                )),
-                None if i >= function.params.len() => Some((
-                    format!(
-                        "`{}` takes at most {} arguments",
-                        function.name,
-                        function.params.len()
-                    ),
-                    "extra argument".to_string(),
-                )),
+                None if seen_named => Some(ArgumentProblem::PositionalAfterNamed),
+                None if i >= function.params.len() => Some(ArgumentProblem::TooMany {
+                    function: function.name,
+                    max: function.params.len(),
+                }),
                 None => {
                     slots[i] = Some(&arg.value);
                     None
@@ -411,76 +360,68 @@ impl AdvantageChecker<'_> {
                 Some(name) => {
                     seen_named = true;
                     match function.params.iter().position(|p| p.name == name.name) {
-                        Some(p) if slots[p].is_some() => Some((
-                            format!("argument `{}` is given twice", name.name),
-                            "repeated".to_string(),
-                        )),
+                        Some(p) if slots[p].is_some() => Some(ArgumentProblem::Repeated {
+                            name: name.name.clone(),
+                        }),
                         Some(p) => {
                             slots[p] = Some(&arg.value);
                             None
                         }
-                        None => {
-                            let names = function.params.iter().map(|p| p.name);
-                            let hint = did_you_mean(&name.name, names)
-                                .map(|s| format!(" (did you mean `{s}`?)"))
-                                .unwrap_or_default();
-                            Some((
-                                format!(
-                                    "`{}` has no argument `{}`{hint}",
-                                    function.name, name.name
-                                ),
-                                "unknown argument".to_string(),
-                            ))
-                        }
+                        None => Some(ArgumentProblem::Unknown {
+                            function: function.name,
+                            name: name.name.clone(),
+                            suggestion: did_you_mean(
+                                &name.name,
+                                function.params.iter().map(|p| p.name),
+                            ),
+                        }),
                     }
                 }
             };
-            if let Some((message, label)) = problem {
+            if let Some(problem) = problem {
                 ok = false;
-                self.diagnostics.push(
-                    Diagnostic::new(Code::BadArguments, message)
-                        .label(arg.span, label)
-                        .help(format!("the signature is `{}`", function.signature())),
-                );
+                self.errors.push(CheckError::BadArguments {
+                    span: arg.span,
+                    problem,
+                    signature: signature(),
+                });
             }
         }
         for (slot, param) in slots.iter().zip(function.params) {
             if slot.is_none() && param.default.is_none() && ok {
                 ok = false;
-                self.diagnostics.push(
-                    Diagnostic::new(
-                        Code::BadArguments,
-                        format!(
-                            "`{}` is missing its `{}` argument",
-                            function.name, param.name
-                        ),
-                    )
-                    .label(span, format!("no `{}`", param.name))
-                    .help(format!("the signature is `{}`", function.signature())),
-                );
+                self.errors.push(CheckError::BadArguments {
+                    span,
+                    problem: ArgumentProblem::Missing {
+                        function: function.name,
+                        name: param.name,
+                    },
+                    signature: signature(),
+                });
             }
         }
         ok.then_some(slots)
     }
 
-    fn enum_arg<T>(
+    /// A name argument (`norm = rloo`) as its enum.
+    fn enum_arg<T: DeserializeOwned>(
         &mut self,
         expr: &Expr,
         options: &'static [&'static str],
-        parse: impl Fn(&str) -> T,
     ) -> Option<T> {
-        let key = super::schema::KeySchema {
+        let key = KeySchema {
             key: "argument",
-            ty: super::schema::Ty::Name(options),
-            default: super::schema::DefaultValue::Required,
+            field: "argument",
+            ty: Ty::Name(options),
+            default: DefaultValue::Required,
             doc: "",
-            range: super::schema::Range::ANY,
+            range: Range::ANY,
         };
-        match super::value::check_value(&key, expr, &crate::diagnostics::SourceMap::new()) {
-            Ok(super::value::Value::Name(n)) => Some(parse(&n)),
+        match check_value(&key, expr, &SourceMap::new()) {
+            Ok(Value::Name(n)) => from_name(&n),
             Ok(_) => None,
-            Err(d) => {
-                self.diagnostics.push(d);
+            Err(e) => {
+                self.errors.push(e);
                 None
             }
         }
@@ -523,22 +464,20 @@ impl AdvantageChecker<'_> {
                         let inner = self.signal(inner_expr)?;
                         let gamma = self.constant_checked(gamma_expr)?;
                         if !(0.0..=1.0).contains(&gamma) {
-                            self.diagnostics.push(super::value::out_of_range(
-                                "gamma",
-                                schema::Range::UNIT,
-                                gamma,
-                                gamma_expr.span,
-                            ));
+                            self.errors.push(CheckError::OutOfRange {
+                                span: gamma_expr.span,
+                                key: "gamma".into(),
+                                range: schema::Range::UNIT,
+                                value: gamma,
+                            });
                             return None;
                         }
                         if inner.finest != Granularity::Step {
-                            let callee_span = callee[0].span.to(callee[callee.len() - 1].span);
-                            self.diagnostics.push(
-                                Diagnostic::new(Code::Granularity, format!("`discounted` needs a step-level signal, but `{inner_expr}` is episode-level"))
-                                    .label(inner_expr.span, "episode-level signal")
-                                    .label(callee_span, "discounts over steps")
-                                    .help("discount step rewards, as in `discounted(env.reward, 0.95)`"),
-                            );
+                            self.errors.push(CheckError::DiscountedEpisode {
+                                inner: inner_expr.span,
+                                callee: callee[0].span.to(callee[callee.len() - 1].span),
+                                text: inner_expr.to_string(),
+                            });
                             return None;
                         }
                         Some(TypedSignal {
@@ -552,11 +491,10 @@ impl AdvantageChecker<'_> {
                         })
                     }
                     Some(f) if f.context == FunctionContext::Estimator => {
-                        self.diagnostics.push(
-                            Diagnostic::new(Code::MisplacedTerm, format!("estimator `{name}` inside another estimator"))
-                                .label(expr.span, "an estimator, not a signal")
-                                .help("an estimator takes a signal (`outcome`, `prm`, `env.reward`); add estimators instead of nesting them"),
-                        );
+                        self.errors.push(CheckError::NestedEstimator {
+                            span: expr.span,
+                            name,
+                        });
                         None
                     }
                     _ => {
@@ -598,12 +536,11 @@ impl AdvantageChecker<'_> {
                 let mut factor = self.constant_checked(factor_expr)?;
                 if *op == BinOp::Div {
                     if factor == 0.0 {
-                        self.diagnostics.push(
-                            Diagnostic::new(Code::DivisionByZero, "division by zero")
-                                .label(rhs.span, "this is zero")
-                                .label(lhs.span, "divided by it")
-                                .help("scale a signal by a non-zero constant"),
-                        );
+                        self.errors.push(CheckError::DivisionByZero {
+                            zero: rhs.span,
+                            dividend: lhs.span,
+                            divided: Divided::Signal,
+                        });
                         return None;
                     }
                     factor = 1.0 / factor;
@@ -626,18 +563,11 @@ impl AdvantageChecker<'_> {
                 })
             }
             _ => {
-                let found = describe(expr);
-                self.diagnostics.push(
-                    Diagnostic::new(
-                        Code::TypeMismatch,
-                        format!("expected a signal, found {found}"),
-                    )
-                    .label(expr.span, format!("this is {found}"))
-                    .help(format!(
-                        "the signals are {}",
-                        backticked_list(schema::SIGNALS.iter().copied())
-                    )),
-                );
+                self.errors.push(CheckError::NotASignal {
+                    span: expr.span,
+                    found: describe(expr),
+                    signals: schema::SIGNALS,
+                });
                 None
             }
         }
@@ -645,40 +575,19 @@ impl AdvantageChecker<'_> {
 
     fn constant_checked(&mut self, expr: &Expr) -> Option<f64> {
         if !is_numeric(expr) {
-            self.diagnostics.push(type_mismatch("a number", expr));
+            self.errors.push(type_mismatch("a number", expr));
             return None;
         }
         self.constant(expr)
     }
 
     fn unknown_signal(&mut self, name: &str, span: Span) {
-        let d = Diagnostic::new(Code::UnknownName, format!("unknown signal `{name}`"))
-            .label(span, "not a signal");
-        let d = if self.other_rewards.iter().any(|r| r == name) {
-            d.help(format!("`{name}` is a reward definition, but only `reward outcome` feeds advantages; the signals are {}", backticked_list(schema::SIGNALS.iter().copied())))
-        } else {
-            match did_you_mean(name, schema::SIGNALS.iter().copied()) {
-                Some(s) => d.help(format!(
-                    "did you mean `{s}`? the signals are {}",
-                    backticked_list(schema::SIGNALS.iter().copied())
-                )),
-                None => d.help(format!(
-                    "the signals are {}",
-                    backticked_list(schema::SIGNALS.iter().copied())
-                )),
-            }
-        };
-        self.diagnostics.push(d);
-    }
-}
-
-fn parse_norm(s: &str) -> Norm {
-    match s {
-        "rloo" => Norm::Rloo,
-        "mean" => Norm::Mean,
-        "mean_whiten" => Norm::MeanWhiten,
-        "none" => Norm::None,
-        _ => Norm::Zscore,
+        self.errors.push(CheckError::UnknownSignal {
+            span,
+            name: name.to_string(),
+            signals: schema::SIGNALS,
+            is_other_reward: self.other_rewards.iter().any(|r| r == name),
+        });
     }
 }
 

@@ -3,172 +3,20 @@
 //! warnings. Its output, a [`CheckedRecipe`], has every key of every block filled in.
 
 use super::advantage::{AdvantageChecker, AdvantageInfo};
+use super::checked::{CheckedBlock, CheckedRecipe, CheckedReward, Field, FieldValue};
+use super::error::{CheckError, MismatchHint, MissingItem};
 use super::resolve::{BlockNode, Entry, Item, Recipe, ValueNode};
 use super::schema::{self, BlockSchema, DefaultValue, KeySchema, Ty};
-use super::value::{check_value, type_mismatch, Value};
-use crate::diagnostics::{
-    backticked_list, did_you_mean, Code, Diagnostic, Origin, SourceId, SourceMap, Span,
-};
-use crate::graph::{AdvExpr, VerifierSignal};
+use super::value::{check_value, mismatch, type_mismatch, Value};
+use crate::diagnostics::{backticked_list, Origin, SourceId, SourceMap, Span};
+use crate::graph::{from_name, VerifierSignal};
 use crate::syntax::ast::{dotted, Expr, ExprKind, Ident, Statement};
 use indexmap::IndexMap;
 
-/// A block with every key checked and every default filled in.
-#[derive(Debug, Clone, PartialEq)]
-pub struct CheckedBlock {
-    pub schema: &'static BlockSchema,
-    /// `kind variant` as written; `None` for a block made of defaults only.
-    pub head: Option<Span>,
-    pub fields: IndexMap<&'static str, Field>,
-}
-
-#[derive(Debug, Clone, PartialEq)]
-pub enum FieldValue {
-    Value(Value),
-    Block(CheckedBlock),
-}
-
-#[derive(Debug, Clone, PartialEq)]
-pub struct Field {
-    pub value: FieldValue,
-    /// The value's span when written in a recipe; `None` for defaults.
-    pub span: Option<Span>,
-}
-
-impl CheckedBlock {
-    fn value(&self, key: &str) -> &Value {
-        match self.fields.get(key).map(|f| &f.value) {
-            Some(FieldValue::Value(v)) => v,
-            other => panic!(
-                "checker invariant: `{}.{key}` is a value, found {other:?}",
-                self.schema.title()
-            ),
-        }
-    }
-
-    pub fn int(&self, key: &str) -> i64 {
-        match self.value(key) {
-            Value::Int(i) => *i,
-            other => panic!("checker invariant: `{key}` is an integer, found {other:?}"),
-        }
-    }
-
-    /// A count or size: ranges keep these non-negative.
-    pub fn usize(&self, key: &str) -> usize {
-        usize::try_from(self.int(key)).unwrap_or(0)
-    }
-
-    pub fn float(&self, key: &str) -> f64 {
-        match self.value(key) {
-            Value::Float(x) => *x,
-            Value::Int(i) => *i as f64,
-            other => panic!("checker invariant: `{key}` is a number, found {other:?}"),
-        }
-    }
-
-    pub fn bool(&self, key: &str) -> bool {
-        match self.value(key) {
-            Value::Bool(b) => *b,
-            other => panic!("checker invariant: `{key}` is a boolean, found {other:?}"),
-        }
-    }
-
-    /// A string, name or path.
-    pub fn str(&self, key: &str) -> &str {
-        match self.value(key) {
-            Value::Str(s) | Value::Name(s) => s,
-            other => panic!("checker invariant: `{key}` is a string, found {other:?}"),
-        }
-    }
-
-    /// An optional string: `None` when unset.
-    pub fn opt_str(&self, key: &str) -> Option<&str> {
-        self.fields.contains_key(key).then(|| self.str(key))
-    }
-
-    pub fn int_list(&self, key: &str) -> &[i64] {
-        match self.value(key) {
-            Value::IntList(v) => v,
-            other => panic!("checker invariant: `{key}` is an integer list, found {other:?}"),
-        }
-    }
-
-    pub fn str_list(&self, key: &str) -> &[String] {
-        match self.value(key) {
-            Value::StrList(v) => v,
-            other => panic!("checker invariant: `{key}` is a string list, found {other:?}"),
-        }
-    }
-
-    pub fn block(&self, key: &str) -> &CheckedBlock {
-        match self.fields.get(key).map(|f| &f.value) {
-            Some(FieldValue::Block(b)) => b,
-            other => panic!("checker invariant: `{key}` is a block, found {other:?}"),
-        }
-    }
-
-    /// The span of a written value; `None` for defaults.
-    pub fn span(&self, key: &str) -> Option<Span> {
-        self.fields.get(key).and_then(|f| f.span)
-    }
-
-    pub fn variant(&self) -> Option<&'static str> {
-        self.schema.variant
-    }
-
-    fn insert(&mut self, key: &'static str, value: Value) {
-        self.fields.insert(
-            key,
-            Field {
-                value: FieldValue::Value(value),
-                span: None,
-            },
-        );
-    }
-}
-
-#[derive(Debug, Clone, PartialEq)]
-pub enum CheckedReward {
-    Verifier { signal: VerifierSignal, span: Span },
-    Judge { block: CheckedBlock, span: Span },
-}
-
-impl CheckedReward {
-    pub fn span(&self) -> Span {
-        match self {
-            CheckedReward::Verifier { span, .. } | CheckedReward::Judge { span, .. } => *span,
-        }
-    }
-}
-
-/// A checked recipe. In a complete recipe `env`, `policy` and `reward` are present.
-#[derive(Debug, Clone)]
-pub struct CheckedRecipe {
-    pub env: Option<CheckedBlock>,
-    pub policy: Option<CheckedBlock>,
-    pub reward: Option<CheckedReward>,
-    /// The PRM block, written or all defaults.
-    pub prm: CheckedBlock,
-    pub advantage: Option<(AdvExpr, Expr)>,
-    pub advantage_info: AdvantageInfo,
-    pub algorithm: CheckedBlock,
-    pub train: CheckedBlock,
-    pub eval: CheckedBlock,
-    pub output: CheckedBlock,
-}
-
-impl CheckedRecipe {
-    /// True when the compiled graph needs a PRM: the advantage reads `prm`, or the algorithm is PRIME.
-    pub fn needs_prm(&self) -> bool {
-        self.algorithm.variant() == Some("prime")
-            || (self.algorithm.variant() == Some("ppo")
-                && !self.advantage_info.reads_prm.is_empty())
-    }
-}
-
 pub struct Checker<'a> {
     pub sources: &'a SourceMap,
-    pub diagnostics: &'a mut Vec<Diagnostic>,
+    /// Every finding, in the order found.
+    pub errors: Vec<CheckError>,
     /// The source the user asked to check: dead-config warnings are reported only for what it
     /// (or `--set`) writes, not for imported presets.
     pub root: Option<SourceId>,
@@ -199,11 +47,10 @@ impl Checker<'_> {
                     if v.key.name == "outcome" {
                         reward = checked;
                     } else if self.is_user(v.key.span) {
-                        self.diagnostics.push(
-                            Diagnostic::new(Code::UnusedReward, format!("reward `{}` is never used", v.key.name))
-                                .label(v.key.span, "not the outcome reward")
-                                .help("only `reward outcome` feeds the advantage; rename it to `outcome` or remove it"),
-                        );
+                        self.errors.push(CheckError::UnusedReward {
+                            span: v.key.span,
+                            name: v.key.name.clone(),
+                        });
                     }
                 }
                 (kind, Item::Block(b)) => {
@@ -245,7 +92,7 @@ impl Checker<'_> {
             .unwrap_or_else(|| default_block("output", None));
 
         let mut checker = AdvantageChecker {
-            diagnostics: self.diagnostics,
+            errors: &mut self.errors,
             info: AdvantageInfo::default(),
             other_rewards,
         };
@@ -254,34 +101,23 @@ impl Checker<'_> {
 
         if !self.fragment {
             let root_span = Span::new(self.root.unwrap_or(SourceId(0)), 0, 0);
-            let missing = |what: &str, help: &str| {
-                Diagnostic::new(Code::MissingItem, format!("the recipe has no {what}"))
-                    .label(root_span, format!("no {what} in this recipe"))
-                    .help(help.to_string())
+            let mut missing = |item| {
+                self.errors.push(CheckError::MissingItem {
+                    span: root_span,
+                    item,
+                })
             };
             if env.is_none() && !recipe.items.contains_key("env") {
-                self.diagnostics.push(missing(
-                    "`env` block",
-                    "add one, e.g. `env sokoban { }`, or `use std::envs::sokoban`",
-                ));
+                missing(MissingItem::Env);
             }
             if policy.is_none() && !recipe.items.contains_key("policy") {
-                self.diagnostics.push(missing(
-                    "`policy` block",
-                    "add one, e.g. `policy transformer { layers = 2 }`",
-                ));
+                missing(MissingItem::Policy);
             }
             if reward.is_none() && !recipe.items.contains_key("reward.outcome") {
-                self.diagnostics.push(missing(
-                    "`reward outcome`",
-                    "add `reward outcome = verifier(env.won)`, or `use std::envs::sokoban`",
-                ));
+                missing(MissingItem::Reward);
             }
             if algorithm.variant() == Some("ppo") && advantage_expr.is_none() {
-                self.diagnostics.push(missing(
-                    "`advantage` expression",
-                    "add one, e.g. `advantage = episode(outcome, norm = rloo)`, or `use std::presets::oprl_rloo`",
-                ));
+                missing(MissingItem::Advantage);
             }
         }
 
@@ -299,13 +135,14 @@ impl Checker<'_> {
             output,
         };
         if self.error_count() == errors_before {
-            super::rules::check_rules(&recipe, self);
+            let findings = super::rules::check_rules(&recipe, &|span| self.is_user(span));
+            self.errors.extend(findings);
         }
         Some(recipe)
     }
 
     fn error_count(&self) -> usize {
-        self.diagnostics.iter().filter(|d| d.is_error()).count()
+        self.errors.iter().filter(|e| e.is_error()).count()
     }
 
     /// True when a span is in the checked file or a `--set` value.
@@ -318,51 +155,28 @@ impl Checker<'_> {
         let variants = schema::variants(kind);
         let variant = match &node.variant {
             None if !variants.is_empty() => {
-                self.diagnostics.push(
-                    Diagnostic::new(Code::MissingVariant, format!("`{kind}` needs a variant"))
-                        .label(node.kind.span, format!("which `{kind}`?"))
-                        .help(format!(
-                            "write `{kind} VARIANT {{ ... }}` with one of {}",
-                            backticked_list(variants.iter().copied())
-                        )),
-                );
+                self.errors.push(CheckError::MissingVariant {
+                    span: node.kind.span,
+                    kind,
+                    variants,
+                });
                 return None;
             }
             None => None,
             Some(v) if variants.is_empty() => {
-                self.diagnostics.push(
-                    Diagnostic::new(Code::UnknownVariant, format!("`{kind}` has no variants"))
-                        .label(v.span, "unexpected variant")
-                        .help(format!("write `{kind} {{ ... }}`")),
-                );
+                self.errors
+                    .push(CheckError::VariantNotAllowed { span: v.span, kind });
                 return None;
             }
             Some(v) => match variants.iter().find(|x| **x == v.name) {
                 Some(found) => Some(*found),
                 None => {
-                    let d = Diagnostic::new(
-                        Code::UnknownVariant,
-                        format!("unknown `{kind}` variant `{}`", v.name),
-                    )
-                    .label(v.span, "not a variant");
-                    let d = match did_you_mean(&v.name, variants.iter().copied()) {
-                        Some(s) => d.help(format!(
-                            "did you mean `{s}`? the variants are {}",
-                            backticked_list(variants.iter().copied())
-                        )),
-                        None => d.help(format!(
-                            "the variants are {}",
-                            backticked_list(variants.iter().copied())
-                        )),
-                    };
-                    let d = if kind == "algorithm"
-                        && ["rloo", "grpo", "gigpo", "reinforce_pp"].contains(&v.name.as_str())
-                    {
-                        Diagnostic { help: Some(format!("`{}` is an advantage expression, not an algorithm: `use std::presets::{}`", v.name, v.name)), ..d }
-                    } else {
-                        d
-                    };
-                    self.diagnostics.push(d);
+                    self.errors.push(CheckError::UnknownVariant {
+                        span: v.span,
+                        kind,
+                        name: v.name.clone(),
+                        variants,
+                    });
                     return None;
                 }
             },
@@ -406,18 +220,12 @@ impl Checker<'_> {
                     checked.fields.insert(key.key, Field { value, span: None });
                 }
                 None if key.default == DefaultValue::Required => {
-                    self.diagnostics.push(
-                        Diagnostic::new(
-                            Code::MissingKey,
-                            format!("`{}` needs `{}`", schema.title(), key.key),
-                        )
-                        .label(node.head_span(), format!("no `{}` here", key.key))
-                        .help(format!(
-                            "add `{} = ...`: {}",
-                            key.key,
-                            doc_phrase(key.doc)
-                        )),
-                    );
+                    self.errors.push(CheckError::MissingKey {
+                        head: node.head_span(),
+                        block: schema.title(),
+                        key: key.key,
+                        doc: key.doc,
+                    });
                 }
                 None => {}
             }
@@ -426,31 +234,17 @@ impl Checker<'_> {
     }
 
     fn unknown_key(&mut self, schema: &BlockSchema, name: &str, span: Span) {
-        let keys: Vec<&str> = schema.keys().map(|k| k.key).collect();
-        let mut d = Diagnostic::new(
-            Code::UnknownKey,
-            format!("unknown key `{name}` in `{}`", schema.title()),
-        )
-        .label(span, "unknown key");
-        let valid = if keys.is_empty() {
-            format!("`{}` has no keys", schema.title())
-        } else {
-            format!(
-                "the keys of `{}` are {}",
-                schema.title(),
-                backticked_list(keys.iter().copied())
-            )
-        };
         // A key of another variant of the same kind is a common slip: say which.
         let owner = schema::BLOCKS.iter().find(|b| {
             b.kind == schema.kind && b.variant != schema.variant && b.key(name).is_some()
         });
-        d = match (owner, did_you_mean(name, keys.iter().copied())) {
-            (Some(o), _) => d.help(format!("`{name}` is a key of `{}`; {valid}", o.title())),
-            (None, Some(s)) => d.help(format!("did you mean `{s}`? {valid}")),
-            (None, None) => d.help(valid),
-        };
-        self.diagnostics.push(d);
+        self.errors.push(CheckError::UnknownKey {
+            span,
+            block: schema.title(),
+            key: name.to_string(),
+            candidates: schema.keys().map(|k| k.key).collect(),
+            owner: owner.map(BlockSchema::title),
+        });
     }
 
     fn field(&mut self, key: &'static KeySchema, entry: &Entry) -> Option<Field> {
@@ -471,14 +265,11 @@ impl Checker<'_> {
                 })
             }
             (_, Entry::Block(b)) => {
-                self.diagnostics.push(
-                    Diagnostic::new(
-                        Code::TypeMismatch,
-                        format!("expected {}, found a block", key.ty.describe()),
-                    )
-                    .label(b.head_span(), format!("`{}` is not a block", key.key))
-                    .help(format!("write `{} = ...`", key.key)),
-                );
+                self.errors.push(CheckError::NotABlockKey {
+                    span: b.head_span(),
+                    key: key.key,
+                    expected: key.ty.describe(),
+                });
                 None
             }
             (_, Entry::Value(v)) => match check_value(key, &v.expr, self.sources) {
@@ -486,8 +277,8 @@ impl Checker<'_> {
                     span: Some(v.expr.span),
                     value: FieldValue::Value(value),
                 }),
-                Err(d) => {
-                    self.diagnostics.push(d);
+                Err(e) => {
+                    self.errors.push(e);
                     None
                 }
             },
@@ -530,7 +321,7 @@ impl Checker<'_> {
                 } else {
                     format!("a `{kind}` block")
                 };
-                self.diagnostics.push(type_mismatch(&expected, &v.expr));
+                self.errors.push(type_mismatch(&expected, &v.expr));
                 None
             }
         }
@@ -562,18 +353,13 @@ impl Checker<'_> {
                     (b.kind.name.clone(), Entry::Block(inner))
                 }
                 Statement::Use(_) | Statement::Definition(_) => {
-                    self.diagnostics.push(
-                        Diagnostic::new(
-                            Code::TypeMismatch,
-                            "expected `key = value` inside a block value",
-                        )
-                        .label(statement.span(), "not a `key = value`")
-                        .help("a block value holds `key = value` entries"),
-                    );
+                    self.errors.push(CheckError::NotKeyValue {
+                        span: statement.span(),
+                    });
                     continue;
                 }
             };
-            self.diagnostics.extend(node.insert_entry(name, entry));
+            self.errors.extend(node.insert_entry(name, entry));
         }
         node
     }
@@ -584,26 +370,19 @@ impl Checker<'_> {
         match &expr.kind {
             ExprKind::Call { callee, args } if dotted(callee) == "verifier" => {
                 let function = schema::function("verifier").expect("in the table");
-                let help = format!("the signature is `{}`", function.signature());
                 if args.len() != 1 || args[0].name.is_some() {
-                    self.diagnostics.push(
-                        Diagnostic::new(
-                            Code::BadArguments,
-                            "`verifier` takes one positional argument",
-                        )
-                        .label(expr.span, format!("{} arguments", args.len()))
-                        .help(help),
-                    );
+                    self.errors.push(CheckError::VerifierArity {
+                        span: expr.span,
+                        count: args.len(),
+                        signature: function.signature(),
+                    });
                     return None;
                 }
                 let arg = &args[0].value;
                 let signal = match &arg.kind {
-                    ExprKind::Path(p) => match dotted(p).as_str() {
-                        "env.won" => Some(VerifierSignal::Won),
-                        "env.score" => Some(VerifierSignal::Score),
-                        "env.return" => Some(VerifierSignal::Return),
-                        _ => None,
-                    },
+                    ExprKind::Path(p) => dotted(p)
+                        .strip_prefix("env.")
+                        .and_then(from_name::<VerifierSignal>),
                     _ => None,
                 };
                 match signal {
@@ -612,24 +391,11 @@ impl Checker<'_> {
                         span: expr.span,
                     }),
                     None => {
-                        let shown = arg.to_string();
-                        let d = Diagnostic::new(
-                            Code::UnknownName,
-                            format!("unknown verifier signal `{shown}`"),
-                        )
-                        .label(arg.span, "not an environment signal");
-                        let d = match did_you_mean(&shown, schema::VERIFIER_SIGNALS.iter().copied())
-                        {
-                            Some(s) => d.help(format!(
-                                "did you mean `{s}`? the signals are {}",
-                                backticked_list(schema::VERIFIER_SIGNALS.iter().copied())
-                            )),
-                            None => d.help(format!(
-                                "the signals are {}",
-                                backticked_list(schema::VERIFIER_SIGNALS.iter().copied())
-                            )),
-                        };
-                        self.diagnostics.push(d);
+                        self.errors.push(CheckError::UnknownVerifierSignal {
+                            span: arg.span,
+                            name: arg.to_string(),
+                            signals: schema::VERIFIER_SIGNALS,
+                        });
                         None
                     }
                 }
@@ -639,18 +405,10 @@ impl Checker<'_> {
                 let block = self
                     .block_with_schema(schema::block("judge", None).expect("in the table"), &node);
                 if block.opt_str("endpoint").is_some() && block.opt_str("model").is_none() {
-                    self.diagnostics.push(
-                        Diagnostic::new(
-                            Code::MissingKey,
-                            "a judge with an `endpoint` needs `model`",
-                        )
-                        .label(
-                            block.span("endpoint").unwrap_or(kind.span),
-                            "requests go here",
-                        )
-                        .label(kind.span, "no `model` in this judge")
-                        .help("add `model = \"...\"`: the model name the server expects"),
-                    );
+                    self.errors.push(CheckError::JudgeNeedsModel {
+                        endpoint: block.span("endpoint").unwrap_or(kind.span),
+                        judge: kind.span,
+                    });
                 }
                 Some(CheckedReward::Judge {
                     block,
@@ -670,25 +428,16 @@ impl Checker<'_> {
                     ExprKind::BlockValue { kind, .. } => (kind.name.clone(), kind.span),
                     _ => unreachable!("matched above"),
                 };
-                let d = Diagnostic::new(
-                    Code::UnknownFunction,
-                    format!("unknown reward source `{name}`"),
-                )
-                .label(span, "not a reward source");
-                let d = match did_you_mean(&name, ["verifier", "judge"]) {
-                    Some(s) => d.help(format!(
-                        "did you mean `{s}`? a reward is `verifier(env.won)` or `judge {{ ... }}`"
-                    )),
-                    None => d.help("a reward is `verifier(env.won)` or `judge { ... }`"),
-                };
-                self.diagnostics.push(d);
+                self.errors
+                    .push(CheckError::UnknownRewardSource { span, name });
                 None
             }
             _ => {
-                self.diagnostics.push(
-                    type_mismatch("a reward source", expr)
-                        .help("a reward is `verifier(env.won)` or `judge { ... }`"),
-                );
+                self.errors.push(mismatch(
+                    "a reward source",
+                    expr,
+                    MismatchHint::RewardSource,
+                ));
                 None
             }
         }
@@ -778,15 +527,5 @@ fn fill_derived(
             "reference",
             Value::Name(if prime { "frozen" } else { "old_policy" }.into()),
         );
-    }
-}
-
-/// A schema doc sentence as a phrase inside a help line: lower-case start, no final period.
-fn doc_phrase(doc: &str) -> String {
-    let trimmed = doc.trim_end_matches('.');
-    let mut chars = trimmed.chars();
-    match chars.next() {
-        Some(first) => first.to_lowercase().chain(chars).collect(),
-        None => String::new(),
     }
 }

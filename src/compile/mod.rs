@@ -9,6 +9,8 @@
 
 mod advantage;
 mod check;
+mod checked;
+mod error;
 mod lower;
 mod print;
 mod resolve;
@@ -17,8 +19,8 @@ pub mod schema;
 pub mod stdlib;
 mod value;
 
-pub use check::{CheckedBlock, CheckedRecipe, CheckedReward, Field, FieldValue};
-pub use lower::op_name;
+pub use checked::{CheckedBlock, CheckedRecipe, CheckedReward, Field, FieldValue};
+pub use error::CheckError;
 pub use print::{advantage_text, graph_dot, graph_text, resolved_recipe};
 pub use value::Value;
 
@@ -166,11 +168,12 @@ fn run(root: RootSource, overrides: &[String], name: &str, fragment: bool) -> Co
     if resolved.root.is_some() && !parse_failed {
         let mut checker = check::Checker {
             sources: &sources,
-            diagnostics: &mut diagnostics,
+            errors: Vec::new(),
             root: resolved.root,
             fragment: fragment || import_failed,
         };
         checked = checker.check(&resolved.recipe);
+        diagnostics.extend(checker.errors.into_iter().map(Diagnostic::from));
     }
     let graph = match &checked {
         Some(c) if !fragment && !diagnostics::has_errors(&diagnostics) => lower::lower(c, name),

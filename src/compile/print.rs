@@ -1,10 +1,9 @@
 //! Printers: the resolved recipe (`oprl check --resolved`: every key of every block with its
 //! value, defaults marked) and the execution graph as text and Graphviz DOT.
 
-use super::check::{CheckedBlock, CheckedRecipe, CheckedReward, FieldValue};
-use super::lower::op_name;
+use super::checked::{CheckedBlock, CheckedRecipe, CheckedReward, FieldValue};
 use super::schema::DefaultValue;
-use crate::graph::{AdvExpr, ExecGraph, Norm, Signal, StepGroup};
+use crate::graph::{AdvExpr, ExecGraph, Signal, StepGroup};
 use crate::syntax::ast::format_float;
 use std::fmt::Write;
 
@@ -21,12 +20,7 @@ pub fn resolved_recipe(recipe: &CheckedRecipe) -> String {
     }
     match &recipe.reward {
         Some(CheckedReward::Verifier { signal, .. }) => {
-            let name = match signal {
-                crate::graph::VerifierSignal::Won => "env.won",
-                crate::graph::VerifierSignal::Score => "env.score",
-                crate::graph::VerifierSignal::Return => "env.return",
-            };
-            let _ = writeln!(out, "reward outcome = verifier({name})");
+            let _ = writeln!(out, "reward outcome = verifier(env.{})", signal.name());
         }
         Some(CheckedReward::Judge { block, .. }) => {
             out.push_str("reward outcome = ");
@@ -104,18 +98,16 @@ fn write_block(out: &mut String, kind: &str, block: &CheckedBlock, depth: usize)
 /// A one-line description of an advantage expression in recipe syntax.
 pub fn advantage_text(expr: &AdvExpr) -> String {
     match expr {
-        AdvExpr::Episode { signal, norm } => format!(
-            "episode({}, norm = {})",
-            signal_text(signal),
-            norm_name(*norm)
-        ),
+        AdvExpr::Episode { signal, norm } => {
+            format!("episode({}, norm = {})", signal_text(signal), norm.name())
+        }
         AdvExpr::Step {
             signal,
             norm,
             group,
             maxabs,
         } => {
-            let mut s = format!("step({}, norm = {}", signal_text(signal), norm_name(*norm));
+            let mut s = format!("step({}, norm = {}", signal_text(signal), norm.name());
             if *group == StepGroup::AnchorState {
                 s.push_str(", group = anchor_state");
             }
@@ -124,11 +116,9 @@ pub fn advantage_text(expr: &AdvExpr) -> String {
             }
             s + ")"
         }
-        AdvExpr::Token { signal, norm } => format!(
-            "token({}, norm = {})",
-            signal_text(signal),
-            norm_name(*norm)
-        ),
+        AdvExpr::Token { signal, norm } => {
+            format!("token({}, norm = {})", signal_text(signal), norm.name())
+        }
         AdvExpr::Scale { factor, expr } => {
             format!("{} * {}", format_float(*factor), advantage_text(expr))
         }
@@ -166,16 +156,6 @@ fn signal_text(signal: &Signal) -> String {
     }
 }
 
-fn norm_name(norm: Norm) -> &'static str {
-    match norm {
-        Norm::Zscore => "zscore",
-        Norm::Rloo => "rloo",
-        Norm::Mean => "mean",
-        Norm::MeanWhiten => "mean_whiten",
-        Norm::None => "none",
-    }
-}
-
 /// What a node does, with the parameters that matter, for text and DOT labels.
 fn node_detail(graph: &ExecGraph, op: crate::graph::Op) -> String {
     use crate::graph::{EnvSpec, Op, PolicySpec, RewardSpec};
@@ -199,41 +179,28 @@ fn node_detail(graph: &ExecGraph, op: crate::graph::Op) -> String {
             )
         }
         Op::OutcomeReward => match &graph.reward {
-            RewardSpec::Verifier { signal } => format!("verifier {}", serde_name(signal)),
+            RewardSpec::Verifier { signal } => format!("verifier {}", signal.name()),
             RewardSpec::Judge(j) => format!("judge, success if > {}", format_float(j.threshold)),
         },
         Op::PrmScore => graph.prm.as_ref().map_or(String::new(), |p| {
-            format!(
-                "beta {}, ref {}",
-                format_float(p.beta),
-                serde_name(&p.reference)
-            )
+            format!("beta {}, ref {}", format_float(p.beta), p.reference.name())
         }),
         Op::PrmUpdate => graph.prm.as_ref().map_or(String::new(), |p| {
-            format!("{}, lr {}", serde_name(&p.loss), format_float(p.lr))
+            format!("{}, lr {}", p.loss.name(), format_float(p.lr))
         }),
         Op::ValueEstimate => "critic".into(),
         Op::Advantage => advantage_text(&graph.advantage),
         Op::PolicyUpdate => format!(
             "{}, lr {}, clip {}",
-            serde_name(&graph.algorithm.kind),
-            format_float(graph.algorithm.ppo.lr),
-            format_float(graph.algorithm.ppo.clip_low)
+            graph.algorithm.name(),
+            format_float(graph.algorithm.ppo().lr),
+            format_float(graph.algorithm.ppo().clip_low)
         ),
         Op::CriticUpdate => graph
             .algorithm
-            .critic
-            .as_ref()
+            .critic()
             .map_or(String::new(), |c| format!("lr {}", format_float(c.lr))),
         Op::SyncOld => "theta_old <- theta".into(),
-    }
-}
-
-/// The name an enum value has in recipes and JSON (`old_policy`, `cross_entropy`).
-fn serde_name<T: serde::Serialize>(value: &T) -> String {
-    match serde_json::to_value(value) {
-        Ok(serde_json::Value::String(s)) => s,
-        _ => String::new(),
     }
 }
 
@@ -249,7 +216,7 @@ pub fn graph_text(graph: &ExecGraph) -> String {
         let _ = writeln!(
             out,
             "{id}{inputs}\n    {}: {}",
-            op_name(node.op),
+            node.op.name(),
             node_detail(graph, node.op)
         );
     }
@@ -270,7 +237,7 @@ pub fn graph_dot(graph: &ExecGraph) -> String {
     for (id, node) in &graph.nodes {
         let label = format!(
             "{}\\n{}",
-            op_name(node.op),
+            node.op.name(),
             dot_escape(&node_detail(graph, node.op))
         );
         let _ = writeln!(out, "  \"{id}\" [label=\"{label}\"];");

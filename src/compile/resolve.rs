@@ -12,6 +12,7 @@
 //! definitions and top-level assignments replace earlier ones. Within one file, setting the same
 //! key or writing the same block twice is an error.
 
+use super::error::CheckError;
 use super::schema::{self, Form};
 use super::stdlib;
 use crate::diagnostics::{
@@ -54,16 +55,15 @@ impl BlockNode {
 
     /// Adds `entry` under `name`. A name already there is overwritten (the later entry wins) and
     /// the "set twice" diagnostic, labelling both, is returned.
-    pub fn insert_entry(&mut self, name: String, entry: Entry) -> Option<Diagnostic> {
-        let duplicate = self.entries.get(&name).map(|first| {
-            Diagnostic::new(
-                Code::DuplicateKey,
-                format!("`{name}` is set twice in this block"),
-            )
-            .label(entry.span(), "set again here")
-            .label(first.span(), "first set here")
-            .help("remove one of them")
-        });
+    pub fn insert_entry(&mut self, name: String, entry: Entry) -> Option<CheckError> {
+        let duplicate = self
+            .entries
+            .get(&name)
+            .map(|first| CheckError::DuplicateKey {
+                again: entry.span(),
+                first: first.span(),
+                key: name.clone(),
+            });
         self.entries.insert(name, entry);
         duplicate
     }
@@ -518,7 +518,8 @@ impl Resolver<'_> {
                     continue;
                 }
             };
-            self.diagnostics.extend(node.insert_entry(name, entry));
+            self.diagnostics
+                .extend(node.insert_entry(name, entry).map(Diagnostic::from));
         }
         node
     }

@@ -1,8 +1,9 @@
 //! Cross-field rules (E04xx) and dead-config warnings (W0001-W0003). They run only on a recipe
 //! that type-checked, so every key they read is present. A conflict labels both halves.
 
-use super::check::{CheckedBlock, CheckedRecipe, CheckedReward, Checker};
-use crate::diagnostics::{Code, Diagnostic, Span};
+use super::checked::{CheckedBlock, CheckedRecipe, CheckedReward};
+use super::error::{CheckError, ProvidedSignals};
+use crate::diagnostics::Span;
 use crate::graph::VerifierSignal;
 
 /// The span of a key's value, or the block head when the value is a default.
@@ -10,16 +11,10 @@ fn at(block: &CheckedBlock, key: &str) -> Option<Span> {
     block.span(key).or(block.head)
 }
 
-/// Adds a label only when there is a span to put it on.
-fn label(d: Diagnostic, span: Option<Span>, message: impl Into<String>) -> Diagnostic {
-    match span {
-        Some(s) => d.label(s, message),
-        None => d,
-    }
-}
-
-pub fn check_rules(recipe: &CheckedRecipe, checker: &mut Checker) {
-    let mut out: Vec<Diagnostic> = Vec::new();
+/// The rules' and warnings' findings. `is_user` says whether a span is in the checked file or
+/// a `--set` value: dead-config warnings are reported only there.
+pub fn check_rules(recipe: &CheckedRecipe, is_user: &dyn Fn(Span) -> bool) -> Vec<CheckError> {
+    let mut out = Vec::new();
     group_baselines(recipe, &mut out);
     minibatch(recipe, &mut out);
     if let Some(env) = &recipe.env {
@@ -30,111 +25,71 @@ pub fn check_rules(recipe: &CheckedRecipe, checker: &mut Checker) {
     }
     prime(recipe, &mut out);
     admissible_actions(recipe, &mut out);
-    checker.diagnostics.extend(out);
-    warnings(recipe, checker);
+    warnings(recipe, is_user, &mut out);
+    out
 }
 
-fn group_baselines(recipe: &CheckedRecipe, out: &mut Vec<Diagnostic>) {
+fn group_baselines(recipe: &CheckedRecipe, out: &mut Vec<CheckError>) {
     let group = recipe.train.int("group");
     if group >= 2 {
         return;
     }
-    let group_span = at(&recipe.train, "group");
-    let algorithm = recipe.algorithm.variant();
-    let other = if algorithm == Some("prime") {
-        Some((
-            recipe.algorithm.head,
-            "PRIME's leave-one-out baseline".to_string(),
-        ))
-    } else if algorithm == Some("ppo") {
-        recipe
-            .advantage_info
-            .group_baselines
-            .first()
-            .map(|s| (Some(*s), "a group baseline".to_string()))
+    let prime = recipe.algorithm.variant() == Some("prime");
+    let baseline = if prime {
+        recipe.algorithm.head
+    } else if recipe.algorithm.variant() == Some("ppo") {
+        match recipe.advantage_info.group_baselines.first() {
+            Some(span) => Some(*span),
+            None => return,
+        }
     } else {
-        None
-    };
-    let Some((other_span, what)) = other else {
         return;
     };
-    let d = Diagnostic::new(
-        Code::GroupTooSmall,
-        format!("`group` = {group} is too small for a group baseline"),
-    );
-    let d = label(d, group_span, "fewer than 2 trajectories per task");
-    let d = label(
-        d,
-        other_span,
-        format!("{what} compares trajectories of one task"),
-    );
-    out.push(d.help("set `train.group` to at least 2, or use `norm = none`"));
+    out.push(CheckError::GroupTooSmall {
+        group,
+        at: at(&recipe.train, "group"),
+        baseline,
+        prime,
+    });
 }
 
-fn minibatch(recipe: &CheckedRecipe, out: &mut Vec<Diagnostic>) {
+fn minibatch(recipe: &CheckedRecipe, out: &mut Vec<CheckError>) {
     let (tasks, group) = (recipe.train.int("tasks"), recipe.train.int("group"));
     let minibatch = recipe.algorithm.int("minibatch");
     let batch = tasks.saturating_mul(group);
     if minibatch > 0 && batch % minibatch == 0 {
         return;
     }
-    let d = Diagnostic::new(
-        Code::MinibatchDivides,
-        format!("`minibatch` = {minibatch} does not divide the batch of {batch} trajectories"),
-    );
-    let d = label(
-        d,
-        at(&recipe.algorithm, "minibatch"),
-        format!("{batch} is not a multiple of {minibatch}"),
-    );
-    let d = label(
-        d,
-        at(&recipe.train, "group").or(at(&recipe.train, "tasks")),
-        format!("the batch is `tasks x group` = {tasks} x {group}"),
-    );
-    let divisors: Vec<String> = (1..=batch.min(4096))
-        .filter(|d| batch % d == 0)
-        .map(|d| d.to_string())
-        .collect();
-    let shown = if divisors.len() > 12 {
-        format!("{}, ...", divisors[..12].join(", "))
-    } else {
-        divisors.join(", ")
-    };
-    out.push(d.help(format!("use a divisor of {batch}: {shown}")));
+    out.push(CheckError::MinibatchDivides {
+        minibatch,
+        tasks,
+        group,
+        at: at(&recipe.algorithm, "minibatch"),
+        batch_at: at(&recipe.train, "group").or(at(&recipe.train, "tasks")),
+    });
 }
 
-fn environment(env: &CheckedBlock, recipe: &CheckedRecipe, out: &mut Vec<Diagnostic>) {
+fn environment(env: &CheckedBlock, recipe: &CheckedRecipe, out: &mut Vec<CheckError>) {
     let kind = env.variant().unwrap_or("");
     if kind == "sokoban" {
         let room = env.int_list("room");
         let floor = (room[0] - 2).max(0) * (room[1] - 2).max(0);
         let boxes = env.int("boxes");
         if boxes >= floor {
-            let d = Diagnostic::new(
-                Code::TooManyBoxes,
-                format!("{boxes} boxes do not fit in a {}x{} room", room[0], room[1]),
-            );
-            let d = label(d, at(env, "boxes"), format!("{boxes} boxes and a player"));
-            let d = label(
-                d,
-                at(env, "room"),
-                format!("{floor} floor cells inside the walls"),
-            );
-            out.push(d.help(format!(
-                "use at most {} boxes, or a larger room",
-                (floor - 1).max(0)
-            )));
+            out.push(CheckError::TooManyBoxes {
+                boxes,
+                room: [room[0], room[1]],
+                floor,
+                boxes_at: at(env, "boxes"),
+                room_at: at(env, "room"),
+            });
         }
         if let (Some(policy), "image") = (&recipe.policy, env.str("observation")) {
             if policy.variant() == Some("hf") {
-                let d = Diagnostic::new(
-                    Code::ImageNeedsTransformer,
-                    "image observations need `policy transformer`",
-                );
-                let d = label(d, at(env, "observation"), "images");
-                let d = label(d, policy.head, "a text-only model");
-                out.push(d.help("use `observation = text`, or `policy transformer { ... }` with a patch embedding"));
+                out.push(CheckError::ImageNeedsTransformer {
+                    observation: at(env, "observation"),
+                    policy: policy.head,
+                });
             }
         }
     }
@@ -154,102 +109,64 @@ fn environment(env: &CheckedBlock, recipe: &CheckedRecipe, out: &mut Vec<Diagnos
                     VerifierSignal::Return => (ret, "env.return"),
                 };
                 if !ok {
-                    let d = Diagnostic::new(
-                        Code::SignalNotProvided,
-                        format!("`env {kind}` does not provide `{name}`"),
-                    )
-                    .label(*span, format!("reads `{name}`"));
-                    let d = label(d, env.head, format!("`{kind}` has no such signal"));
-                    let help = if kind == "sotopia" {
-                        "SOTOPIA episodes are scored by a judge: `reward outcome = judge { rubric = sotopia }`".to_string()
-                    } else {
-                        format!("`{kind}` provides {}", provided(won, score, ret))
-                    };
-                    out.push(d.help(help));
+                    out.push(CheckError::SignalNotProvided {
+                        env: kind.to_string(),
+                        signal: name,
+                        span: *span,
+                        head: env.head,
+                        provided: ProvidedSignals { won, score, ret },
+                    });
                 }
             }
             CheckedReward::Judge { span, .. } if kind != "sotopia" => {
-                let d = Diagnostic::new(
-                    Code::SignalNotProvided,
-                    format!("a `judge` cannot score `env {kind}` episodes"),
-                )
-                .label(*span, "the judge's rubric is SOTOPIA's");
-                let d = label(d, env.head, format!("a `{kind}` environment"));
-                out.push(d.help(
-                    "use `reward outcome = verifier(env.won)` (or another environment signal)",
-                ));
+                out.push(CheckError::JudgeOnEnv {
+                    env: kind.to_string(),
+                    span: *span,
+                    head: env.head,
+                });
             }
             CheckedReward::Judge { .. } => {}
         }
     }
     if !step_rewards {
         if let Some(span) = recipe.advantage_info.reads_env_reward.first() {
-            let d = Diagnostic::new(
-                Code::SignalNotProvided,
-                format!("`env {kind}` has no step rewards for `env.reward`"),
-            )
-            .label(*span, "reads environment step rewards");
-            let d = label(d, env.head, "no step rewards");
-            out.push(d.help("use `prm` for step-level credit"));
+            out.push(CheckError::NoStepRewards {
+                env: kind.to_string(),
+                span: *span,
+                head: env.head,
+            });
         }
     }
 }
 
-fn provided(won: bool, score: bool, ret: bool) -> String {
-    let names: Vec<&str> = [
-        (won, "`env.won`"),
-        (score, "`env.score`"),
-        (ret, "`env.return`"),
-    ]
-    .iter()
-    .filter(|(p, _)| *p)
-    .map(|(_, n)| *n)
-    .collect();
-    names.join(", ")
-}
-
-fn transformer(policy: &CheckedBlock, out: &mut Vec<Diagnostic>) {
+fn transformer(policy: &CheckedBlock, out: &mut Vec<CheckError>) {
     if policy.variant() != Some("transformer") {
         return;
     }
     let (width, heads) = (policy.int("width"), policy.int("heads"));
     let rope = policy.str("positions") == "rope";
     if width % heads != 0 || (rope && (width / heads) % 2 != 0) {
-        let reason = if width % heads != 0 {
-            format!("{width} is not a multiple of {heads}")
-        } else {
-            format!(
-                "rotary positions need an even head width, and {width} / {heads} = {} is odd",
-                width / heads
-            )
-        };
-        let d = Diagnostic::new(
-            Code::HeadsDivideWidth,
-            format!("`heads` = {heads} does not split `width` = {width} into even heads"),
-        );
-        let d = label(d, at(policy, "heads"), reason);
-        let d = label(d, at(policy, "width"), "the model width");
-        out.push(d.help("choose `heads` so that `width / heads` is a whole, even number"));
+        out.push(CheckError::HeadsDivideWidth {
+            heads,
+            width,
+            heads_at: at(policy, "heads"),
+            width_at: at(policy, "width"),
+        });
     }
     let sampling = policy.block("sampling");
     let (max_new, context) = (sampling.int("max_new_tokens"), policy.int("context"));
     if max_new >= context {
-        let d = Diagnostic::new(
-            Code::ContextTooShort,
-            format!("`max_new_tokens` = {max_new} leaves no room in a context of {context}"),
-        );
-        let d = label(
-            d,
-            at(sampling, "max_new_tokens"),
-            "tokens generated per turn",
-        );
-        let d = label(d, at(policy, "context"), "the whole sequence must fit here");
-        out.push(d.help("raise `context` or lower `max_new_tokens`"));
+        out.push(CheckError::ContextTooShort {
+            max_new_tokens: max_new,
+            context,
+            tokens_at: at(sampling, "max_new_tokens"),
+            context_at: at(policy, "context"),
+        });
     }
 }
 
 /// `sampling.actions = admissible` needs an environment that lists its answers.
-fn admissible_actions(recipe: &CheckedRecipe, out: &mut Vec<Diagnostic>) {
+fn admissible_actions(recipe: &CheckedRecipe, out: &mut Vec<CheckError>) {
     let (Some(env), Some(policy)) = (&recipe.env, &recipe.policy) else {
         return;
     };
@@ -262,24 +179,15 @@ fn admissible_actions(recipe: &CheckedRecipe, out: &mut Vec<Diagnostic>) {
     if has_compact_prompt && env.opt_str("prompt") == Some("compact") {
         return;
     }
-    let d = Diagnostic::new(
-        Code::NoListedAnswers,
-        format!("`env {kind}` lists no answers to restrict sampling to"),
-    );
-    let d = label(d, at(sampling, "actions"), "samples only listed answers");
-    out.push(if has_compact_prompt {
-        label(
-            d,
-            at(env, "prompt"),
-            "this prompt takes free text with reasoning",
-        )
-        .help("use `prompt = compact`, whose answers the environment lists, or `actions = free`")
-    } else {
-        label(d, env.head, format!("`{kind}` takes free text")).help("use `actions = free`")
+    out.push(CheckError::NoListedAnswers {
+        env: kind.to_string(),
+        actions: at(sampling, "actions"),
+        prompt: has_compact_prompt.then(|| at(env, "prompt")),
+        head: env.head,
     });
 }
 
-fn prime(recipe: &CheckedRecipe, out: &mut Vec<Diagnostic>) {
+fn prime(recipe: &CheckedRecipe, out: &mut Vec<CheckError>) {
     if recipe.algorithm.variant() != Some("prime") {
         return;
     }
@@ -293,74 +201,57 @@ fn prime(recipe: &CheckedRecipe, out: &mut Vec<Diagnostic>) {
             }
         );
         if !binary {
-            let d = Diagnostic::new(
-                Code::PrimeConflict,
-                "`algorithm prime` needs a binary outcome",
-            )
-            .label(reward.span(), "not a win/loss signal");
-            let d = label(d, head, "PRIME's cross-entropy PRM loss");
-            out.push(d.help("use `reward outcome = verifier(env.won)`"));
+            out.push(CheckError::PrimeNeedsBinary {
+                span: reward.span(),
+                head,
+            });
         }
     }
     for (key, wanted) in [("loss", "cross_entropy"), ("reference", "frozen")] {
         let value = recipe.prm.str(key);
         if value != wanted {
-            let d = Diagnostic::new(
-                Code::PrimeConflict,
-                format!("`algorithm prime` needs `prm.{key} = {wanted}`, not `{value}`"),
-            );
-            let d = label(
-                d,
-                at(&recipe.prm, key),
-                format!("`{value}` conflicts with PRIME"),
-            );
-            let d = label(d, head, "PRIME is chosen here");
-            out.push(d.help(format!(
-                "remove `{key}` from the `prm` block; PRIME uses `{wanted}`"
-            )));
+            out.push(CheckError::PrimeConflict {
+                key,
+                wanted,
+                value: value.to_string(),
+                at: at(&recipe.prm, key),
+                head,
+            });
         }
     }
 }
 
-fn warnings(recipe: &CheckedRecipe, checker: &mut Checker) {
-    let mut out: Vec<Diagnostic> = Vec::new();
-    let user = |span: Option<Span>| span.filter(|s| checker.is_user(*s));
+fn warnings(recipe: &CheckedRecipe, is_user: &dyn Fn(Span) -> bool, out: &mut Vec<CheckError>) {
+    let user = |span: Option<Span>| span.filter(|s| is_user(*s));
     // A written PRM block that nothing reads.
     if let Some(head) = user(recipe.prm.head) {
         if !recipe.needs_prm() {
-            out.push(
-                Diagnostic::new(Code::UnusedBlock, "the `prm` block has no effect")
-                    .label(head, "never read")
-                    .help("the advantage reads no `prm` signal and the algorithm is not PRIME; remove the block or add `step(prm)`"),
-            );
+            out.push(CheckError::UnusedPrm { head });
         }
     }
     // An advantage expression that the algorithm replaces.
-    if let (Some((_, expr)), Some(variant @ ("prime" | "ppo_gae"))) =
+    if let (Some((_, expr)), Some(algorithm @ ("prime" | "ppo_gae"))) =
         (&recipe.advantage, recipe.algorithm.variant())
     {
         if let Some(span) = user(Some(expr.span)) {
-            let d = Diagnostic::new(
-                Code::AdvantageIgnored,
-                format!("`algorithm {variant}` ignores the advantage expression"),
-            )
-            .label(span, "has no effect");
-            let d = label(
-                d,
-                recipe.algorithm.head,
-                format!("`{variant}` computes its own advantages"),
-            );
-            out.push(d.help("remove the `advantage` line, or use `algorithm ppo`"));
+            out.push(CheckError::AdvantageIgnored {
+                span,
+                algorithm,
+                head: recipe.algorithm.head,
+            });
         }
     }
-    let mut no_effect = |block: &CheckedBlock, key: &str, why: &str, other: Option<Span>| {
-        if let Some(span) = user(block.span(key)) {
-            let d = Diagnostic::new(Code::NoEffect, format!("`{key}` has no effect here"))
-                .label(span, why.to_string());
-            let d = label(d, other, "because of this");
-            out.push(d.help(format!("remove `{key}`")));
-        }
-    };
+    let mut no_effect =
+        |block: &CheckedBlock, key: &'static str, why: &'static str, cause: Option<Span>| {
+            if let Some(span) = user(block.span(key)) {
+                out.push(CheckError::NoEffect {
+                    span,
+                    key,
+                    why,
+                    cause,
+                });
+            }
+        };
     if let (Some(env), Some(policy)) = (&recipe.env, &recipe.policy) {
         let text = env.variant() != Some("sokoban") || env.str("observation") == "text";
         if text && policy.variant() == Some("transformer") {
@@ -410,5 +301,4 @@ fn warnings(recipe: &CheckedRecipe, checker: &mut Checker) {
             }
         }
     }
-    checker.diagnostics.extend(out);
 }

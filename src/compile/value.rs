@@ -1,8 +1,9 @@
 //! Checked values: constant evaluation of `+ - * /` (the E05xx lowering errors live here) and
 //! the check of one expression against a key's [`Ty`] and [`Range`].
 
-use super::schema::{KeySchema, Range, Ty};
-use crate::diagnostics::{backticked_list, did_you_mean, Code, Diagnostic, SourceMap, Span};
+use super::error::{CheckError, Divided, MismatchHint};
+use super::schema::{KeySchema, Ty};
+use crate::diagnostics::{backticked_list, SourceMap, Span};
 use crate::syntax::ast::{dotted, format_float, quote, BinOp, Expr, ExprKind};
 use std::path::Path;
 
@@ -20,6 +21,18 @@ pub enum Value {
 }
 
 impl Value {
+    /// The value as the JSON a spec field reads.
+    pub fn to_json(&self) -> serde_json::Value {
+        match self {
+            Value::Int(i) => (*i).into(),
+            Value::Float(x) => (*x).into(),
+            Value::Bool(b) => (*b).into(),
+            Value::Str(s) | Value::Name(s) => s.as_str().into(),
+            Value::IntList(v) => v.as_slice().into(),
+            Value::StrList(v) => v.as_slice().into(),
+        }
+    }
+
     /// The value in recipe syntax.
     pub fn to_recipe(&self) -> String {
         match self {
@@ -76,7 +89,7 @@ pub fn is_numeric(expr: &Expr) -> bool {
 
 /// Evaluates a numeric constant expression. Integer arithmetic stays integral while exact
 /// (`64 / 2` is `32`, `7 / 2` is `3.5`); mixing in a float gives a float.
-pub fn eval_const(expr: &Expr) -> Result<Const, Diagnostic> {
+pub fn eval_const(expr: &Expr) -> Result<Const, CheckError> {
     match &expr.kind {
         ExprKind::Int(i) => Ok(Const::Int(*i)),
         ExprKind::Float(x) => Ok(Const::Float(*x)),
@@ -90,10 +103,11 @@ pub fn eval_const(expr: &Expr) -> Result<Const, Diagnostic> {
         ExprKind::Binary { op, lhs, rhs } => {
             let (a, b) = (eval_const(lhs)?, eval_const(rhs)?);
             if *op == BinOp::Div && b.as_f64() == 0.0 {
-                return Err(Diagnostic::new(Code::DivisionByZero, "division by zero")
-                    .label(rhs.span, "this is zero")
-                    .label(lhs.span, "divided by it")
-                    .help("the divisor of a constant expression must not be zero"));
+                return Err(CheckError::DivisionByZero {
+                    zero: rhs.span,
+                    dividend: lhs.span,
+                    divided: Divided::Constant,
+                });
             }
             let result = match (a, b) {
                 (Const::Int(x), Const::Int(y)) => match op {
@@ -116,12 +130,7 @@ pub fn eval_const(expr: &Expr) -> Result<Const, Diagnostic> {
             };
             if let Const::Float(x) = result {
                 if !x.is_finite() {
-                    return Err(Diagnostic::new(
-                        Code::NotFinite,
-                        "constant expression is not finite",
-                    )
-                    .label(expr.span, "this overflows to infinity")
-                    .help("check the exponents; recipe numbers are finite"));
+                    return Err(CheckError::NotFinite { span: expr.span });
                 }
             }
             Ok(result)
@@ -130,13 +139,8 @@ pub fn eval_const(expr: &Expr) -> Result<Const, Diagnostic> {
     }
 }
 
-fn overflow(span: Span) -> Diagnostic {
-    Diagnostic::new(
-        Code::IntegerOverflow,
-        "integer overflow in a constant expression",
-    )
-    .label(span, "overflows a 64-bit integer")
-    .help("use smaller numbers, or a float (`1e20`)")
+fn overflow(span: Span) -> CheckError {
+    CheckError::IntegerOverflow { span }
 }
 
 /// How an expression reads in a "found ..." message.
@@ -156,18 +160,23 @@ pub fn describe(expr: &Expr) -> String {
 }
 
 /// `expected X, found Y`.
-pub fn type_mismatch(expected: &str, expr: &Expr) -> Diagnostic {
-    let found = describe(expr);
-    Diagnostic::new(
-        Code::TypeMismatch,
-        format!("expected {expected}, found {found}"),
-    )
-    .label(expr.span, format!("this is {found}"))
+pub fn type_mismatch(expected: &str, expr: &Expr) -> CheckError {
+    mismatch(expected, expr, MismatchHint::None)
+}
+
+/// `expected X, found Y`, with a help line.
+pub fn mismatch(expected: &str, expr: &Expr, hint: MismatchHint) -> CheckError {
+    CheckError::TypeMismatch {
+        span: expr.span,
+        expected: expected.to_string(),
+        found: describe(expr),
+        hint,
+    }
 }
 
 /// Checks one expression against a key's type and range. `sources` resolves relative paths
 /// for file keys (from the directory of the source that wrote the value).
-pub fn check_value(key: &KeySchema, expr: &Expr, sources: &SourceMap) -> Result<Value, Diagnostic> {
+pub fn check_value(key: &KeySchema, expr: &Expr, sources: &SourceMap) -> Result<Value, CheckError> {
     match key.ty {
         Ty::Int => {
             let n = int(expr)?;
@@ -200,14 +209,11 @@ pub fn check_value(key: &KeySchema, expr: &Expr, sources: &SourceMap) -> Result<
                 return Err(type_mismatch(&key.ty.describe(), expr));
             };
             if items.len() != n {
-                return Err(Diagnostic::new(
-                    Code::TypeMismatch,
-                    format!(
-                        "expected a list of {n} integers, found {} items",
-                        items.len()
-                    ),
-                )
-                .label(expr.span, format!("{} items", items.len())));
+                return Err(CheckError::ListLength {
+                    span: expr.span,
+                    expected: n,
+                    found: items.len(),
+                });
             }
             let mut out = Vec::with_capacity(n);
             for item in items {
@@ -231,89 +237,72 @@ pub fn check_value(key: &KeySchema, expr: &Expr, sources: &SourceMap) -> Result<
     }
 }
 
-fn int(expr: &Expr) -> Result<i64, Diagnostic> {
+fn int(expr: &Expr) -> Result<i64, CheckError> {
     if !is_numeric(expr) {
         return Err(type_mismatch("an integer", expr));
     }
     match eval_const(expr)? {
         Const::Int(i) => Ok(i),
-        Const::Float(_) => Err(type_mismatch("an integer", expr)
-            .help("counts and sizes are integers: drop the fraction")),
+        Const::Float(_) => Err(mismatch("an integer", expr, MismatchHint::WholeNumber)),
     }
 }
 
-fn number(expr: &Expr) -> Result<f64, Diagnostic> {
+fn number(expr: &Expr) -> Result<f64, CheckError> {
     if !is_numeric(expr) {
         return Err(type_mismatch("a number", expr));
     }
     Ok(eval_const(expr)?.as_f64())
 }
 
-fn string(expr: &Expr, ty: Ty) -> Result<String, Diagnostic> {
+fn string(expr: &Expr, ty: Ty) -> Result<String, CheckError> {
     match &expr.kind {
         ExprKind::Str(s) => Ok(s.clone()),
-        ExprKind::Path(p) => {
-            Err(type_mismatch(&ty.describe(), expr).help(format!("quote it: `\"{}\"`", dotted(p))))
-        }
+        ExprKind::Path(p) => Err(mismatch(
+            &ty.describe(),
+            expr,
+            MismatchHint::Quote(dotted(p)),
+        )),
         _ => Err(type_mismatch(&ty.describe(), expr)),
     }
 }
 
-fn name(expr: &Expr, options: &[&str]) -> Result<String, Diagnostic> {
+fn name(expr: &Expr, options: &'static [&'static str]) -> Result<String, CheckError> {
+    let expected = || format!("one of {}", backticked_list(options.iter().copied()));
     match &expr.kind {
         ExprKind::Path(p) if p.len() == 1 => {
             let n = &p[0].name;
             if options.contains(&n.as_str()) {
                 return Ok(n.clone());
             }
-            let d = Diagnostic::new(Code::UnknownValue, format!("unknown value `{n}`"))
-                .label(expr.span, "not one of the allowed names");
-            Err(match did_you_mean(n, options.iter().copied()) {
-                Some(s) => d.help(format!(
-                    "did you mean `{s}`? the values are {}",
-                    backticked_list(options.iter().copied())
-                )),
-                None => d.help(format!(
-                    "the values are {}",
-                    backticked_list(options.iter().copied())
-                )),
+            Err(CheckError::UnknownValue {
+                span: expr.span,
+                name: n.clone(),
+                options,
             })
         }
-        ExprKind::Str(s) if options.contains(&s.as_str()) => Err(type_mismatch(
-            &format!("one of {}", backticked_list(options.iter().copied())),
+        ExprKind::Str(s) if options.contains(&s.as_str()) => Err(mismatch(
+            &expected(),
             expr,
-        )
-        .help(format!("write `{s}` without quotes"))),
-        _ => Err(type_mismatch(
-            &format!("one of {}", backticked_list(options.iter().copied())),
-            expr,
+            MismatchHint::Unquote(s.clone()),
         )),
+        _ => Err(type_mismatch(&expected(), expr)),
     }
 }
 
-fn in_range(key: &KeySchema, x: f64, span: Span) -> Result<(), Diagnostic> {
+fn in_range(key: &KeySchema, x: f64, span: Span) -> Result<(), CheckError> {
     if key.range.contains(x) {
         return Ok(());
     }
-    Err(out_of_range(key.key, key.range, x, span))
-}
-
-pub fn out_of_range(name: &str, range: Range, x: f64, span: Span) -> Diagnostic {
-    let shown = if x.fract() == 0.0 && x.abs() < 1e15 {
-        format!("{}", x as i64)
-    } else {
-        format!("{x}")
-    };
-    Diagnostic::new(
-        Code::OutOfRange,
-        format!("`{name}` = {shown} is out of range"),
-    )
-    .label(span, format!("must be {}", range.describe()))
-    .help(format!("`{name}` must be {}", range.describe()))
+    Err(CheckError::OutOfRange {
+        span,
+        key: key.key.to_string(),
+        range: key.range,
+        value: x,
+    })
 }
 
 /// `http://host[:port][/path]` or `https://...`.
-pub fn check_url(s: &str, span: Span) -> Result<(), Diagnostic> {
+pub fn check_url(s: &str, span: Span) -> Result<(), CheckError> {
     let rest = s
         .strip_prefix("http://")
         .or_else(|| s.strip_prefix("https://"));
@@ -330,14 +319,13 @@ pub fn check_url(s: &str, span: Span) -> Result<(), Diagnostic> {
     if valid {
         return Ok(());
     }
-    Err(
-        Diagnostic::new(Code::NotAUrl, format!("`{s}` is not a URL"))
-            .label(span, "expected `http://host[:port]/path` or `https://...`")
-            .help("an OpenAI-compatible base URL looks like `http://localhost:8000/v1`"),
-    )
+    Err(CheckError::NotAUrl {
+        span,
+        text: s.to_string(),
+    })
 }
 
-fn check_path(s: &str, dir: bool, span: Span, sources: &SourceMap) -> Result<(), Diagnostic> {
+fn check_path(s: &str, dir: bool, span: Span, sources: &SourceMap) -> Result<(), CheckError> {
     let base = super::resolve::base_dir(sources, span.source);
     let path = if Path::new(s).is_absolute() {
         Path::new(s).to_path_buf()
@@ -348,18 +336,18 @@ fn check_path(s: &str, dir: bool, span: Span, sources: &SourceMap) -> Result<(),
     if ok {
         return Ok(());
     }
-    let what = if dir { "directory" } else { "file" };
-    Err(
-        Diagnostic::new(Code::MissingFile, format!("{what} `{s}` does not exist"))
-            .label(span, format!("looked for `{}`", path.display()))
-            .help("relative paths are resolved from the directory of the file that writes them"),
-    )
+    Err(CheckError::MissingFile {
+        span,
+        text: s.to_string(),
+        looked: path.display().to_string(),
+        dir,
+    })
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::diagnostics::SourceId;
+    use crate::diagnostics::{Code, SourceId};
 
     fn expr(text: &str) -> Expr {
         let (file, errors) = crate::syntax::parse_file(SourceId(0), &format!("a = {text}"));
@@ -377,16 +365,20 @@ mod tests {
         assert_eq!(eval_const(&expr("3e-4 * 2")).unwrap(), Const::Float(6e-4));
         assert_eq!(eval_const(&expr("-(2 + 3) * 4")).unwrap(), Const::Int(-20));
         assert_eq!(
-            eval_const(&expr("1 / 0")).unwrap_err().code,
+            eval_const(&expr("1 / 0")).unwrap_err().diagnostic().code,
             Code::DivisionByZero
         );
         assert_eq!(
-            eval_const(&expr("1e308 * 10")).unwrap_err().code,
+            eval_const(&expr("1e308 * 10"))
+                .unwrap_err()
+                .diagnostic()
+                .code,
             Code::NotFinite
         );
         assert_eq!(
             eval_const(&expr("9223372036854775807 + 1"))
                 .unwrap_err()
+                .diagnostic()
                 .code,
             Code::IntegerOverflow
         );

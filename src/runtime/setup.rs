@@ -27,7 +27,7 @@ fn sotopia_envs(
     use crate::graph::{PartnerSpec, PromptStyle};
     let factory = SotopiaFactory::new(spec, PromptStyle::Compact)?;
     let model = match &spec.partner {
-        PartnerSpec::Model { path } => Some(partner_backend(path)?),
+        PartnerSpec::Model(model) => Some(partner_backend(&model.path)?),
         _ => None,
     };
     (0..count)

@@ -18,9 +18,7 @@ use super::setup::{make_envs, make_tokenizer, sampling_of, set_threads};
 use super::RuntimeError;
 use crate::algo;
 use crate::env::{Environment, Split, Task};
-use crate::graph::{
-    AdvExpr, AlgorithmKind, ExecGraph, Op, PrmLoss, PrmReference, RewardSpec, TrajScore,
-};
+use crate::graph::{AdvExpr, ExecGraph, Op, PrmLoss, PrmReference, RewardSpec, TrajScore};
 use crate::model::{LanguageModel, Optimizer, SampleOptions, Tokenizer};
 use crate::reward::verifier::verify;
 
@@ -103,7 +101,7 @@ impl Trainer {
         let tokenizer = make_tokenizer(&graph)?;
         let seed = graph.train.seed;
         let policy = super::setup::make_policy(&graph, &tokenizer, &device, seed)?;
-        let ppo = &graph.algorithm.ppo;
+        let ppo = graph.algorithm.ppo();
         let policy_opt = Optimizer::new(policy.vars(), ppo.lr, ppo.weight_decay)?;
         let prm = match &graph.prm {
             Some(spec) => {
@@ -127,19 +125,14 @@ impl Trainer {
         } else {
             None
         };
-        let critic = match (&graph.algorithm.kind, &graph.algorithm.critic) {
-            (AlgorithmKind::PpoGae, Some(spec)) => {
+        let critic = match graph.algorithm.critic() {
+            Some(spec) => {
                 let mut model = policy.duplicate()?;
                 model.add_value_head(seed ^ 0x5eed_c417)?;
                 let opt = Optimizer::new(model.vars(), spec.lr, 0.0)?;
                 Some(Trained { model, opt })
             }
-            (AlgorithmKind::PpoGae, None) => {
-                return Err(RuntimeError::Config(
-                    "the PPO+GAE algorithm needs a critic block".into(),
-                ))
-            }
-            _ => None,
+            None => None,
         };
         let judge = super::judging::outcome_judge(&graph)?;
         Ok(Trainer {
@@ -604,7 +597,7 @@ impl Trainer {
                 "the policy update needs advantages (an `advantage` node before it)".into(),
             )
         })?;
-        let ppo = self.graph.algorithm.ppo.clone();
+        let ppo = self.graph.algorithm.ppo().clone();
         let cfg = algo::ppo::ActorLossConfig::from_spec(&ppo);
         let it = w.metrics.iteration;
         let mut order: Vec<usize> = (0..w.trajs.len()).collect();
@@ -674,7 +667,7 @@ impl Trainer {
 
     /// Clipped value regression on the GAE returns, over minibatches of trajectories.
     fn critic_update(&mut self, w: &mut Work) -> Result<(), RuntimeError> {
-        let spec = self.graph.algorithm.critic.clone().ok_or_else(|| {
+        let spec = self.graph.algorithm.critic().cloned().ok_or_else(|| {
             RuntimeError::Config("the graph updates a critic but declares none".into())
         })?;
         let (Some(values), Some(returns)) = (&w.values, &w.returns) else {
@@ -683,7 +676,7 @@ impl Trainer {
                     .into(),
             ));
         };
-        let ppo = self.graph.algorithm.ppo.clone();
+        let ppo = self.graph.algorithm.ppo().clone();
         let it = w.metrics.iteration;
         let critic = self.critic.as_mut().expect("spec checked");
         let mut order: Vec<usize> = (0..w.trajs.len()).collect();
