@@ -8,7 +8,7 @@
 
 mod keys;
 
-pub use keys::{defaults, from_name, Bound, DefaultValue, KeySchema, Range, Ty};
+pub use keys::{default_json, defaults, from_name, Bound, DefaultValue, KeySchema, Range, Ty};
 
 use indexmap::IndexMap;
 use keys::{names, none_is_null, spec, DefaultValue as D};
@@ -493,6 +493,11 @@ pub enum AdvExpr {
         group: StepGroup,
         /// Divide every step reward by the batch's max |value| first (released OPRL code).
         maxabs: bool,
+        /// With `group = anchor_state`: steps whose observations have a difflib similarity
+        /// ratio of at least this share a step group (verl-agent's `similarity_thresh`);
+        /// `None` groups identical observations only.
+        #[serde(default)]
+        similarity: Option<f64>,
     },
     /// One value per action token, normalised over all action tokens of the group.
     Token {

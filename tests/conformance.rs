@@ -514,6 +514,7 @@ fn evaluate_advantage_reproduces_verl_agent_gigpo() {
                     norm,
                     group: StepGroup::Pool,
                     maxabs: false,
+                    similarity: None,
                 },
                 AdvExpr::Scale {
                     factor: f(&i["step_advantage_w"]),
@@ -525,6 +526,7 @@ fn evaluate_advantage_reproduces_verl_agent_gigpo() {
                         norm,
                         group: StepGroup::AnchorState,
                         maxabs: false,
+                        similarity: None,
                     }),
                 },
             ],

@@ -341,6 +341,77 @@ const TOKENS: &[&str] = &[
     "99999999999999999999",
 ];
 
+/// Every environment spec's `Default` is its schema defaults, as an empty `env` block compiles.
+#[test]
+fn environment_defaults_are_the_schema_defaults() {
+    use oprl::graph::{EnvSpec, SokobanSpec, SotopiaSpec, WebshopSpec};
+    for (name, spec) in [
+        ("sokoban", EnvSpec::Sokoban(SokobanSpec::default())),
+        ("webshop", EnvSpec::Webshop(WebshopSpec::default())),
+        ("sotopia", EnvSpec::Sotopia(SotopiaSpec::default())),
+    ] {
+        assert_eq!(compile::compile_env(name, &[]).env_spec(), Some(spec));
+    }
+}
+
+/// Run directories keep graph.json: names and shapes it was saved with still read.
+#[test]
+fn old_graph_json_still_reads() {
+    use oprl::graph::{from_name, AlgorithmSpec, KlKind, LossAgg, Op};
+    let agg: LossAgg = serde_json::from_str("\"seq-mean-token-sum\"").unwrap();
+    assert_eq!(agg, LossAgg::SeqMeanTokenSum);
+    assert_eq!(
+        serde_json::to_string(&agg).unwrap(),
+        "\"seq_mean_token_sum\""
+    );
+    assert_eq!(from_name::<KlKind>("low_var_kl"), Some(KlKind::K3));
+    assert_eq!(Op::PrmScore.name(), "prm_score");
+    // The algorithm was a struct with `critic` and `prime` set to null when unused.
+    let algorithm = compile_snippet("").graph.expect("compiles").algorithm;
+    let mut old = serde_json::to_value(&algorithm).unwrap();
+    old["critic"] = serde_json::Value::Null;
+    old["prime"] = serde_json::Value::Null;
+    assert_eq!(
+        serde_json::from_value::<AlgorithmSpec>(old).unwrap(),
+        algorithm
+    );
+}
+
+/// A Sokoban recipe with the RLOO preset and `extra` appended.
+fn compile_snippet(extra: &str) -> Compilation {
+    let recipe = format!(
+        "use std::envs::sokoban\nuse std::presets::rloo\npolicy transformer {{ }}\n{extra}\n"
+    );
+    compile::compile_text("r.oprl", &recipe, Path::new("."), &[])
+}
+
+/// GiGPO's similarity grouping: `step(..., similarity = t)`, checked by its schema row.
+#[test]
+fn step_similarity_is_a_checked_option_of_step() {
+    use oprl::graph::{AdvExpr, StepGroup};
+    let graph = compile_snippet("advantage = step(prm, group = anchor_state, similarity = 0.9)");
+    assert!(matches!(
+        graph.graph.expect("compiles").advantage,
+        AdvExpr::Step {
+            group: StepGroup::AnchorState,
+            similarity: Some(t),
+            ..
+        } if t == 0.9
+    ));
+    let codes = |advantage: &str| -> Vec<Code> {
+        let compiled = compile_snippet(&format!("advantage = {advantage}"));
+        compiled.diagnostics.iter().map(|d| d.code).collect()
+    };
+    assert_eq!(
+        codes("step(prm, group = anchor_state, similarity = 1.5)"),
+        [Code::OutOfRange]
+    );
+    assert_eq!(
+        codes("step(prm, similarity = 0.9)"),
+        [Code::SimilarityWithoutAnchorState]
+    );
+}
+
 fn compile_never_panics(text: &str) {
     let dir = std::env::temp_dir();
     let c = compile::compile_text("fuzz.oprl", text, &dir, &[]);

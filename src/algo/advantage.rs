@@ -245,6 +245,7 @@ impl Ctx<'_> {
                 norm,
                 group,
                 maxabs,
+                ..
             } => self.step(signal, *norm, *group, *maxabs),
             AdvExpr::Token { signal, norm } => self.token(signal, *norm),
             AdvExpr::Scale { factor, expr } => {
@@ -595,6 +596,7 @@ mod tests {
             norm,
             group,
             maxabs: false,
+            similarity: None,
         }
     }
 
@@ -652,6 +654,7 @@ mod tests {
                 norm: Norm::None,
                 group: StepGroup::Pool,
                 maxabs: true,
+                similarity: None,
             }),
         };
         let out = run(&expr);

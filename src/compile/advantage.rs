@@ -4,12 +4,11 @@
 //! granularity, where a sum inside a signal broadcasts its coarser terms to the finest one.
 
 use super::error::{ArgumentProblem, CheckError, Divided, GranularityProblem, MismatchHint};
-use super::schema::{self, DefaultValue, FunctionContext, KeySchema, Range, Ty};
-use super::value::{check_value, describe, eval_const, is_numeric, mismatch, type_mismatch, Value};
+use super::schema::{self, FunctionContext};
+use super::value::{check_value, describe, eval_const, is_numeric, mismatch, type_mismatch};
 use crate::diagnostics::{did_you_mean, SourceMap, Span};
-use crate::graph::{from_name, AdvExpr, Norm, Signal, StepGroup};
+use crate::graph::{default_json, AdvExpr, Norm, Signal, StepGroup};
 use crate::syntax::ast::{dotted, Arg, BinOp, Expr, ExprKind, Ident};
-use serde::de::DeserializeOwned;
 
 /// Signal granularity, coarsest first.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -238,56 +237,64 @@ impl AdvantageChecker<'_> {
         let bound = self.bind(function, args, span)?;
         let signal_expr = bound[0].expect("the signal parameter is required");
         let typed = self.signal(signal_expr)?;
-        let mut norm = Norm::Zscore;
-        let mut norm_span = None;
-        if let Some(e) = bound[1] {
-            norm = self.enum_arg(e, Norm::NAMES)?;
-            norm_span = Some(e.span);
+        // The options are checked like block keys; with the signal they are the variant's JSON.
+        let mut object = serde_json::Map::new();
+        object.insert("kind".into(), name.into());
+        object.insert("signal".into(), serde_json::to_value(&typed.signal).ok()?);
+        let options = function.options.iter().zip(&bound[function.params.len()..]);
+        let mut failed = false;
+        for (key, expr) in options.clone() {
+            let value = match expr {
+                Some(e) => match check_value(key, e, &SourceMap::new()) {
+                    Ok(value) => Some(value.to_json()),
+                    Err(error) => {
+                        self.errors.push(error);
+                        failed = true;
+                        continue;
+                    }
+                },
+                None => default_json(key),
+            };
+            object.extend(value.map(|v| (key.field.to_string(), v)));
         }
+        if failed {
+            return None;
+        }
+        let written = |option: &str| {
+            options
+                .clone()
+                .find(|(k, _)| k.key == option)
+                .and_then(|(_, e)| e.map(|e| e.span))
+        };
         let want = match name {
             "episode" => Granularity::Episode,
             "step" => Granularity::Step,
             _ => Granularity::Token,
         };
         self.check_granularity(name, want, &typed, signal_expr, callee_span)?;
-        match name {
-            "episode" => {
-                if norm != Norm::None {
-                    self.info.group_baselines.push(norm_span.unwrap_or(span));
-                }
-                Some(AdvExpr::Episode {
-                    signal: typed.signal,
-                    norm,
-                })
+        let estimator: AdvExpr = serde_json::from_value(object.into())
+            .expect("an estimator's options deserialise into its variant");
+        match &estimator {
+            AdvExpr::Episode { norm, .. } if *norm != Norm::None => {
+                self.info
+                    .group_baselines
+                    .push(written("norm").unwrap_or(span));
             }
-            "step" => {
-                let group = match bound[2] {
-                    Some(e) => self.enum_arg(e, StepGroup::NAMES)?,
-                    None => StepGroup::Pool,
-                };
-                let maxabs = match bound[3] {
-                    Some(Expr {
-                        kind: ExprKind::Bool(b),
-                        ..
-                    }) => *b,
-                    Some(e) => {
-                        self.errors.push(type_mismatch("`true` or `false`", e));
-                        return None;
-                    }
-                    None => false,
-                };
-                Some(AdvExpr::Step {
-                    signal: typed.signal,
-                    norm,
-                    group,
-                    maxabs,
-                })
+            AdvExpr::Step {
+                group: StepGroup::Pool,
+                similarity: Some(_),
+                ..
+            } => {
+                self.errors.push(CheckError::SimilarityWithoutAnchorState {
+                    similarity: written("similarity").unwrap_or(span),
+                    group: written("group"),
+                    callee: callee_span,
+                });
+                return None;
             }
-            _ => Some(AdvExpr::Token {
-                signal: typed.signal,
-                norm,
-            }),
+            _ => {}
         }
+        Some(estimator)
     }
 
     fn check_granularity(
@@ -342,16 +349,17 @@ impl AdvantageChecker<'_> {
         args: &'e [Arg],
         span: Span,
     ) -> Option<Vec<Option<&'e Expr>>> {
-        let mut slots: Vec<Option<&Expr>> = vec![None; function.params.len()];
+        let names: Vec<&str> = function.parameters().map(|(name, _)| name).collect();
+        let mut slots: Vec<Option<&Expr>> = vec![None; names.len()];
         let mut ok = true;
         let mut seen_named = false;
         let signature = || function.signature();
         for (i, arg) in args.iter().enumerate() {
             let problem = match &arg.name {
                 None if seen_named => Some(ArgumentProblem::PositionalAfterNamed),
-                None if i >= function.params.len() => Some(ArgumentProblem::TooMany {
+                None if i >= names.len() => Some(ArgumentProblem::TooMany {
                     function: function.name,
-                    max: function.params.len(),
+                    max: names.len(),
                 }),
                 None => {
                     slots[i] = Some(&arg.value);
@@ -359,7 +367,7 @@ impl AdvantageChecker<'_> {
                 }
                 Some(name) => {
                     seen_named = true;
-                    match function.params.iter().position(|p| p.name == name.name) {
+                    match names.iter().position(|p| *p == name.name) {
                         Some(p) if slots[p].is_some() => Some(ArgumentProblem::Repeated {
                             name: name.name.clone(),
                         }),
@@ -370,10 +378,7 @@ impl AdvantageChecker<'_> {
                         None => Some(ArgumentProblem::Unknown {
                             function: function.name,
                             name: name.name.clone(),
-                            suggestion: did_you_mean(
-                                &name.name,
-                                function.params.iter().map(|p| p.name),
-                            ),
+                            suggestion: did_you_mean(&name.name, names.iter().copied()),
                         }),
                     }
                 }
@@ -388,7 +393,7 @@ impl AdvantageChecker<'_> {
             }
         }
         for (slot, param) in slots.iter().zip(function.params) {
-            if slot.is_none() && param.default.is_none() && ok {
+            if slot.is_none() && ok {
                 ok = false;
                 self.errors.push(CheckError::BadArguments {
                     span,
@@ -401,30 +406,6 @@ impl AdvantageChecker<'_> {
             }
         }
         ok.then_some(slots)
-    }
-
-    /// A name argument (`norm = rloo`) as its enum.
-    fn enum_arg<T: DeserializeOwned>(
-        &mut self,
-        expr: &Expr,
-        options: &'static [&'static str],
-    ) -> Option<T> {
-        let key = KeySchema {
-            key: "argument",
-            field: "argument",
-            ty: Ty::Name(options),
-            default: DefaultValue::Required,
-            doc: "",
-            range: Range::ANY,
-        };
-        match check_value(&key, expr, &SourceMap::new()) {
-            Ok(Value::Name(n)) => from_name(&n),
-            Ok(_) => None,
-            Err(e) => {
-                self.errors.push(e);
-                None
-            }
-        }
     }
 
     /// Types a signal expression.
@@ -636,11 +617,13 @@ pub fn canonical(expr: AdvExpr) -> AdvExpr {
             norm,
             group,
             maxabs,
+            similarity,
         } => AdvExpr::Step {
             signal: canonical_signal(signal),
             norm,
             group,
             maxabs,
+            similarity,
         },
         AdvExpr::Token { signal, norm } => AdvExpr::Token {
             signal: canonical_signal(signal),

@@ -250,6 +250,11 @@ pub enum CheckError {
         signals: &'static [&'static str],
         is_other_reward: bool,
     },
+    SimilarityWithoutAnchorState {
+        similarity: Span,
+        group: Option<Span>,
+        callee: Span,
+    },
     // ------------------------------------------------------------------------- rules (E04xx)
     GroupTooSmall {
         group: i64,
@@ -663,6 +668,18 @@ impl CheckError {
                 Diagnostic::new(Code::UnknownName, format!("unknown signal `{name}`"))
                     .label(*span, "not a signal")
                     .help(help)
+            }
+            E::SimilarityWithoutAnchorState { similarity, group, callee } => {
+                let d = Diagnostic::new(
+                    Code::SimilarityWithoutAnchorState,
+                    "`similarity` needs `group = anchor_state`",
+                )
+                .label(*similarity, "groups similar observations");
+                let d = match group {
+                    Some(group) => d.label(*group, "pool grouping ignores observations"),
+                    None => d.label(*callee, "groups by `pool`, the default"),
+                };
+                d.help("add `group = anchor_state`, or remove `similarity`")
             }
             E::GroupTooSmall { group, at, baseline, prime } => {
                 let what = if *prime { "PRIME's leave-one-out baseline" } else { "a group baseline" };

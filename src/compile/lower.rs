@@ -230,41 +230,4 @@ mod tests {
             }
         }
     }
-
-    #[test]
-    fn environment_defaults_are_the_schema_defaults() {
-        for (name, spec) in [
-            ("sokoban", EnvSpec::Sokoban(SokobanSpec::default())),
-            ("webshop", EnvSpec::Webshop(WebshopSpec::default())),
-            ("sotopia", EnvSpec::Sotopia(SotopiaSpec::default())),
-        ] {
-            assert_eq!(super::super::compile_env(name, &[]).env_spec(), Some(spec));
-        }
-    }
-
-    #[test]
-    fn old_graph_names_still_read() {
-        let agg: LossAgg = serde_json::from_str("\"seq-mean-token-sum\"").unwrap();
-        assert_eq!(agg, LossAgg::SeqMeanTokenSum);
-        assert_eq!(
-            serde_json::to_string(&agg).unwrap(),
-            "\"seq_mean_token_sum\""
-        );
-        assert_eq!(from_name::<KlKind>("low_var_kl"), Some(KlKind::K3));
-        assert_eq!(Op::PrmScore.name(), "prm_score");
-    }
-
-    #[test]
-    fn graphs_saved_with_the_algorithm_struct_still_read() {
-        let recipe = "use std::envs::sokoban\nuse std::presets::rloo\npolicy transformer { }\n";
-        let compiled = super::super::compile_text("r.oprl", recipe, std::path::Path::new("."), &[]);
-        let algorithm = compiled.graph.expect("compiles").algorithm;
-        let mut old = serde_json::to_value(&algorithm).unwrap();
-        old["critic"] = serde_json::Value::Null;
-        old["prime"] = serde_json::Value::Null;
-        assert_eq!(
-            serde_json::from_value::<AlgorithmSpec>(old).unwrap(),
-            algorithm
-        );
-    }
 }

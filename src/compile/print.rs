@@ -106,6 +106,7 @@ pub fn advantage_text(expr: &AdvExpr) -> String {
             norm,
             group,
             maxabs,
+            similarity,
         } => {
             let mut s = format!("step({}, norm = {}", signal_text(signal), norm.name());
             if *group == StepGroup::AnchorState {
@@ -113,6 +114,9 @@ pub fn advantage_text(expr: &AdvExpr) -> String {
             }
             if *maxabs {
                 s.push_str(", maxabs = true");
+            }
+            if let Some(t) = similarity {
+                s.push_str(&format!(", similarity = {}", format_float(*t)));
             }
             s + ")"
         }

@@ -174,15 +174,15 @@ fn admissible_actions(recipe: &CheckedRecipe, out: &mut Vec<CheckError>) {
     if sampling.str("actions") != "admissible" {
         return;
     }
-    let kind = env.variant().unwrap_or("");
-    let has_compact_prompt = matches!(kind, "sokoban" | "webshop");
-    if has_compact_prompt && env.opt_str("prompt") == Some("compact") {
+    if crate::env::lists_answers(&super::lower::env(env)) {
         return;
     }
+    // An environment with a choice of prompt lists its answers under the compact one.
+    let has_prompt = env.schema.key("prompt").is_some();
     out.push(CheckError::NoListedAnswers {
-        env: kind.to_string(),
+        env: env.variant().unwrap_or("").to_string(),
         actions: at(sampling, "actions"),
-        prompt: has_compact_prompt.then(|| at(env, "prompt")),
+        prompt: has_prompt.then(|| at(env, "prompt")),
         head: env.head,
     });
 }

@@ -325,12 +325,10 @@ pub fn top_level(kind: &str) -> Option<&'static TopLevel> {
     TOP_LEVEL.iter().find(|t| t.kind == kind)
 }
 
-/// A parameter of a function.
+/// A positional parameter of a function (always required).
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Param {
     pub name: &'static str,
-    /// `None` for a required positional parameter, else the default as written in a recipe.
-    pub default: Option<&'static str>,
     pub doc: &'static str,
 }
 
@@ -349,29 +347,44 @@ pub enum FunctionContext {
 pub struct FunctionSchema {
     pub name: &'static str,
     pub context: FunctionContext,
+    /// The required parameters, positional or named.
     pub params: &'static [Param],
+    /// The optional ones after them, checked like block keys; an estimator's options
+    /// deserialise with its signal into its [`crate::graph::AdvExpr`] variant.
+    pub options: &'static [KeySchema],
     pub doc: &'static str,
 }
 
 impl FunctionSchema {
-    /// `step(signal, norm = zscore, group = pool, maxabs = false)`.
+    /// Every parameter's name and doc in call order: the required ones, then the options.
+    pub fn parameters(&self) -> impl Iterator<Item = (&'static str, &'static str)> + '_ {
+        let params = self.params.iter().map(|p| (p.name, p.doc));
+        params.chain(self.options.iter().map(|k| (k.key, k.doc)))
+    }
+
+    /// `step(signal, norm = zscore, group = pool, maxabs = false, [similarity])`.
     pub fn signature(&self) -> String {
-        let params: Vec<String> = self
-            .params
-            .iter()
-            .map(|p| match p.default {
-                Some(d) => format!("{} = {d}", p.name),
-                None => p.name.to_string(),
-            })
-            .collect();
-        format!("{}({})", self.name, params.join(", "))
+        let params = self.params.iter().map(|p| p.name.to_string());
+        let options = self.options.iter().map(|k| match option_default(k) {
+            Some(d) => format!("{} = {d}", k.key),
+            None => format!("[{}]", k.key),
+        });
+        let all: Vec<String> = params.chain(options).collect();
+        format!("{}({})", self.name, all.join(", "))
     }
 }
 
-/// The normalisations of an estimator.
-pub const NORMS: &[&str] = Norm::NAMES;
-/// The step groupings of `step(...)`.
-pub const STEP_GROUPS: &[&str] = StepGroup::NAMES;
+/// An option's default as a recipe writes it; `None` for an option that may stay unset.
+pub fn option_default(key: &KeySchema) -> Option<String> {
+    match key.default {
+        D::Name(n) => Some(n.to_string()),
+        D::Bool(b) => Some(b.to_string()),
+        D::Int(i) => Some(i.to_string()),
+        D::Float(x) => Some(crate::syntax::ast::format_float(x)),
+        _ => None,
+    }
+}
+
 /// The signals of advantage expressions.
 pub const SIGNALS: &[&str] = &["outcome", "prm", "env.reward"];
 /// The environment signals a verifier reads.
@@ -379,52 +392,58 @@ pub const VERIFIER_SIGNALS: &[&str] = &["env.won", "env.score", "env.return"];
 
 const SIGNAL_PARAM: Param = Param {
     name: "signal",
-    default: None,
     doc: "`outcome`, `prm`, `env.reward`, a sum of them, or `discounted(...)`.",
 };
-const NORM_PARAM: Param = Param {
-    name: "norm",
-    default: Some("zscore"),
-    doc: "`zscore`, `rloo`, `mean`, `mean_whiten` or `none`.",
-};
+const NORM: KeySchema = key(
+    "norm",
+    Ty::Name(Norm::NAMES),
+    D::Name("zscore"),
+    R,
+    "`zscore`, `rloo`, `mean`, `mean_whiten` or `none`.",
+);
 
 pub static FUNCTIONS: &[FunctionSchema] = &[
     FunctionSchema {
         name: "episode",
         context: FunctionContext::Estimator,
-        params: &[SIGNAL_PARAM, NORM_PARAM],
+        params: &[SIGNAL_PARAM],
+        options: &[NORM],
         doc: "One value per trajectory, normalised within its task group; broadcast to every action token.",
     },
     FunctionSchema {
         name: "step",
         context: FunctionContext::Estimator,
-        params: &[
-            SIGNAL_PARAM,
-            NORM_PARAM,
-            Param { name: "group", default: Some("pool"), doc: "`pool` (all steps of the task group) or `anchor_state` (GiGPO)." },
-            Param { name: "maxabs", default: Some("false"), doc: "Divide step rewards by the batch's max |value| first." },
+        params: &[SIGNAL_PARAM],
+        options: &[
+            NORM,
+            key("group", Ty::Name(StepGroup::NAMES), D::Name("pool"), R, "`pool` (all steps of the task group) or `anchor_state` (GiGPO)."),
+            key("maxabs", Ty::Bool, D::Bool(false), R, "Divide step rewards by the batch's max |value| first."),
+            key("similarity", Ty::Float, D::Optional("identical observations only"), Range::HALF_OPEN_UNIT, "With `group = anchor_state`: observations at least this similar (difflib ratio) share a step group."),
         ],
         doc: "One value per step, normalised within its step group; broadcast to the step's tokens.",
     },
     FunctionSchema {
         name: "token",
         context: FunctionContext::Estimator,
-        params: &[SIGNAL_PARAM, NORM_PARAM],
+        params: &[SIGNAL_PARAM],
+        options: &[NORM],
         doc: "One value per action token, normalised over all action tokens of the task group.",
     },
     FunctionSchema {
         name: "discounted",
         context: FunctionContext::Signal,
         params: &[
-            Param { name: "signal", default: None, doc: "A step-level signal." },
-            Param { name: "gamma", default: None, doc: "Discount in [0, 1]." },
+            Param { name: "signal", doc: "A step-level signal." },
+            Param { name: "gamma", doc: "Discount in [0, 1]." },
         ],
+        options: &[],
         doc: "The discounted return-to-go of a step-level signal: `R_t = sum_k gamma^(k-t) r_k`.",
     },
     FunctionSchema {
         name: "verifier",
         context: FunctionContext::Reward,
-        params: &[Param { name: "signal", default: None, doc: "`env.won`, `env.score` or `env.return`." }],
+        params: &[Param { name: "signal", doc: "`env.won`, `env.score` or `env.return`." }],
+        options: &[],
         doc: "A rule-based outcome reward read from the environment.",
     },
 ];

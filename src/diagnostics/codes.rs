@@ -285,6 +285,12 @@ with `prompt = compact` (the four moves; the page's clicks or the goal's catalog
 their verl prompts take free text with reasoning, and SOTOPIA and external environments take
 free text. Use `prompt = compact`, or `actions = free`.";
 
+    SimilarityWithoutAnchorState = "E0413", Rule, "similarity without anchor-state grouping",
+"`step(..., similarity = t)` groups steps whose observations are at least `t` similar (the
+difflib ratio, verl-agent's `similarity_thresh`) instead of only identical ones. It refines
+anchor-state grouping, so it needs `group = anchor_state`; under `group = pool` every step of a
+task group already shares one group.";
+
     // ----------------------------------------------------------------------------------- lower
     DivisionByZero = "E0501", Lower, "division by zero",
 "A constant expression divides by zero. Arithmetic in a recipe is evaluated once, while

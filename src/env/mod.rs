@@ -94,6 +94,19 @@ pub enum EnvError {
     Io(#[from] std::io::Error),
 }
 
+/// Whether the environment a spec describes lists the answers it accepts
+/// ([`Environment::action_choices`] is `Some`): what `sampling.actions = admissible` needs.
+/// Sokoban and WebShop list them under their compact prompts; verl prompts, SOTOPIA and
+/// external environments take free text. The compiler's rule E0412 asks this.
+pub fn lists_answers(spec: &crate::graph::EnvSpec) -> bool {
+    use crate::graph::{EnvSpec, PromptStyle};
+    match spec {
+        EnvSpec::Sokoban(s) => s.prompt == PromptStyle::Compact,
+        EnvSpec::Webshop(s) => s.prompt == PromptStyle::Compact,
+        EnvSpec::Sotopia(_) | EnvSpec::External(_) => false,
+    }
+}
+
 /// One environment instance. The runtime holds `tasks x group` of them.
 pub trait Environment: Send {
     /// Starts an episode on `task`; deterministic for a given task.

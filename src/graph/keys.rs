@@ -281,7 +281,7 @@ macro_rules! names {
 pub(crate) use {names, spec};
 
 /// A key's default as the JSON its spec field reads; `None` when it has no fixed value.
-fn default_json(key: &KeySchema) -> Option<serde_json::Value> {
+pub fn default_json(key: &KeySchema) -> Option<serde_json::Value> {
     use serde_json::json;
     Some(match key.default {
         DefaultValue::Int(i) => json!(i),

@@ -265,9 +265,8 @@ fn block_markdown(block: &BlockSchema) -> String {
 
 fn function_markdown(function: &schema::FunctionSchema) -> String {
     let params: Vec<String> = function
-        .params
-        .iter()
-        .map(|p| format!("- `{}`: {}", p.name, p.doc))
+        .parameters()
+        .map(|(name, doc)| format!("- `{name}`: {doc}"))
         .collect();
     format!(
         "```oprl\n{}\n```\n\n{}\n\n{}",
@@ -496,20 +495,15 @@ pub fn completion(text: &str, position: Position) -> Vec<CompletionItem> {
             _ => Vec::new(),
         },
         At::Argument { function } => argument_items(function),
-        At::ArgumentValue { function, name } => match (function.as_str(), name.as_str()) {
-            (_, "norm") => names(
-                schema::NORMS,
-                CompletionItemKind::ENUM_MEMBER,
-                "normalisation",
-            ),
-            ("step", "group") => names(
-                schema::STEP_GROUPS,
-                CompletionItemKind::ENUM_MEMBER,
-                "step grouping",
-            ),
-            (_, "maxabs") => names(&["true", "false"], CompletionItemKind::KEYWORD, "boolean"),
-            _ => Vec::new(),
-        },
+        At::ArgumentValue { function, name } => {
+            let option =
+                schema::function(&function).and_then(|f| f.options.iter().find(|k| k.key == name));
+            match option.map(|k| k.ty) {
+                Some(Ty::Name(options)) => names(options, CompletionItemKind::ENUM_MEMBER, &name),
+                Some(Ty::Bool) => names(&["true", "false"], CompletionItemKind::KEYWORD, "boolean"),
+                _ => Vec::new(),
+            }
+        }
         At::Operand => {
             let in_call = ctx.frames.iter().any(|f| matches!(f, Frame::Call { .. }));
             if in_call {
@@ -536,16 +530,14 @@ fn argument_items(function: &str) -> Vec<CompletionItem> {
         return Vec::new();
     };
     let mut items: Vec<CompletionItem> = f
-        .params
+        .options
         .iter()
-        .filter(|p| p.default.is_some())
-        .map(|p| {
-            item(
-                p.name,
-                CompletionItemKind::FIELD,
-                format!("{} = {}", p.name, p.default.unwrap_or_default()),
-                p.doc.into(),
-            )
+        .map(|k| {
+            let detail = match schema::option_default(k) {
+                Some(d) => format!("{} = {d}", k.key),
+                None => format!("{} = {}", k.key, k.ty.describe()),
+            };
+            item(k.key, CompletionItemKind::FIELD, detail, k.doc.into())
         })
         .collect();
     match f.context {
