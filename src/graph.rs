@@ -544,3 +544,48 @@ pub struct OutputSpec {
     /// Full episodes kept as text transcripts per evaluation.
     pub transcripts: usize,
 }
+
+// --- Defaults (temporary, replaced by the schema-derived ones at merge)
+// The values of `env sokoban|webshop|sotopia { }` in src/compile/schema.rs, for the
+// environments' own defaults without a compiler.
+
+impl Default for SokobanSpec {
+    fn default() -> Self {
+        SokobanSpec {
+            room: [6, 6],
+            boxes: 1,
+            max_turns: 15,
+            search_depth: 30,
+            observation: ObservationKind::Text,
+            prompt: PromptStyle::Verl,
+            history: 2,
+        }
+    }
+}
+
+impl Default for WebshopSpec {
+    fn default() -> Self {
+        WebshopSpec {
+            products: None,
+            attributes: None,
+            catalogue_size: 1000,
+            max_turns: 10,
+            history: 2,
+            prompt: PromptStyle::Verl,
+            test_goals: 500,
+            outcome: WebshopOutcome::Score,
+        }
+    }
+}
+
+impl Default for SotopiaSpec {
+    fn default() -> Self {
+        SotopiaSpec {
+            scenarios: None,
+            hard_only: false,
+            partner: PartnerSpec::SelfPlay,
+            side: SotopiaSide::First,
+            max_turns: 20,
+        }
+    }
+}

@@ -7,7 +7,6 @@
 
 use serde::{Deserialize, Serialize};
 
-pub mod cli;
 pub mod image;
 pub mod protocol;
 pub mod sokoban;

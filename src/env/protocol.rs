@@ -201,13 +201,6 @@ pub fn serve(
     Ok(())
 }
 
-/// Serves on the process's stdin and stdout.
-pub fn serve_stdio(env: &mut dyn Served) -> std::io::Result<()> {
-    let stdin = std::io::stdin();
-    let stdout = std::io::stdout();
-    serve(env, stdin.lock(), stdout.lock())
-}
-
 fn reset(env: &mut dyn Served, request: &Map<String, Value>) -> Result<Value, String> {
     let task = requested_task(request)?;
     let observation = match env.reset_request(request, task)? {
@@ -617,7 +610,6 @@ impl Drop for ExternalEnv {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::env::sokoban::default_spec;
     use crate::graph::SokobanSpec;
 
     fn run(spec: SokobanSpec, requests: &[&str]) -> Vec<Value> {
@@ -635,7 +627,7 @@ mod tests {
     #[test]
     fn server_plays_an_explicit_level() {
         let replies = run(
-            default_spec(),
+            SokobanSpec::default(),
             &[
                 r#"{"op":"step","action":"<action>up</action>"}"#,
                 r#"this is not json"#,
@@ -674,7 +666,7 @@ mod tests {
     #[test]
     fn server_resets_by_seed_deterministically() {
         let replies = run(
-            default_spec(),
+            SokobanSpec::default(),
             &[
                 r#"{"op":"reset","seed":7}"#,
                 r#"{"op":"reset","seed":7}"#,
@@ -682,7 +674,7 @@ mod tests {
             ],
         );
         assert_eq!(replies[0]["observation"], replies[1]["observation"]);
-        let expected = SokobanEnv::level_for_seed(&default_spec(), 7).unwrap();
+        let expected = SokobanEnv::level_for_seed(&SokobanSpec::default(), 7).unwrap();
         assert_eq!(
             replies[0]["info"]["room_state"],
             json!(expected.state_grid())
@@ -730,7 +722,7 @@ mod tests {
     #[test]
     fn server_rejects_unknown_ops_and_steps_without_action() {
         let replies = run(
-            default_spec(),
+            SokobanSpec::default(),
             &[
                 r#"{"op":"jump"}"#,
                 r#"[1,2]"#,
@@ -748,7 +740,7 @@ mod tests {
             .as_str()
             .unwrap()
             .contains("not a JSON object"));
-        let expected = SokobanEnv::level_for_seed(&default_spec(), 2).unwrap();
+        let expected = SokobanEnv::level_for_seed(&SokobanSpec::default(), 2).unwrap();
         assert_eq!(
             replies[2]["info"]["room_state"],
             json!(expected.state_grid())

@@ -656,8 +656,7 @@ mod tests {
         let err = RubricJudge::new(rubrics)
             .judge(&Episode::new(
                 &crate::env::sotopia::profiles::ScenarioSet::load_dir(
-                    &std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-                        .join("tests/data/sotopia"),
+                    &std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/sotopia"),
                 )
                 .unwrap()
                 .combo(0),

@@ -9,7 +9,6 @@
 pub mod embedded;
 pub mod episode;
 pub mod partner;
-pub mod play;
 pub mod profiles;
 
 use std::path::Path;
