@@ -8,6 +8,7 @@
 use serde::{Deserialize, Serialize};
 
 pub mod image;
+pub mod prompt;
 pub mod protocol;
 pub mod sokoban;
 pub mod sotopia;

@@ -4,13 +4,12 @@
 use std::io::{BufRead, Write};
 
 use crate::env::sotopia::{
-    load_scenarios, model_partner, EndpointPartner, Episode, Partner, PartnerError, SotopiaEnv,
-    Termination,
+    load_scenarios, model_partner, EndpointPartner, Episode, Judgement, Partner, PartnerError,
+    RubricJudge, SotopiaEnv, Termination,
 };
 use crate::env::{EnvError, Environment, Split, Task};
 use crate::graph::{EndpointSpec, PromptStyle, SotopiaSide, SotopiaSpec};
-use crate::reward::judge::{EpisodeJudge, Judgement, LlmJudge};
-use crate::reward::rubric::RubricJudge;
+use crate::reward::judge::{EpisodeJudge, LlmJudge};
 use crate::runtime::setup::load_backend;
 
 use crate::cli::{fail, EXIT_OK, EXIT_USAGE};
