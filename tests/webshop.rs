@@ -326,9 +326,9 @@ fn reward_on_hand_built_cases() {
 
 fn real_catalogue() -> Catalogue {
     Catalogue::load(
-        std::path::Path::new(&shared("data/webshop/documents_100.jsonl")),
+        std::path::Path::new(&shared("webshop/documents_100.jsonl")),
         Some(std::path::Path::new(&shared(
-            "data/webshop/items_ins_v2_1000.json",
+            "webshop/items_ins_v2_1000.json",
         ))),
     )
     .unwrap()
@@ -379,7 +379,7 @@ fn loads_the_real_files() {
         );
     }
     // The raw JSON-list form loads the same products.
-    let docs: Vec<Value> = std::fs::read_to_string(shared("data/webshop/documents_100.jsonl"))
+    let docs: Vec<Value> = std::fs::read_to_string(shared("webshop/documents_100.jsonl"))
         .unwrap()
         .lines()
         .map(|l| serde_json::from_str::<Value>(l).unwrap()["product"].clone())
@@ -390,7 +390,7 @@ fn loads_the_real_files() {
     let from_list = Catalogue::load(
         &list_path,
         Some(std::path::Path::new(&shared(
-            "data/webshop/items_ins_v2_1000.json",
+            "webshop/items_ins_v2_1000.json",
         ))),
     )
     .unwrap();
