@@ -5,7 +5,7 @@
 //! Run on a quiet machine: `cargo bench --bench env`.
 
 use oprl::env::sokoban::generator::{generate, GenConfig};
-use oprl::env::sokoban::{default_spec, SokobanEnv};
+use oprl::env::sokoban::SokobanEnv;
 use oprl::env::{Environment, Split, Task};
 use oprl::graph::{ObservationKind, PromptStyle, SokobanSpec};
 use std::hint::black_box;
@@ -67,7 +67,7 @@ fn main() {
         max_turns: 200,
         observation,
         prompt,
-        ..default_spec()
+        ..SokobanSpec::default()
     };
     // Pre-generate nothing: resets hit the same 64 seeds, the generation is part of the cost
     // once per 200 steps.
@@ -87,7 +87,7 @@ fn main() {
     );
     println!("sokoban steps/s, image observation (96x96 RGB):            {image:>12.0}");
 
-    let mut env = SokobanEnv::new(default_spec()).unwrap();
+    let mut env = SokobanEnv::new(SokobanSpec::default()).unwrap();
     env.reset_seed(1).unwrap();
     let prompts = rate(Duration::from_secs(1), || {
         black_box(env.prompt());

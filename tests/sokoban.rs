@@ -8,9 +8,9 @@ use oprl::env::sokoban::game::{Action, Dir, Game, Level};
 use oprl::env::sokoban::generator::{generate, GenConfig};
 use oprl::env::sokoban::solver::solve;
 use oprl::env::sokoban::text::{parse_verl, render_list, render_verl, verl_projection};
-use oprl::env::sokoban::{default_spec, SokobanEnv};
+use oprl::env::sokoban::SokobanEnv;
 use oprl::env::{EnvError, Environment, Split, Task};
-use oprl::graph::ExternalSpec;
+use oprl::graph::{ExternalSpec, SokobanSpec};
 use serde_json::Value;
 use std::path::PathBuf;
 
@@ -176,14 +176,14 @@ fn verl_agent_renderings_prompt_and_projection() {
         assert_eq!(game.level().render_codes(), codes);
         assert_eq!(game.level().state_grid(), as_u8_grid(&r["room_state"]));
         if let Some(prompt) = example.get("full_prompt_SOKOBAN_TEMPLATE_NO_HIS") {
-            let mut env = SokobanEnv::new(default_spec()).unwrap();
+            let mut env = SokobanEnv::new(SokobanSpec::default()).unwrap();
             env.reset_level(game.level().clone(), 100);
             assert_eq!(env.prompt(), prompt.as_str().unwrap());
         }
     }
     for trace in render["step_traces"].as_array().unwrap() {
         let id = trace["level_id"].as_u64().unwrap();
-        let mut env = SokobanEnv::new(default_spec()).unwrap();
+        let mut env = SokobanEnv::new(SokobanSpec::default()).unwrap();
         let initial = trace["initial_obs"].as_str().unwrap();
         let start = level_by_id(id).unwrap_or_else(|| parse_verl(initial).unwrap());
         let obs = env.reset_level(start, 100);
@@ -397,7 +397,7 @@ fn external_env_drives_oprl_env_serve_like_the_in_process_env() {
     let mut remote = ExternalEnv::spawn(spec).unwrap();
     let mut local = SokobanEnv::new(oprl::graph::SokobanSpec {
         prompt: oprl::graph::PromptStyle::Compact,
-        ..default_spec()
+        ..SokobanSpec::default()
     })
     .unwrap();
     for task in [

@@ -788,7 +788,7 @@ fn play_by_hand_from_a_script() {
     script.extend(wanted.values().map(|v| format!("click[{v}]")));
     script.extend(["click[buy now]".to_string(), "q".to_string()]);
     let mut out = Vec::new();
-    oprl::env::webshop::play::play(&mut env, 3, script.join("\n").as_bytes(), &mut out).unwrap();
+    oprl::cli::env::webshop::play(&mut env, 3, script.join("\n").as_bytes(), &mut out).unwrap();
     let out = String::from_utf8(out).unwrap();
     assert!(out.starts_with(&format!("── goal 3 ── {}", goal.instruction_text)));
     assert!(out.contains("(no effect: `click[search]` is not available here)"));

@@ -7,8 +7,8 @@
 
 use serde::{Deserialize, Serialize};
 
-pub mod cli;
 pub mod image;
+pub mod prompt;
 pub mod protocol;
 pub mod sokoban;
 pub mod sotopia;

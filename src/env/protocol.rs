@@ -1,22 +1,24 @@
-//! The JSON-lines environment protocol, both ways: [`serve`] answers requests on stdin/stdout
-//! for any built-in [`Environment`] (`oprl env serve sokoban|webshop`), and [`ExternalEnv`]
-//! drives any program that speaks it (`env external { command = "..." }`), so environments can
-//! be written in any language.
+//! The JSON-lines environment protocol, both ways: [`serve`] answers requests on any reader
+//! and writer for any built-in [`Environment`] (`oprl env serve sokoban|webshop`), and
+//! [`ExternalEnv`] drives any program that speaks it (`env external { command = "..." }`), so
+//! environments can be written in any language. Both sides read and write the same typed
+//! messages, [`Request`] and [`Reply`].
 //!
 //! One JSON object per line. Requests:
 //! `{"op":"reset","seed":N}` (or with `"split"` and `"index"`), Sokoban's
 //! `{"op":"reset","level":{"room_fixed":[[..]],"room_state":[[..]]},"max_steps":N}`,
 //! `{"op":"step","action":"TEXT"}`, `{"op":"close"}`.
 //! Replies: `{"observation":{"text":..,"prompt":..},"reward":R,"done":B,"info":{"won":B,
-//! "valid":B,"score":S,"state_key":K,..}}`, or `{"error":"..."}` for a request that could not
-//! be served (the server keeps going).
+//! "valid":B,"score":S,"state_key":K,..}}`, `{"closed":true}`, or `{"error":"..."}` for a
+//! request that could not be served (the server keeps going).
 
+use super::prompt::memory_lines;
 use super::sokoban::game::Level;
 use super::sokoban::{level_seed, SokobanEnv, EVAL_SEED_BASE};
 use super::webshop::WebshopEnv;
 use super::{EnvError, Environment, EpisodeOutcome, Observation, Split, StepResult, Task};
 use crate::graph::ExternalSpec;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use serde_json::{json, Map, Value};
 use std::io::{BufRead, BufReader, Read, Write};
 use std::process::{Child, ChildStdin, Command, Stdio};
@@ -25,19 +27,164 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 // ---------------------------------------------------------------------------------------------
+// Messages
+
+/// One request line.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "op", rename_all = "snake_case")]
+pub enum Request {
+    Reset(ResetRequest),
+    Step { action: String },
+    Close,
+}
+
+/// The ops a [`Request`] may name, for the message about an unknown one.
+const OPS: [&str; 3] = ["reset", "step", "close"];
+
+/// What a reset asks for: a task (`split` and `index`, or a protocol `seed`), or for Sokoban an
+/// explicit `level` and/or a turn limit `max_steps`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct ResetRequest {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub seed: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub split: Option<Split>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub index: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub level: Option<LevelGrids>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_steps: Option<u64>,
+}
+
+/// An explicit level in gym-sokoban integer grids.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct LevelGrids {
+    pub room_fixed: Vec<Vec<i64>>,
+    pub room_state: Vec<Vec<i64>>,
+}
+
+impl ResetRequest {
+    /// The request for `task`: its split and index, and its protocol seed for servers that
+    /// only read `seed`.
+    pub fn of_task(task: Task) -> ResetRequest {
+        ResetRequest {
+            seed: Some(level_seed(task)),
+            split: Some(task.split),
+            index: Some(task.index),
+            ..ResetRequest::default()
+        }
+    }
+
+    /// The task this request names: `split` and `index` when both are given (oprl's client
+    /// sends them), else the `seed`; `None` when it names neither.
+    pub fn task(&self) -> Option<Task> {
+        match (self.split, self.index, self.seed) {
+            (Some(split), Some(index), _) => Some(Task { split, index }),
+            (_, _, Some(seed)) => Some(task_of_seed(seed)),
+            _ => None,
+        }
+    }
+}
+
+impl Request {
+    /// Reads one request line; the error is the message of the reply.
+    pub fn parse(line: &str) -> Result<Request, String> {
+        let value: Value =
+            serde_json::from_str(line).map_err(|e| format!("malformed request: {e}"))?;
+        let Value::Object(map) = &value else {
+            return Err(format!("malformed request: not a JSON object: {value}"));
+        };
+        match map.get("op").and_then(Value::as_str) {
+            None => return Err("malformed request: no string `op`".into()),
+            Some(op) if !OPS.contains(&op) => {
+                return Err(format!(
+                    "malformed request: unknown op `{op}`; ops are {}",
+                    OPS.join(", ")
+                ))
+            }
+            Some(_) => {}
+        }
+        Request::deserialize(value).map_err(|e| format!("malformed request: {e}"))
+    }
+}
+
+/// One reply line: the state after a reset or step, `{"closed": true}`, or `{"error": ...}`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Reply {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub observation: Option<ReplyObservation>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reward: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub done: Option<bool>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub info: Option<ReplyInfo>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub closed: Option<bool>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+/// The observation of a reply, with the full prompt when the environment renders its own.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ReplyObservation {
+    pub text: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub prompt: Option<String>,
+}
+
+/// A reply's `info`: what the client reads, plus anything else the environment reports.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ReplyInfo {
+    #[serde(default)]
+    pub won: bool,
+    #[serde(default = "valid_by_default")]
+    pub valid: bool,
+    /// The environment's own score so far (absent: `won` as 0 or 1).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub score: Option<f64>,
+    /// A key identical exactly when two states are the same (absent: the observation text).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub state_key: Option<String>,
+    #[serde(flatten)]
+    pub extra: Map<String, Value>,
+}
+
+fn valid_by_default() -> bool {
+    true
+}
+
+impl Default for ReplyInfo {
+    fn default() -> Self {
+        ReplyInfo {
+            won: false,
+            valid: true,
+            score: None,
+            state_key: None,
+            extra: Map::new(),
+        }
+    }
+}
+
+impl Reply {
+    fn error(message: String) -> Reply {
+        Reply {
+            error: Some(message),
+            ..Reply::default()
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
 // Server
 
 /// What the server needs from an environment beyond [`Environment`]: the reset requests and
 /// reply fields that only some environments have. The defaults serve a plain environment.
 pub trait Served: Environment {
     /// Serves a reset that asks for more than a task (Sokoban: an explicit `level`, or
-    /// `max_steps`); `Ok(None)` leaves it to the generic reset of `task`, which is `None` when
-    /// the request names no task.
-    fn reset_request(
-        &mut self,
-        _request: &Map<String, Value>,
-        _task: Option<Task>,
-    ) -> Result<Option<Observation>, String> {
+    /// `max_steps`); `Ok(None)` leaves it to the generic reset of the request's task.
+    fn reset_request(&mut self, _request: &ResetRequest) -> Result<Option<Observation>, String> {
         Ok(None)
     }
 
@@ -47,37 +194,16 @@ pub trait Served: Environment {
     }
 }
 
-/// An explicit level in gym-sokoban integer grids.
-#[derive(Debug, Deserialize)]
-struct LevelGrids {
-    room_fixed: Vec<Vec<i64>>,
-    room_state: Vec<Vec<i64>>,
-}
-
 impl Served for SokobanEnv {
-    fn reset_request(
-        &mut self,
-        request: &Map<String, Value>,
-        task: Option<Task>,
-    ) -> Result<Option<Observation>, String> {
-        let max_steps = match request.get("max_steps") {
-            None | Some(Value::Null) => None,
-            Some(v) => Some(
-                v.as_u64()
-                    .ok_or_else(|| format!("`max_steps` must be a whole number, got {v}"))?
-                    as usize,
-            ),
-        };
-        let steps = max_steps.unwrap_or(self.spec().max_turns);
-        let level = match (request.get("level"), task) {
+    fn reset_request(&mut self, request: &ResetRequest) -> Result<Option<Observation>, String> {
+        let steps = request
+            .max_steps
+            .map_or(self.spec().max_turns, |n| n as usize);
+        let level = match (&request.level, request.task()) {
             (Some(_), Some(_)) => return Err("reset takes `seed` or `level`, not both".into()),
-            (Some(grids), None) => {
-                let grids =
-                    LevelGrids::deserialize(grids).map_err(|e| format!("bad level: {e}"))?;
-                Level::from_grids(&grids.room_fixed, &grids.room_state)
-                    .map_err(|e| format!("bad level: {e}"))?
-            }
-            (None, Some(task)) if max_steps.is_some() => {
+            (Some(grids), None) => Level::from_grids(&grids.room_fixed, &grids.room_state)
+                .map_err(|e| format!("bad level: {e}"))?,
+            (None, Some(task)) if request.max_steps.is_some() => {
                 SokobanEnv::level_for_seed(self.spec(), level_seed(task))
                     .map_err(|e| e.to_string())?
             }
@@ -120,32 +246,6 @@ pub fn task_of_seed(seed: u64) -> Task {
     }
 }
 
-/// The task a reset request names: `split` and `index` when both are given (oprl's client
-/// sends them), else the `seed`; `None` when it names neither.
-fn requested_task(request: &Map<String, Value>) -> Result<Option<Task>, String> {
-    let field = |key: &str| -> Result<Option<u64>, String> {
-        match request.get(key) {
-            None | Some(Value::Null) => Ok(None),
-            Some(v) => v
-                .as_u64()
-                .map(Some)
-                .ok_or_else(|| format!("`{key}` must be a whole number, got {v}")),
-        }
-    };
-    let split = match request.get("split") {
-        None | Some(Value::Null) => None,
-        Some(v) => Some(
-            Split::deserialize(v)
-                .map_err(|_| format!("`split` is \"train\" or \"eval\", got {v}"))?,
-        ),
-    };
-    Ok(match (split, field("index")?, field("seed")?) {
-        (Some(split), Some(index), _) => Some(Task { split, index }),
-        (_, _, Some(seed)) => Some(task_of_seed(seed)),
-        _ => None,
-    })
-}
-
 /// Where a served session is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Episode {
@@ -166,32 +266,20 @@ pub fn serve(
         if line.trim().is_empty() {
             continue;
         }
-        let request = serde_json::from_str::<Value>(&line)
-            .map_err(|e| format!("malformed request: {e}"))
-            .and_then(|v| match v {
-                Value::Object(map) => Ok(map),
-                other => Err(format!("malformed request: not a JSON object: {other}")),
-            });
-        let op = request
-            .as_ref()
-            .ok()
-            .and_then(|r| r.get("op"))
-            .and_then(Value::as_str);
-        let close = op == Some("close");
-        let reply = match (&request, op) {
-            (Err(message), _) => Err(message.clone()),
-            (Ok(_), Some("close")) => Ok(json!({ "closed": true })),
-            (Ok(request), Some("reset")) => reset(env, request).inspect(|_| {
+        let request = Request::parse(&line);
+        let close = request == Ok(Request::Close);
+        let reply = match request {
+            Err(message) => Err(message),
+            Ok(Request::Close) => Ok(Reply {
+                closed: Some(true),
+                ..Reply::default()
+            }),
+            Ok(Request::Reset(request)) => reset(env, &request).inspect(|_| {
                 episode = Episode::Running;
             }),
-            (Ok(request), Some("step")) => step(env, request, &mut episode),
-            (Ok(_), Some(other)) => Err(format!(
-                "malformed request: unknown op `{other}`; ops are reset, step, close"
-            )),
-            (Ok(_), None) => Err("malformed request: no string `op`".into()),
+            Ok(Request::Step { action }) => step(env, &action, &mut episode),
         };
-        let reply = reply.unwrap_or_else(|message| json!({ "error": message }));
-        serde_json::to_writer(&mut output, &reply)?;
+        serde_json::to_writer(&mut output, &reply.unwrap_or_else(Reply::error))?;
         output.write_all(b"\n")?;
         output.flush()?;
         if close {
@@ -201,44 +289,27 @@ pub fn serve(
     Ok(())
 }
 
-/// Serves on the process's stdin and stdout.
-pub fn serve_stdio(env: &mut dyn Served) -> std::io::Result<()> {
-    let stdin = std::io::stdin();
-    let stdout = std::io::stdout();
-    serve(env, stdin.lock(), stdout.lock())
-}
-
-fn reset(env: &mut dyn Served, request: &Map<String, Value>) -> Result<Value, String> {
-    let task = requested_task(request)?;
-    let observation = match env.reset_request(request, task)? {
+fn reset(env: &mut dyn Served, request: &ResetRequest) -> Result<Reply, String> {
+    let observation = match env.reset_request(request)? {
         Some(observation) => observation,
         None => {
-            let task = task.ok_or("reset needs `seed` (or `split` and `index`)")?;
+            let task = request
+                .task()
+                .ok_or("reset needs `seed` (or `split` and `index`)")?;
             env.reset(task).map_err(|e| e.to_string())?
         }
     };
-    let mut info = Map::new();
-    info.insert("won".into(), json!(false));
-    info.insert("valid".into(), json!(true));
-    info.extend(env.reset_info());
-    info.insert("state_key".into(), json!(env.state_key()));
-    Ok(json!({
-        "observation": observation_json(env, &observation),
-        "reward": 0.0,
-        "done": false,
-        "info": info,
-    }))
+    let info = ReplyInfo {
+        won: false,
+        valid: true,
+        score: None,
+        state_key: Some(env.state_key()),
+        extra: env.reset_info(),
+    };
+    Ok(state_reply(env, &observation, 0.0, false, info))
 }
 
-fn step(
-    env: &mut dyn Served,
-    request: &Map<String, Value>,
-    episode: &mut Episode,
-) -> Result<Value, String> {
-    let action = request
-        .get("action")
-        .and_then(Value::as_str)
-        .ok_or("malformed request: a step needs a string `action`")?;
+fn step(env: &mut dyn Served, action: &str, episode: &mut Episode) -> Result<Reply, String> {
     match *episode {
         Episode::NotStarted => return Err("no episode yet: send a reset first".into()),
         Episode::Ended => return Err("the episode has ended: send a reset first".into()),
@@ -248,29 +319,48 @@ fn step(
     if result.done {
         *episode = Episode::Ended;
     }
-    Ok(step_json(env, &result))
-}
-
-fn observation_json(env: &dyn Served, observation: &Observation) -> Value {
-    json!({ "text": observation.text, "prompt": env.prompt() })
-}
-
-fn step_json(env: &dyn Served, result: &StepResult) -> Value {
-    let mut info = match &result.info {
-        Value::Object(map) => map.clone(),
+    let mut extra = match result.info {
+        Value::Object(map) => map,
         Value::Null => Map::new(),
-        other => Map::from_iter([("env_info".to_string(), other.clone())]),
+        other => Map::from_iter([("env_info".to_string(), other)]),
     };
-    info.insert("won".into(), json!(result.won));
-    info.insert("valid".into(), json!(result.valid));
-    info.insert("score".into(), json!(env.outcome().score));
-    info.insert("state_key".into(), json!(env.state_key()));
-    json!({
-        "observation": observation_json(env, &result.observation),
-        "reward": result.reward,
-        "done": result.done,
-        "info": info,
-    })
+    // The typed fields below say these.
+    for key in ["won", "valid", "score", "state_key"] {
+        extra.remove(key);
+    }
+    let info = ReplyInfo {
+        won: result.won,
+        valid: result.valid,
+        score: Some(env.outcome().score),
+        state_key: Some(env.state_key()),
+        extra,
+    };
+    Ok(state_reply(
+        env,
+        &result.observation,
+        result.reward,
+        result.done,
+        info,
+    ))
+}
+
+fn state_reply(
+    env: &dyn Served,
+    observation: &Observation,
+    reward: f64,
+    done: bool,
+    info: ReplyInfo,
+) -> Reply {
+    Reply {
+        observation: Some(ReplyObservation {
+            text: observation.text.clone(),
+            prompt: Some(env.prompt()),
+        }),
+        reward: Some(reward),
+        done: Some(done),
+        info: Some(info),
+        ..Reply::default()
+    }
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -291,7 +381,7 @@ pub struct ExternalEnv {
     observation: Observation,
     env_prompt: Option<String>,
     turns: Vec<(String, String)>,
-    info: Value,
+    info: ReplyInfo,
     env_return: f64,
     won: bool,
     done: bool,
@@ -362,7 +452,7 @@ impl ExternalEnv {
             },
             env_prompt: None,
             turns: Vec::new(),
-            info: Value::Null,
+            info: ReplyInfo::default(),
             env_return: 0.0,
             won: false,
             done: false,
@@ -396,14 +486,14 @@ impl ExternalEnv {
     }
 
     /// Sends one request and waits for its reply line.
-    fn request(&mut self, request: &Value) -> Result<Value, EnvError> {
+    fn request(&mut self, request: &Request) -> Result<Reply, EnvError> {
         if let Some(reason) = &self.broken {
             return Err(EnvError::Failed {
                 env: self.name(),
                 message: format!("the environment is no longer running ({reason})"),
             });
         }
-        let mut line = request.to_string();
+        let mut line = serde_json::to_string(request).expect("requests serialise");
         line.push('\n');
         let sent = match self.stdin.as_mut() {
             Some(stdin) => stdin.write_all(line.as_bytes()).and_then(|_| stdin.flush()),
@@ -416,21 +506,18 @@ impl ExternalEnv {
         };
         match reply {
             Ok(line) => {
-                let value: Value =
+                let reply: Reply =
                     serde_json::from_str(&line).map_err(|e| EnvError::Malformed {
                         env: self.name(),
-                        message: format!("reply is not JSON ({e}): {line}"),
+                        message: format!("reply is not a protocol reply ({e}): {line}"),
                     })?;
-                if let Some(error) = value.get("error") {
-                    let message = error
-                        .as_str()
-                        .map_or_else(|| error.to_string(), String::from);
-                    return Err(EnvError::Failed {
+                match reply.error {
+                    Some(message) => Err(EnvError::Failed {
                         env: self.name(),
                         message,
-                    });
+                    }),
+                    None => Ok(reply),
                 }
-                Ok(value)
             }
             Err(RecvTimeoutError::Timeout) => {
                 self.break_with(format!("no reply within {} s", self.spec.timeout_s));
@@ -457,23 +544,19 @@ impl ExternalEnv {
         }
     }
 
-    fn read_observation(&mut self, reply: &Value) -> Result<(), EnvError> {
-        let obs = reply.get("observation");
-        let text = obs
-            .and_then(|o| o.get("text"))
-            .and_then(Value::as_str)
+    fn read_observation(&mut self, reply: &mut Reply) -> Result<(), EnvError> {
+        let observation = reply
+            .observation
+            .take()
             .ok_or_else(|| EnvError::Malformed {
                 env: self.name(),
-                message: format!("reply has no `observation.text`: {reply}"),
+                message: "reply has no `observation.text`".into(),
             })?;
         self.observation = Observation {
-            text: text.to_string(),
+            text: observation.text,
             image: None,
         };
-        self.env_prompt = obs
-            .and_then(|o| o.get("prompt"))
-            .and_then(Value::as_str)
-            .map(String::from);
+        self.env_prompt = observation.prompt;
         Ok(())
     }
 }
@@ -495,16 +578,10 @@ impl Environment for ExternalEnv {
             let fresh = ExternalEnv::spawn(self.spec.clone())?;
             drop(std::mem::replace(self, fresh));
         }
-        let request = json!({
-            "op": "reset",
-            "seed": level_seed(task),
-            "split": task.split,
-            "index": task.index,
-        });
-        let reply = self.request(&request)?;
-        self.read_observation(&reply)?;
+        let mut reply = self.request(&Request::Reset(ResetRequest::of_task(task)))?;
+        self.read_observation(&mut reply)?;
         self.turns.clear();
-        self.info = reply.get("info").cloned().unwrap_or(Value::Null);
+        self.info = reply.info.unwrap_or_default();
         self.env_return = 0.0;
         self.won = false;
         self.done = false;
@@ -519,35 +596,31 @@ impl Environment for ExternalEnv {
             });
         }
         let before = self.observation.text.clone();
-        let reply = self.request(&json!({ "op": "step", "action": action_text }))?;
+        let mut reply = self.request(&Request::Step {
+            action: action_text.to_string(),
+        })?;
         let malformed = |what: &str| EnvError::Malformed {
             env: self.spec.command.clone(),
-            message: format!("step reply has no {what}: {reply}"),
+            message: format!("step reply has no {what}"),
         };
-        let reward = reply
-            .get("reward")
-            .and_then(Value::as_f64)
-            .ok_or_else(|| malformed("numeric `reward`"))?;
-        let env_done = reply
-            .get("done")
-            .and_then(Value::as_bool)
-            .ok_or_else(|| malformed("boolean `done`"))?;
-        self.read_observation(&reply)?;
-        let info = reply.get("info").cloned().unwrap_or_else(|| json!({}));
-        let won = info.get("won").and_then(Value::as_bool).unwrap_or(false);
-        let valid = info.get("valid").and_then(Value::as_bool).unwrap_or(true);
+        let reward = reply.reward.ok_or_else(|| malformed("numeric `reward`"))?;
+        let env_done = reply.done.ok_or_else(|| malformed("boolean `done`"))?;
+        self.read_observation(&mut reply)?;
+        let info = reply.info.unwrap_or_default();
+        let (won, valid) = (info.won, info.valid);
         self.turns.push((before, action_text.trim().to_string()));
         self.env_return += reward;
         self.won = won;
         self.done = env_done || self.turns.len() >= self.spec.max_turns;
-        self.info = info.clone();
+        let info_value = serde_json::to_value(&info).unwrap_or_default();
+        self.info = info;
         Ok(StepResult {
             observation: self.observation.clone(),
             reward,
             done: self.done,
             valid,
             won,
-            info,
+            info: info_value,
         })
     }
 
@@ -557,14 +630,13 @@ impl Environment for ExternalEnv {
         }
         let mut out = String::new();
         if self.spec.history > 0 && !self.turns.is_empty() {
-            let start = self.turns.len().saturating_sub(self.spec.history);
+            let (lines, _) =
+                memory_lines(&self.turns, self.spec.history, |(observation, action)| {
+                    (observation.as_str(), action.as_str())
+                });
             out.push_str("Recent steps:\n");
-            for (i, (obs, act)) in self.turns.iter().enumerate().skip(start) {
-                let n = i + 1;
-                out.push_str(&format!(
-                    "[Observation {n}: '{obs}', Action {n}: '{act}']\n"
-                ));
-            }
+            out.push_str(&lines);
+            out.push('\n');
         }
         out.push_str("Current observation:\n");
         out.push_str(&self.observation.text);
@@ -573,11 +645,7 @@ impl Environment for ExternalEnv {
     }
 
     fn outcome(&self) -> EpisodeOutcome {
-        let score = self
-            .info
-            .get("score")
-            .and_then(Value::as_f64)
-            .unwrap_or(if self.won { 1.0 } else { 0.0 });
+        let score = self.info.score.unwrap_or(if self.won { 1.0 } else { 0.0 });
         EpisodeOutcome {
             won: self.won,
             score,
@@ -587,9 +655,9 @@ impl Environment for ExternalEnv {
 
     fn state_key(&self) -> String {
         self.info
-            .get("state_key")
-            .and_then(Value::as_str)
-            .map_or_else(|| self.observation.text.clone(), String::from)
+            .state_key
+            .clone()
+            .unwrap_or_else(|| self.observation.text.clone())
     }
 
     fn observation(&self) -> Observation {
@@ -601,7 +669,8 @@ impl Drop for ExternalEnv {
     fn drop(&mut self) {
         if self.broken.is_none() {
             if let Some(stdin) = self.stdin.as_mut() {
-                let _ = stdin.write_all(b"{\"op\":\"close\"}\n");
+                let close = serde_json::to_string(&Request::Close).expect("requests serialise");
+                let _ = writeln!(stdin, "{close}");
                 let _ = stdin.flush();
             }
         }
@@ -617,7 +686,6 @@ impl Drop for ExternalEnv {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::env::sokoban::default_spec;
     use crate::graph::SokobanSpec;
 
     fn run(spec: SokobanSpec, requests: &[&str]) -> Vec<Value> {
@@ -635,7 +703,7 @@ mod tests {
     #[test]
     fn server_plays_an_explicit_level() {
         let replies = run(
-            default_spec(),
+            SokobanSpec::default(),
             &[
                 r#"{"op":"step","action":"<action>up</action>"}"#,
                 r#"this is not json"#,
@@ -674,7 +742,7 @@ mod tests {
     #[test]
     fn server_resets_by_seed_deterministically() {
         let replies = run(
-            default_spec(),
+            SokobanSpec::default(),
             &[
                 r#"{"op":"reset","seed":7}"#,
                 r#"{"op":"reset","seed":7}"#,
@@ -682,7 +750,7 @@ mod tests {
             ],
         );
         assert_eq!(replies[0]["observation"], replies[1]["observation"]);
-        let expected = SokobanEnv::level_for_seed(&default_spec(), 7).unwrap();
+        let expected = SokobanEnv::level_for_seed(&SokobanSpec::default(), 7).unwrap();
         assert_eq!(
             replies[0]["info"]["room_state"],
             json!(expected.state_grid())
@@ -709,28 +777,39 @@ mod tests {
             assert_eq!(task_of_seed(level_seed(task)), task);
         }
         assert_eq!(task_of_seed(EVAL_SEED_BASE + 3).split, Split::Eval);
-        let request = |text: &str| -> Map<String, Value> { serde_json::from_str(text).unwrap() };
+        let reset = |text: &str| match Request::parse(text).unwrap() {
+            Request::Reset(reset) => reset,
+            other => panic!("not a reset: {other:?}"),
+        };
         // oprl's client sends all three; `split` and `index` win.
+        let eval_2 = Task {
+            split: Split::Eval,
+            index: 2,
+        };
         assert_eq!(
-            requested_task(&request(r#"{"seed":9,"split":"eval","index":2}"#)).unwrap(),
-            Some(Task {
-                split: Split::Eval,
-                index: 2
-            })
+            reset(r#"{"op":"reset","seed":9,"split":"eval","index":2}"#).task(),
+            Some(eval_2)
         );
-        assert_eq!(requested_task(&request(r#"{"op":"reset"}"#)).unwrap(), None);
-        assert!(requested_task(&request(r#"{"seed":-1}"#))
+        assert_eq!(reset(r#"{"op":"reset"}"#).task(), None);
+        assert!(Request::parse(r#"{"op":"reset","seed":-1}"#)
             .unwrap_err()
-            .contains("whole number"));
-        assert!(requested_task(&request(r#"{"split":"dev","index":1}"#))
+            .contains("-1"));
+        assert!(Request::parse(r#"{"op":"reset","split":"dev","index":1}"#)
             .unwrap_err()
             .contains("train"));
+        // What the client writes is what the server reads.
+        let sent = serde_json::to_string(&Request::Reset(ResetRequest::of_task(eval_2))).unwrap();
+        assert_eq!(reset(&sent).task(), Some(eval_2));
+        assert_eq!(
+            serde_json::to_string(&Request::Close).unwrap(),
+            r#"{"op":"close"}"#
+        );
     }
 
     #[test]
     fn server_rejects_unknown_ops_and_steps_without_action() {
         let replies = run(
-            default_spec(),
+            SokobanSpec::default(),
             &[
                 r#"{"op":"jump"}"#,
                 r#"[1,2]"#,
@@ -748,7 +827,7 @@ mod tests {
             .as_str()
             .unwrap()
             .contains("not a JSON object"));
-        let expected = SokobanEnv::level_for_seed(&default_spec(), 2).unwrap();
+        let expected = SokobanEnv::level_for_seed(&SokobanSpec::default(), 2).unwrap();
         assert_eq!(
             replies[2]["info"]["room_state"],
             json!(expected.state_grid())

@@ -11,7 +11,7 @@ use std::time::Instant;
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 use serde_json::{json, Value};
 
-use super::sweep::{PlannedRun, RunStatus};
+use super::index::{PlannedRun, RunStatus};
 use crate::runtime::ProgressMode;
 
 /// How a finished run ended, as shown and recorded.

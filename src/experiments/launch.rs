@@ -15,9 +15,10 @@ use std::time::Duration;
 use serde_json::Value;
 
 use super::board::{Board, RunEnd, RunLine};
-use super::sweep::{run_threads, threads_per_job, PlannedRun, RunStatus, SweepIndex};
+use super::index::{PlannedRun, RunStatus, SweepIndex};
+use super::sweep::{self, run_threads, threads_per_job, SweepSpec};
 use super::{io_err, ExperimentError};
-use crate::runtime::{Ending, RunSummary};
+use crate::runtime::{Ending, ProgressMode, RunSummary};
 
 /// The name of a child's combined stdout and stderr in its run directory.
 pub const LOG: &str = "run.log";
@@ -205,6 +206,67 @@ pub fn launch(
         }
         running = still;
     }
+}
+
+fn exe_or_current(exe: Option<&Path>) -> Result<PathBuf, ExperimentError> {
+    match exe {
+        Some(e) => Ok(e.to_path_buf()),
+        None => std::env::current_exe().map_err(io_err(Path::new("oprl"))),
+    }
+}
+
+/// Plans a sweep (compiling every configuration first), writes its `sweep.json` and runs it.
+/// Returns the sweep directory and the final index.
+pub fn run_sweep(spec: &SweepSpec) -> Result<(PathBuf, SweepIndex), ExperimentError> {
+    let runs = sweep::plan(spec)?;
+    if spec.out.join("sweep.json").exists() {
+        return Err(ExperimentError::SweepExists(spec.out.clone()));
+    }
+    std::fs::create_dir_all(&spec.out).map_err(io_err(&spec.out))?;
+    let jobs = spec.jobs.max(1);
+    let mut index = SweepIndex {
+        seeds: spec.seeds.max(1),
+        jobs,
+        runs,
+    };
+    index.write(&spec.out)?;
+    let exe = exe_or_current(spec.exe.as_deref())?;
+    let board = Board::new(spec.progress, index.runs.len());
+    board.note(&format!(
+        "{} runs into {} ({} at a time)",
+        index.runs.len(),
+        spec.out.display(),
+        jobs.min(index.runs.len())
+    ));
+    launch(&spec.out, &mut index, jobs, &exe, &board)?;
+    Ok((spec.out.clone(), index))
+}
+
+/// Runs every run of the sweep in `dir` that has not completed: from its last checkpoint when
+/// it has a run directory, else from the start.
+pub fn resume_sweep(
+    dir: &Path,
+    jobs: Option<usize>,
+    progress: ProgressMode,
+    exe: Option<&Path>,
+) -> Result<(PathBuf, SweepIndex), ExperimentError> {
+    let mut index = SweepIndex::read(dir)?;
+    let jobs = jobs.unwrap_or(index.jobs).max(1);
+    let exe = exe_or_current(exe)?;
+    let board = Board::new(progress, index.runs.len());
+    let left = index
+        .runs
+        .iter()
+        .filter(|r| r.status != RunStatus::Completed)
+        .count();
+    board.note(&format!(
+        "{left} of {} runs of {} to finish ({} at a time)",
+        index.runs.len(),
+        dir.display(),
+        jobs.min(left.max(1))
+    ));
+    launch(dir, &mut index, jobs, &exe, &board)?;
+    Ok((dir.to_path_buf(), index))
 }
 
 #[cfg(test)]

@@ -4,7 +4,8 @@
 //!
 //! One job per file:
 //! - [`sweep`]: plans seeds x swept values x recipes, each into its own run directory of a
-//!   sweep directory indexed by `sweep.json`.
+//!   sweep directory.
+//! - [`index`]: `sweep.json`, the index of a sweep directory.
 //! - [`launch`]: runs a plan as child `oprl run` processes, one or N at a time, and resumes it.
 //! - [`board`]: what the user sees while several runs train (one line per run, or JSON lines).
 //! - [`runs`]: loads run directories (or sweep directories) back and groups them by method.
@@ -14,13 +15,13 @@
 //! - [`compare`]: `oprl compare`, the method x environment table (Markdown, CSV) and the
 //!   iterations each run took to reach a target success rate.
 //! - [`bench`]: `oprl bench`, a few iterations with the per-phase time breakdown.
-//! - [`cli`]: `oprl run` (one run or many), `report`, `compare` and `bench` as library
-//!   functions returning exit codes.
+//!
+//! The commands themselves (arguments, printing, exit codes) are in [`crate::cli`].
 
 pub mod bench;
 pub mod board;
-pub mod cli;
 pub mod compare;
+pub mod index;
 pub mod launch;
 pub mod plots;
 pub mod report;
@@ -47,6 +48,8 @@ pub enum ExperimentError {
     Recipe {
         recipe: PathBuf,
         overrides: Vec<String>,
+        /// The compilation, for its diagnostics.
+        compilation: Box<crate::compile::Compilation>,
     },
     #[error("`--sweep {0}`: expected KEY=V1,V2,... with at least one value")]
     BadSweep(String),
@@ -88,7 +91,7 @@ pub(crate) fn io_err(path: &Path) -> impl FnOnce(std::io::Error) -> ExperimentEr
 }
 
 /// Writes `bytes` to `path`, creating its parent directories.
-pub(crate) fn write_file(path: &Path, bytes: &[u8]) -> Result<(), ExperimentError> {
+pub fn write_file(path: &Path, bytes: &[u8]) -> Result<(), ExperimentError> {
     if let Some(parent) = path.parent() {
         std::fs::create_dir_all(parent).map_err(io_err(parent))?;
     }

@@ -4,7 +4,7 @@
 
 use std::path::{Path, PathBuf};
 
-use super::sweep::SweepIndex;
+use super::index::SweepIndex;
 use super::{io_err, ExperimentError};
 use crate::graph::{EnvSpec, ExecGraph};
 use crate::runtime::rundir::RunDir;

@@ -1,16 +1,16 @@
 //! Seeds and sweeps, planned: expands recipes x swept values x seeds into the runs of a sweep
 //! directory, each with its own run directory, its method label (what `oprl compare` groups
-//! by) and its overrides, compiling every configuration before anything runs; and
-//! `sweep.json`, the index of a sweep directory. [`super::launch`] runs the plan.
+//! by) and its overrides, compiling every configuration before anything runs, into the runs
+//! of `sweep.json` ([`super::index`]). [`super::launch`] runs the plan.
 
 use std::path::{Path, PathBuf};
 
-use serde::{Deserialize, Serialize};
-
-use super::{io_err, ExperimentError};
+use super::index::{PlannedRun, RunStatus};
+use super::runs::env_label;
+use super::ExperimentError;
 use crate::compile;
 use crate::graph::ExecGraph;
-use crate::runtime::{self, ProgressMode};
+use crate::runtime::ProgressMode;
 /// One `--sweep KEY=V1,V2,...`: the values are recipe syntax, each applied as `--set KEY=V`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SweptKey {
@@ -91,62 +91,6 @@ pub struct SweepSpec {
     pub exe: Option<PathBuf>,
 }
 
-/// Where a planned run stands.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum RunStatus {
-    Pending,
-    Running,
-    Completed,
-    Interrupted,
-    Failed,
-}
-
-/// One run of a sweep, as indexed in `sweep.json`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct PlannedRun {
-    /// Run directory, relative to the sweep directory: `<recipe>[,key=value...]-seed<seed>`.
-    pub dir: String,
-    pub recipe: PathBuf,
-    /// The method label runs are grouped by: the recipe name plus the swept `key=value`s,
-    /// except the seed and keys that change the environment (those make columns instead).
-    pub method: String,
-    pub seed: u64,
-    /// Every override the run is compiled with (the spec's, the swept values', the seed's).
-    pub overrides: Vec<String>,
-    /// Iterations the run trains for.
-    #[serde(default)]
-    pub iterations: usize,
-    /// The recipe's `train.threads` (0 = oprl chooses); a run gets at most its share of cores.
-    #[serde(default)]
-    pub threads: usize,
-    pub status: RunStatus,
-    pub error: Option<String>,
-}
-
-/// `sweep.json`: the index of a sweep directory.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct SweepIndex {
-    pub seeds: usize,
-    pub jobs: usize,
-    pub runs: Vec<PlannedRun>,
-}
-
-impl SweepIndex {
-    pub fn read(sweep_dir: &Path) -> Result<SweepIndex, ExperimentError> {
-        let path = sweep_dir.join("sweep.json");
-        let text = std::fs::read_to_string(&path).map_err(io_err(&path))?;
-        serde_json::from_str(&text).map_err(|source| ExperimentError::Json { path, source })
-    }
-
-    pub fn write(&self, sweep_dir: &Path) -> Result<(), ExperimentError> {
-        let json = serde_json::to_string_pretty(self).expect("the index serialises");
-        let path = sweep_dir.join("sweep.json");
-        runtime::rundir::write_atomic(&path, json.as_bytes())?;
-        Ok(())
-    }
-}
-
 /// Every combination of one value per swept key, as `(key, value)` lists, in order.
 pub fn combinations(sweeps: &[SweptKey]) -> Vec<Vec<(String, String)>> {
     let mut combos = vec![Vec::new()];
@@ -178,17 +122,17 @@ pub fn path_safe(text: &str) -> String {
         .collect()
 }
 
-/// Compiles `recipe` with `overrides`, printing its diagnostics when it has errors.
+/// Compiles `recipe` with `overrides`; a recipe with errors comes back with its diagnostics.
 pub fn compile_graph(recipe: &Path, overrides: &[String]) -> Result<ExecGraph, ExperimentError> {
-    let compilation = compile::compile_path(recipe, overrides);
-    if compilation.has_errors() || compilation.graph.is_none() {
-        crate::cli::print_diagnostics(&compilation);
-        return Err(ExperimentError::Recipe {
+    let mut compilation = compile::compile_path(recipe, overrides);
+    match compilation.graph.take() {
+        Some(graph) if !compilation.has_errors() => Ok(graph),
+        _ => Err(ExperimentError::Recipe {
             recipe: recipe.to_path_buf(),
             overrides: overrides.to_vec(),
-        });
+            compilation: Box::new(compilation),
+        }),
     }
-    Ok(compilation.graph.expect("checked above"))
 }
 
 /// The key whose swept values are seeds rather than configurations.
@@ -204,7 +148,7 @@ fn label(recipe: &str, combo: &[(String, String)], keep: impl Fn(&str) -> bool) 
 }
 
 /// The swept keys whose values give pairwise different environments (by
-/// [`super::runs::env_label`], with the other swept keys at their first value): they are
+/// [`env_label`], with the other swept keys at their first value): they are
 /// columns of the comparison, not part of the method label.
 fn environment_keys(
     recipe: &Path,
@@ -223,7 +167,7 @@ fn environment_keys(
                 let value = if i == j { v } else { &other.values[0] };
                 o.push(format!("{}={value}", other.key));
             }
-            labels.push(super::runs::env_label(&compile_graph(recipe, &o)?.env));
+            labels.push(env_label(&compile_graph(recipe, &o)?.env));
         }
         let mut distinct = labels.clone();
         distinct.sort();

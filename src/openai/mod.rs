@@ -3,7 +3,6 @@
 //! `oprl serve` server that answers the same protocol from oprl's own models.
 
 pub mod client;
-pub mod command;
 pub mod model_backend;
 pub mod server;
 

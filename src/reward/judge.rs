@@ -1,150 +1,17 @@
-//! The SOTOPIA judge: its seven social dimensions and their ranges, the evaluation prompt, a
-//! tolerant parser for the judge's JSON, the LLM judge over an OpenAI-compatible endpoint (with
-//! bounded concurrency over a batch), and the outcome/success a recipe reads from a judgement.
+//! Judging SOTOPIA episodes: the [`EpisodeJudge`] trait over the embedded rubric judge
+//! (`env::sotopia::rubric`) and the LLM judge (the evaluation prompt, a tolerant parser for its
+//! JSON, an OpenAI-compatible endpoint with bounded concurrency over a batch), and the
+//! outcome/success a recipe reads from a judgement. The dimensions and scores themselves are
+//! SOTOPIA's, in `env::sotopia::scores`.
 
 use serde::{Deserialize, Serialize};
 
 use crate::env::sotopia::episode::{strip_code_fence, Episode};
-use crate::graph::{JudgeBackend, JudgeOutcome, JudgeSpec};
+use crate::env::sotopia::rubric::{NoRubric, RubricJudge, RubricSet};
+use crate::env::sotopia::scores::{Dimension, Judgement, SocialScores};
+use crate::env::sotopia::{load_scenarios, RUBRICS_FILE};
+use crate::graph::{JudgeBackend, JudgeOutcome, JudgeSpec, SotopiaSpec};
 use crate::openai::{bounded_map, ChatClient, ChatError, ChatMessage};
-
-/// SOTOPIA's evaluation dimensions, in the order SOTOPIA lists them.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum Dimension {
-    Believability,
-    Relationship,
-    Knowledge,
-    Secret,
-    SocialRules,
-    FinancialAndMaterialBenefits,
-    Goal,
-}
-
-impl Dimension {
-    pub const ALL: [Dimension; 7] = [
-        Dimension::Believability,
-        Dimension::Relationship,
-        Dimension::Knowledge,
-        Dimension::Secret,
-        Dimension::SocialRules,
-        Dimension::FinancialAndMaterialBenefits,
-        Dimension::Goal,
-    ];
-
-    /// The JSON key SOTOPIA uses.
-    pub fn key(self) -> &'static str {
-        match self {
-            Dimension::Believability => "believability",
-            Dimension::Relationship => "relationship",
-            Dimension::Knowledge => "knowledge",
-            Dimension::Secret => "secret",
-            Dimension::SocialRules => "social_rules",
-            Dimension::FinancialAndMaterialBenefits => "financial_and_material_benefits",
-            Dimension::Goal => "goal",
-        }
-    }
-
-    /// Inclusive score range.
-    pub fn range(self) -> (f64, f64) {
-        match self {
-            Dimension::Believability | Dimension::Knowledge | Dimension::Goal => (0.0, 10.0),
-            Dimension::Relationship | Dimension::FinancialAndMaterialBenefits => (-5.0, 5.0),
-            Dimension::Secret | Dimension::SocialRules => (-10.0, 0.0),
-        }
-    }
-
-    /// Reads a key as a judge may write it (`social rules`, `Financial`, ...).
-    pub fn from_key(key: &str) -> Option<Dimension> {
-        let k = key.trim().to_ascii_lowercase().replace([' ', '-'], "_");
-        Some(match k.as_str() {
-            "believability" => Dimension::Believability,
-            "relationship" => Dimension::Relationship,
-            "knowledge" => Dimension::Knowledge,
-            "secret" | "secrets" => Dimension::Secret,
-            "social_rules" | "social_rule" => Dimension::SocialRules,
-            "financial_and_material_benefits"
-            | "financial"
-            | "financial_benefits"
-            | "financial_and_material" => Dimension::FinancialAndMaterialBenefits,
-            "goal" | "goals" => Dimension::Goal,
-            _ => return None,
-        })
-    }
-
-    /// What the judge is asked to assess (oprl's wording of SOTOPIA's rubric).
-    fn instruction(self) -> &'static str {
-        match self {
-            Dimension::Believability => "Does the agent behave naturally and realistically (no confusion about its own identity, no pointless repetition, no excessive politeness) and consistently with its character's personality and values? Higher is more believable.",
-            Dimension::Relationship => "How did the interaction change the agent's relationship with the other agent and its social standing, given the relationship before it? Positive if it improved, negative if it was harmed, zero if unchanged.",
-            Dimension::Knowledge => "How much new and important information did the agent gain during the interaction? Higher means more new, important knowledge.",
-            Dimension::Secret => "Which secrets or secret intentions did the agent need to keep, and did it keep them? 0 means nothing was revealed, -10 means critical secrets leaked.",
-            Dimension::SocialRules => "Did the agent break moral rules or laws while interacting? 0 means no violation; more negative means more serious violations.",
-            Dimension::FinancialAndMaterialBenefits => "What did the agent gain or lose in money or material goods, short-term or long-term? Positive for gains, negative for losses.",
-            Dimension::Goal => "Restate the agent's social goals, then judge how far it achieved them. 0 means almost nothing achieved, 10 means every goal fully achieved.",
-        }
-    }
-}
-
-/// One agent's scores on the seven dimensions.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
-pub struct SocialScores {
-    pub believability: f64,
-    pub relationship: f64,
-    pub knowledge: f64,
-    pub secret: f64,
-    pub social_rules: f64,
-    pub financial_and_material_benefits: f64,
-    pub goal: f64,
-}
-
-impl SocialScores {
-    pub fn get(&self, d: Dimension) -> f64 {
-        match d {
-            Dimension::Believability => self.believability,
-            Dimension::Relationship => self.relationship,
-            Dimension::Knowledge => self.knowledge,
-            Dimension::Secret => self.secret,
-            Dimension::SocialRules => self.social_rules,
-            Dimension::FinancialAndMaterialBenefits => self.financial_and_material_benefits,
-            Dimension::Goal => self.goal,
-        }
-    }
-
-    fn slot(&mut self, d: Dimension) -> &mut f64 {
-        match d {
-            Dimension::Believability => &mut self.believability,
-            Dimension::Relationship => &mut self.relationship,
-            Dimension::Knowledge => &mut self.knowledge,
-            Dimension::Secret => &mut self.secret,
-            Dimension::SocialRules => &mut self.social_rules,
-            Dimension::FinancialAndMaterialBenefits => &mut self.financial_and_material_benefits,
-            Dimension::Goal => &mut self.goal,
-        }
-    }
-
-    /// SOTOPIA's `overall_score`: the unweighted mean of the seven dimensions.
-    pub fn overall(&self) -> f64 {
-        Dimension::ALL.iter().map(|&d| self.get(d)).sum::<f64>() / Dimension::ALL.len() as f64
-    }
-
-    /// Errors naming the first dimension outside its range (or not finite).
-    pub fn check_ranges(&self) -> Result<(), String> {
-        for d in Dimension::ALL {
-            let v = self.get(d);
-            let (lo, hi) = d.range();
-            if !v.is_finite() || v < lo || v > hi {
-                return Err(format!("{} = {v} is outside {lo}..{hi}", d.key()));
-            }
-        }
-        Ok(())
-    }
-}
-
-/// Both agents' scores for one episode.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Judgement {
-    pub agents: [SocialScores; 2],
-}
 
 /// What the recipe's `reward outcome = judge {...}` reads for the policy's side.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
@@ -171,6 +38,19 @@ pub fn judged_outcome(judgement: &Judgement, episode: &Episode, spec: &JudgeSpec
     }
 }
 
+/// What the judge is asked to assess (oprl's wording of SOTOPIA's rubric).
+fn instruction(d: Dimension) -> &'static str {
+    match d {
+        Dimension::Believability => "Does the agent behave naturally and realistically (no confusion about its own identity, no pointless repetition, no excessive politeness) and consistently with its character's personality and values? Higher is more believable.",
+        Dimension::Relationship => "How did the interaction change the agent's relationship with the other agent and its social standing, given the relationship before it? Positive if it improved, negative if it was harmed, zero if unchanged.",
+        Dimension::Knowledge => "How much new and important information did the agent gain during the interaction? Higher means more new, important knowledge.",
+        Dimension::Secret => "Which secrets or secret intentions did the agent need to keep, and did it keep them? 0 means nothing was revealed, -10 means critical secrets leaked.",
+        Dimension::SocialRules => "Did the agent break moral rules or laws while interacting? 0 means no violation; more negative means more serious violations.",
+        Dimension::FinancialAndMaterialBenefits => "What did the agent gain or lose in money or material goods, short-term or long-term? Positive for gains, negative for losses.",
+        Dimension::Goal => "Restate the agent's social goals, then judge how far it achieved them. 0 means almost nothing achieved, 10 means every goal fully achieved.",
+    }
+}
+
 /// SOTOPIA's evaluation prompt: the omniscient transcript, the instruction, and the format.
 pub fn evaluation_prompt(episode: &Episode) -> String {
     let mut format = String::from(
@@ -189,7 +69,7 @@ the dimension's range.\n",
         format.push_str(&format!(
             "- \"{}\" (integer from {lo} to {hi}): {}\n",
             d.key(),
-            d.instruction()
+            instruction(d)
         ));
     }
     format.push_str(
@@ -347,7 +227,8 @@ fn scores_of(value: &serde_json::Value, who: &str) -> Result<SocialScores, Strin
         goal: 0.0,
     };
     for (i, d) in Dimension::ALL.iter().enumerate() {
-        *scores.slot(*d) = found[i].ok_or_else(|| format!("{who}'s `{}` is missing", d.key()))?;
+        *scores.get_mut(*d) =
+            found[i].ok_or_else(|| format!("{who}'s `{}` is missing", d.key()))?;
     }
     scores.check_ranges().map_err(|e| format!("{who}: {e}"))?;
     Ok(scores)
@@ -385,8 +266,8 @@ pub enum JudgeError {
     Endpoint(#[from] ChatError),
     #[error("cannot set up the judge: {0}")]
     Scenarios(String),
-    #[error("the embedded judge has no rubric for scenario `{env}`; it only judges oprl's embedded scenarios (use an endpoint judge for others)")]
-    NoRubric { env: String },
+    #[error(transparent)]
+    NoRubric(#[from] NoRubric),
 }
 
 /// Something that scores whole episodes on SOTOPIA's seven dimensions.
@@ -402,6 +283,13 @@ pub trait EpisodeJudge: Send + Sync {
         bounded_map(episodes, concurrency, |e| self.judge(e))
             .into_iter()
             .collect()
+    }
+}
+
+/// The embedded rubric judge scores with SOTOPIA's own structured goals.
+impl EpisodeJudge for RubricJudge {
+    fn judge(&self, episode: &Episode) -> Result<Judgement, JudgeError> {
+        Ok(self.score(episode)?)
     }
 }
 
@@ -431,12 +319,12 @@ impl EpisodeJudge for LlmJudge {
 /// Builds the judge a recipe asks for; the embedded one needs the rubric set of the scenarios.
 pub fn build_judge(
     spec: &JudgeSpec,
-    rubrics: Option<super::rubric::RubricSet>,
+    rubrics: Option<RubricSet>,
 ) -> Result<(Box<dyn EpisodeJudge>, usize), JudgeError> {
     match &spec.backend {
         JudgeBackend::Embedded => {
-            let rubrics = rubrics.unwrap_or_else(super::rubric::RubricSet::embedded);
-            Ok((Box::new(super::rubric::RubricJudge::new(rubrics)), 1))
+            let rubrics = rubrics.unwrap_or_else(RubricSet::embedded);
+            Ok((Box::new(RubricJudge::new(rubrics)), 1))
         }
         JudgeBackend::Endpoint(endpoint) => {
             let client = ChatClient::from_spec(endpoint)?;
@@ -456,13 +344,10 @@ pub struct OutcomeJudge {
 
 impl OutcomeJudge {
     /// The judge `spec` names; an embedded judge reads the rubrics of `env`'s scenarios.
-    pub fn new(
-        spec: &JudgeSpec,
-        env: &crate::graph::SotopiaSpec,
-    ) -> Result<OutcomeJudge, JudgeError> {
+    pub fn new(spec: &JudgeSpec, env: &SotopiaSpec) -> Result<OutcomeJudge, JudgeError> {
         let rubrics = match &spec.backend {
             JudgeBackend::Embedded => {
-                crate::env::sotopia::load_scenarios(env)
+                load_scenarios(env)
                     .map_err(|e| JudgeError::Scenarios(e.to_string()))?
                     .1
             }
@@ -472,7 +357,7 @@ impl OutcomeJudge {
             (JudgeBackend::Embedded, None, Some(dir)) => {
                 return Err(JudgeError::Scenarios(format!(
                     "the embedded judge needs `{}` in {dir} (structured goals); use an endpoint judge for these scenarios",
-                    crate::env::sotopia::RUBRICS_FILE
+                    RUBRICS_FILE
                 )))
             }
             (_, r, _) => r,
@@ -591,14 +476,7 @@ mod tests {
     #[test]
     fn outcome_judge_reads_the_transcript_from_step_info() {
         use crate::env::sotopia::episode::parse_action;
-        use crate::graph::{PartnerSpec, SotopiaSide, SotopiaSpec};
-        let env = SotopiaSpec {
-            scenarios: None,
-            hard_only: false,
-            partner: PartnerSpec::SelfPlay,
-            side: SotopiaSide::First,
-            max_turns: 20,
-        };
+        let env = SotopiaSpec::default();
         let spec = JudgeSpec {
             backend: JudgeBackend::Embedded,
             rubric: crate::graph::Rubric::Sotopia,

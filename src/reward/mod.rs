@@ -1,6 +1,5 @@
-//! Outcome reward sources: rule-based verifiers and LLM judges (OpenAI-compatible HTTP or the
-//! embedded rubric judge).
+//! Outcome reward sources: rule-based verifiers and episode judges (an LLM over
+//! OpenAI-compatible HTTP, or SOTOPIA's embedded rubric judge from `env::sotopia::rubric`).
 
 pub mod judge;
-pub mod rubric;
 pub mod verifier;

@@ -8,7 +8,6 @@
 
 pub mod advantage;
 pub mod batch;
-pub mod cli;
 pub mod eval;
 pub mod judging;
 pub mod metrics;

@@ -3,10 +3,12 @@
 
 use std::path::Path;
 
+use super::rundir::RunDir;
 use super::RuntimeError;
 use crate::env::Environment;
 use crate::graph::{EnvSpec, ExecGraph, ObservationKind, PolicySpec};
 use crate::model::{LanguageModel, SampleOptions, Tokenizer, VisionConfig};
+use crate::openai::model_backend::{ChatFormat, ModelBackend};
 
 /// `count` fresh instances of the graph's environment.
 pub fn make_envs(spec: &EnvSpec, count: usize) -> Result<Vec<Box<dyn Environment>>, RuntimeError> {
@@ -45,10 +47,7 @@ fn sotopia_envs(
 /// The fixed partner model at `path` (a run directory or a Hugging Face model directory),
 /// loaded on first use and shared by every later environment of the process (evaluations
 /// included).
-fn partner_backend(
-    path: &str,
-) -> Result<std::sync::Arc<crate::openai::model_backend::ModelBackend>, RuntimeError> {
-    use crate::openai::model_backend::ModelBackend;
+fn partner_backend(path: &str) -> Result<std::sync::Arc<ModelBackend>, RuntimeError> {
     use std::collections::HashMap;
     use std::sync::{Arc, Mutex, OnceLock};
     static LOADED: OnceLock<Mutex<HashMap<String, Arc<ModelBackend>>>> = OnceLock::new();
@@ -59,12 +58,60 @@ fn partner_backend(
     if let Some(b) = loaded.get(path) {
         return Ok(b.clone());
     }
-    let backend = crate::openai::command::load_backend(Path::new(path)).map_err(|e| {
+    let backend = load_backend(Path::new(path)).map_err(|e| {
         RuntimeError::Config(format!("the SOTOPIA partner model cannot be loaded: {e}"))
     })?;
     let backend = Arc::new(backend);
     loaded.insert(path.to_string(), backend.clone());
     Ok(backend)
+}
+
+/// Loads what `path` names: a run directory (`graph.json`, `checkpoints/iter-N/policy.safetensors`)
+/// or a Hugging Face model directory (`config.json`, `tokenizer.json`, `*.safetensors`).
+pub fn load_backend(path: &Path) -> Result<ModelBackend, String> {
+    if path.join("graph.json").is_file() {
+        return load_run_dir(path);
+    }
+    if path.join("config.json").is_file() {
+        let device = candle_core::Device::Cpu;
+        return ModelBackend::from_hf_dir(path, &device)
+            .map_err(|e| format!("cannot load the model in {}: {e}", path.display()));
+    }
+    Err(format!(
+        "{} is neither a run directory (no graph.json) nor a Hugging Face model directory (no config.json)",
+        path.display()
+    ))
+}
+
+fn load_run_dir(path: &Path) -> Result<ModelBackend, String> {
+    let err = |e: &dyn std::fmt::Display| format!("{}: {e}", path.display());
+    let dir = RunDir::open(path).map_err(|e| err(&e))?;
+    let graph = dir.read_graph().map_err(|e| err(&e))?;
+    let (iteration, checkpoint) = dir
+        .latest_checkpoint()
+        .map_err(|e| err(&e))?
+        .ok_or_else(|| err(&"the run has no complete checkpoint yet"))?;
+    let device = crate::model::device_for(graph.train.device).map_err(|e| err(&e))?;
+    let tokenizer = make_tokenizer(&graph).map_err(|e| err(&e))?;
+    let mut model = LanguageModel::from_spec(&graph.policy, &tokenizer, &device, graph.train.seed)
+        .map_err(|e| err(&e))?;
+    let weights = checkpoint.join("policy.safetensors");
+    model.load(&weights).map_err(|e| err(&e))?;
+    let format = match graph.policy {
+        PolicySpec::Transformer(_) => ChatFormat::Plain,
+        PolicySpec::Hf(_) => ChatFormat::ChatMl,
+    };
+    let defaults = SampleOptions {
+        temperature: graph.eval.temperature,
+        ..sampling_of(&graph.policy)
+    };
+    Ok(ModelBackend::new(
+        format!("{}-iter{iteration}", graph.recipe),
+        model,
+        format,
+        defaults,
+        graph.train.seed,
+    ))
 }
 
 /// One fresh instance of the graph's environment.
@@ -186,4 +233,51 @@ pub fn make_policy(
         seed,
         vision,
     )?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::openai::{ChatBackend, ChatMessage, ChatRequest};
+
+    #[test]
+    fn serves_the_latest_checkpoint_of_a_run_directory() {
+        let recipe = Path::new(env!("CARGO_MANIFEST_DIR")).join("recipes/sokoban.oprl");
+        let sets = [
+            "policy.layers=1".to_string(),
+            "policy.width=32".to_string(),
+            "policy.heads=2".to_string(),
+        ];
+        let (graph, _) = crate::compile::compile_file(&recipe, &sets).expect("recipe compiles");
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = RunDir::create_at(tmp.path()).unwrap();
+        dir.write_graph(&graph).unwrap();
+        let tokenizer = make_tokenizer(&graph).unwrap();
+        let model =
+            LanguageModel::from_spec(&graph.policy, &tokenizer, &candle_core::Device::Cpu, 11)
+                .unwrap();
+        let ck = tmp.path().join("checkpoints/iter-000003");
+        std::fs::create_dir_all(&ck).unwrap();
+        model.save(&ck.join("policy.safetensors")).unwrap();
+        std::fs::write(ck.join("state.json"), "{}").unwrap();
+
+        let backend = load_backend(tmp.path()).unwrap();
+        assert_eq!(backend.model_id(), format!("{}-iter3", graph.recipe));
+        let request = ChatRequest {
+            model: backend.model_id(),
+            messages: vec![ChatMessage::user("#####\n#_P_#\n")],
+            temperature: Some(0.0),
+            top_p: None,
+            max_tokens: Some(6),
+            stop: None,
+            seed: Some(1),
+        };
+        let a = backend.complete(&request).unwrap();
+        assert!(a.completion_tokens <= 6);
+        // Greedy decoding of the saved weights is reproducible.
+        assert_eq!(a.text, backend.complete(&request).unwrap().text);
+
+        let err = load_backend(&tmp.path().join("checkpoints")).err().unwrap();
+        assert!(err.contains("neither a run directory"), "{err}");
+    }
 }

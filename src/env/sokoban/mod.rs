@@ -4,7 +4,6 @@
 pub mod game;
 pub mod generator;
 pub mod image;
-pub mod play;
 pub mod solver;
 pub mod text;
 
@@ -29,15 +28,6 @@ pub fn level_seed(task: Task) -> u64 {
     match task.split {
         Split::Train => task.index & (EVAL_SEED_BASE - 1),
         Split::Eval => EVAL_SEED_BASE | (task.index & (EVAL_SEED_BASE - 1)),
-    }
-}
-
-/// The defaults of `env sokoban { }` from the recipe schema (verl-agent's Sokoban: 6x6, 1 box,
-/// 15 turns, search depth 30, text, verl-agent's prompt with 2 history pairs).
-pub fn default_spec() -> SokobanSpec {
-    match crate::compile::compile_env(NAME, &[]).env_spec() {
-        Some(crate::graph::EnvSpec::Sokoban(spec)) => spec,
-        other => unreachable!("`env sokoban {{ }}` compiles to a Sokoban spec, got {other:?}"),
     }
 }
 
@@ -303,7 +293,7 @@ mod tests {
     fn spec(prompt: PromptStyle) -> SokobanSpec {
         SokobanSpec {
             prompt,
-            ..default_spec()
+            ..SokobanSpec::default()
         }
     }
 
@@ -319,7 +309,7 @@ mod tests {
         });
         assert_eq!(train, 5);
         assert_eq!(eval, (1 << 63) + 5);
-        let mut env = SokobanEnv::new(default_spec()).unwrap();
+        let mut env = SokobanEnv::new(SokobanSpec::default()).unwrap();
         let a = env
             .reset(Task {
                 split: Split::Train,
@@ -431,7 +421,7 @@ mod tests {
     fn image_observations_when_asked() {
         let mut env = SokobanEnv::new(SokobanSpec {
             observation: ObservationKind::Image,
-            ..default_spec()
+            ..SokobanSpec::default()
         })
         .unwrap();
         let o = env.reset_seed(1).unwrap();
@@ -444,7 +434,9 @@ mod tests {
             !text.contains("<image>") && text.contains(" # \t"),
             "{text}"
         );
-        let o = SokobanEnv::new(default_spec()).unwrap().observation();
+        let o = SokobanEnv::new(SokobanSpec::default())
+            .unwrap()
+            .observation();
         assert!(o.image.is_none());
     }
 }

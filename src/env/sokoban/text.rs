@@ -2,6 +2,7 @@
 //! projection, word for word, and the compact variant for small models trained from scratch.
 
 use super::game::{compact_symbol, Dir, Level, LevelError, WALL};
+use crate::env::prompt::{fill, memory_lines, recent};
 
 /// verl-agent's `GRID_LOOKUP`: each cell is space, symbol, space, TAB.
 pub fn verl_cell(code: u8) -> &'static str {
@@ -219,21 +220,9 @@ pub struct Turn {
 
 /// verl-agent's `SimpleMemory.fetch` lines for the last `history` turns.
 pub fn verl_history(turns: &[Turn], history: usize) -> (String, usize) {
-    let recent = &turns[turns.len().saturating_sub(history)..];
-    let start = turns.len() - recent.len();
-    let lines: Vec<String> = recent
-        .iter()
-        .enumerate()
-        .map(|(j, t)| {
-            let n = start + j + 1;
-            format!(
-                "[Observation {n}: '{}', Action {n}: '{}']",
-                t.observation,
-                verl_action_label(t.action)
-            )
-        })
-        .collect();
-    (lines.join("\n"), recent.len())
+    memory_lines(turns, history, |t| {
+        (t.observation.as_str(), verl_action_label(t.action))
+    })
 }
 
 /// verl-agent's step prompt: the no-history template on the first turn or when `history` is 0,
@@ -243,7 +232,10 @@ pub fn verl_prompt(current: &str, turns: &[Turn], history: usize, image: bool) -
         return VERL_VISUAL_TEMPLATE.to_string();
     }
     if turns.is_empty() || history == 0 {
-        return VERL_TEMPLATE_NO_HISTORY.replace("{current_observation}", current);
+        return fill(
+            VERL_TEMPLATE_NO_HISTORY,
+            &[("current_observation", current)],
+        );
     }
     let (action_history, shown) = verl_history(turns, history);
     let (step_count, shown, current_step) = (
@@ -262,34 +254,6 @@ pub fn verl_prompt(current: &str, turns: &[Turn], history: usize, image: bool) -
             ("current_observation", current),
         ],
     )
-}
-
-/// Replaces `{name}` holes of `template` in one left-to-right pass.
-fn fill(template: &str, values: &[(&str, &str)]) -> String {
-    let mut out = String::with_capacity(template.len() + 256);
-    let mut rest = template;
-    while let Some(open) = rest.find('{') {
-        out.push_str(&rest[..open]);
-        let after = &rest[open + 1..];
-        let hole = after.find('}').and_then(|close| {
-            values
-                .iter()
-                .find(|(k, _)| *k == &after[..close])
-                .map(|v| (close, v.1))
-        });
-        match hole {
-            Some((close, value)) => {
-                out.push_str(value);
-                rest = &after[close + 1..];
-            }
-            None => {
-                out.push('{');
-                rest = after;
-            }
-        }
-    }
-    out.push_str(rest);
-    out
 }
 
 /// The compact prompt's words.
@@ -312,7 +276,7 @@ pub fn compact_prompt(current: &str, turns: &[Turn], history: usize, image: bool
     out.push('\n');
     if history > 0 {
         out.push_str(COMPACT_MOVES);
-        for t in &turns[turns.len().saturating_sub(history)..] {
+        for t in recent(turns, history).1 {
             out.push(' ');
             out.push_str(compact_action_word(t.action));
         }
@@ -392,12 +356,6 @@ mod tests {
         let open = Level::from_picture(&["#####", "#P*__", "#_XO#", "#####"]).unwrap();
         assert_eq!(render_compact_observation(&open), render_compact(&open));
         assert!(parse_verl(" # \t Q \t").is_err());
-    }
-
-    #[test]
-    fn fill_does_not_resubstitute() {
-        let s = fill("a {x} b {y} {z}", &[("x", "{y}"), ("y", "Y")]);
-        assert_eq!(s, "a {y} b Y {z}");
     }
 
     #[test]

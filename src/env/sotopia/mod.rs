@@ -9,15 +9,14 @@
 pub mod embedded;
 pub mod episode;
 pub mod partner;
-pub mod play;
 pub mod profiles;
+pub mod rubric;
+pub mod scores;
 
 use std::path::Path;
 use std::sync::Arc;
 
 use crate::graph::{PromptStyle, SotopiaSide, SotopiaSpec};
-use crate::reward::judge::EpisodeJudge;
-use crate::reward::rubric::{RubricJudge, RubricSet};
 
 use super::{
     EnvError, Environment, EpisodeOutcome, Observation, Split, StepResult, Task, Vocabulary,
@@ -27,6 +26,8 @@ pub use partner::{
     model_partner, CallbackPartner, EndpointPartner, LivePolicyPartner, Partner, PartnerError,
 };
 pub use profiles::{ScenarioSet, HARD_ENV_PKS};
+pub use rubric::{Criterion, RubricJudge, RubricSet};
+pub use scores::{Dimension, Judgement, SocialScores};
 
 const ENV_NAME: &str = "sotopia";
 
@@ -128,9 +129,7 @@ pub fn vocabulary(spec: &SotopiaSpec) -> Vocabulary {
     if let Some(r) = &rubrics {
         for goal in r.envs.values().flat_map(|s| s.goals.iter()) {
             for c in &goal.criteria {
-                if let crate::reward::rubric::Criterion::Say { any, .. }
-                | crate::reward::rubric::Criterion::Agree { proposal: any, .. } = c
-                {
+                if let Criterion::Say { any, .. } | Criterion::Agree { proposal: any, .. } = c {
                     any.iter()
                         .filter(|p| p.len() >= 3)
                         .for_each(|p| push(p.clone()));
@@ -300,7 +299,7 @@ impl SotopiaEnv {
         if !judge.covers(&ep.env.pk) {
             return None;
         }
-        judge.judge(ep).ok().map(|j| j.agents[ep.policy_agent].goal)
+        judge.score(ep).ok().map(|j| j.agents[ep.policy_agent].goal)
     }
 }
 

@@ -485,25 +485,6 @@ impl Catalogue {
     pub fn get(&self, asin: &str) -> Option<&Product> {
         self.products.iter().find(|p| p.asin == asin)
     }
-
-    /// A stable digest of the catalogue contents (keys the on-disk search index).
-    pub fn fingerprint(&self) -> String {
-        // FNV-1a over the indexed text of every product: stable across runs and platforms.
-        let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
-        let mut feed = |bytes: &[u8]| {
-            for b in bytes {
-                hash ^= u64::from(*b);
-                hash = hash.wrapping_mul(0x0100_0000_01b3);
-            }
-        };
-        for p in &self.products {
-            feed(p.asin.as_bytes());
-            feed(&[0]);
-            feed(crate::env::webshop::search::document_text(p).as_bytes());
-            feed(&[1]);
-        }
-        format!("{hash:016x}-{}", self.products.len())
-    }
 }
 
 #[cfg(test)]

@@ -12,7 +12,6 @@ pub mod generate;
 pub mod goals;
 pub mod nouns;
 pub mod pages;
-pub mod play;
 pub mod prompt;
 pub mod reward;
 pub mod search;
@@ -60,14 +59,6 @@ impl From<WebshopError> for EnvError {
             env: "webshop".to_string(),
             message: e.to_string(),
         }
-    }
-}
-
-/// The defaults of `env webshop { }` (the embedded catalogue), from the recipe schema.
-pub fn default_spec() -> WebshopSpec {
-    match crate::compile::compile_env("webshop", &[]).env_spec() {
-        Some(crate::graph::EnvSpec::Webshop(spec)) => spec,
-        other => unreachable!("`env webshop {{ }}` compiles to a WebShop spec, got {other:?}"),
     }
 }
 

@@ -1,6 +1,8 @@
 //! Prompts and action parsing for WebShop: verl-agent's templates, observation reformatting,
 //! history lines and `webshop_projection`, plus a compact template for small models.
 
+use crate::env::prompt::{fill, memory_lines, recent};
+
 /// verl-agent's first-turn (or history-free) template. Note the U+2011 hyphen in "e‑commerce".
 pub const WEBSHOP_TEMPLATE_NO_HIS: &str = "
 You are an expert autonomous agent operating in the WebShop e\u{2011}commerce environment. 
@@ -67,47 +69,9 @@ pub fn format_available_actions(actions: &[String]) -> String {
 
 /// `SimpleMemory.fetch`: the last `history` turns as numbered lines, and how many there are.
 pub fn history_lines(turns: &[Turn], history: usize) -> (String, usize) {
-    let start = turns.len().saturating_sub(history);
-    let lines: Vec<String> = turns[start..]
-        .iter()
-        .enumerate()
-        .map(|(j, t)| {
-            let n = start + j + 1;
-            format!(
-                "[Observation {n}: '{}', Action {n}: '{}']",
-                t.observation, t.action
-            )
-        })
-        .collect();
-    (lines.join("\n"), turns.len() - start)
-}
-
-fn fill(template: &str, pairs: &[(&str, &str)]) -> String {
-    // Replace in one pass so text inside a value is never re-substituted.
-    let mut out = String::with_capacity(template.len() + 256);
-    let mut rest = template;
-    while let Some(open) = rest.find('{') {
-        out.push_str(&rest[..open]);
-        let after = &rest[open + 1..];
-        match after.find('}').and_then(|close| {
-            let key = &after[..close];
-            pairs
-                .iter()
-                .find(|(k, _)| *k == key)
-                .map(|(_, v)| (close, *v))
-        }) {
-            Some((close, value)) => {
-                out.push_str(value);
-                rest = &after[close + 1..];
-            }
-            None => {
-                out.push('{');
-                rest = after;
-            }
-        }
-    }
-    out.push_str(rest);
-    out
+    memory_lines(turns, history, |t| {
+        (t.observation.as_str(), t.action.as_str())
+    })
 }
 
 /// verl-agent's prompt for the current turn.
@@ -155,9 +119,8 @@ pub fn verl_prompt(
 /// A short prompt for small models: the goal, the last actions, the page as action lines
 /// (see `Session::compact_lines`), and the opening `<action>` tag for the model to continue.
 pub fn compact_prompt(task: &str, page_lines: &[String], turns: &[Turn], history: usize) -> String {
-    let start = turns.len().saturating_sub(history);
     let mut out = format!("Goal: {task}\n");
-    for t in &turns[start..] {
+    for t in recent(turns, history).1 {
         out.push_str(&format!("> {}\n", t.action));
     }
     for line in page_lines {

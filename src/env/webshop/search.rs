@@ -148,7 +148,7 @@ impl SearchIndex {
         cache_root: Option<&Path>,
     ) -> Result<SearchIndex, SearchError> {
         if let Some(root) = cache_root {
-            let dir = root.join("webshop-index").join(catalogue.fingerprint());
+            let dir = root.join("webshop-index").join(fingerprint(catalogue));
             if let Ok(index) = Self::open_or_build(catalogue, &dir) {
                 return Ok(index);
             }
@@ -175,7 +175,7 @@ impl SearchIndex {
                 index.tokenizers().register(ANALYZER, analyzer());
                 fill(&index, catalogue, contents, position)?;
                 drop(index);
-                std::fs::write(staging.join(COMPLETE_MARKER), catalogue.fingerprint())?;
+                std::fs::write(staging.join(COMPLETE_MARKER), fingerprint(catalogue))?;
                 Ok(())
             })();
             if let Err(e) = built {
@@ -245,6 +245,25 @@ impl SearchIndex {
         scored.sort_by(|a, b| b.0.total_cmp(&a.0).then(a.1.cmp(&b.1)));
         scored.into_iter().map(|(_, position)| position).collect()
     }
+}
+
+/// A stable digest of a catalogue's indexed contents: the key of its on-disk search index.
+fn fingerprint(catalogue: &Catalogue) -> String {
+    // FNV-1a over the indexed text of every product: stable across runs and platforms.
+    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
+    let mut feed = |bytes: &[u8]| {
+        for b in bytes {
+            hash ^= u64::from(*b);
+            hash = hash.wrapping_mul(0x0100_0000_01b3);
+        }
+    };
+    for p in &catalogue.products {
+        feed(p.asin.as_bytes());
+        feed(&[0]);
+        feed(document_text(p).as_bytes());
+        feed(&[1]);
+    }
+    format!("{hash:016x}-{}", catalogue.products.len())
 }
 
 #[cfg(test)]

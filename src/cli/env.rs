@@ -1,20 +1,58 @@
-//! The `oprl env ...` subcommands as library functions: each prints its own errors and returns
-//! the process exit code, so `main.rs` only parses arguments.
+//! `oprl env serve|play NAME [--set KEY=VALUE]...`: an environment on its own.
 //!
 //! - `oprl env serve sokoban|webshop [--set KEY=VALUE]...`: the JSON-lines protocol on
 //!   stdin/stdout.
 //! - `oprl env play sokoban|webshop|sotopia [--seed N] [--set KEY=VALUE]...`: play in the
-//!   terminal.
+//!   terminal ([`sokoban`], [`webshop`], [`sotopia`]).
 //!
 //! `--set KEY=VALUE` sets a key of the `env NAME { }` block, compiled by the recipe compiler
 //! ([`crate::compile::compile_env`]): the same schema, defaults, checks and diagnostics as
 //! `--set env.KEY=VALUE` on a recipe (strings are quoted: `--set 'products="items.json"'`).
 
-use super::protocol::{serve_stdio, Served};
-use super::sokoban::{play::play_sokoban, SokobanEnv};
-use super::webshop::{play::play_webshop, WebshopEnv};
+pub mod sokoban;
+pub mod sotopia;
+pub mod webshop;
+
+use clap::Subcommand;
+
+use super::{fail, print_diagnostics, EXIT_ERRORS, EXIT_OK, EXIT_USAGE};
 use crate::compile::compile_env;
+use crate::env::protocol::{serve, Served};
+use crate::env::sokoban::SokobanEnv;
+use crate::env::webshop::WebshopEnv;
+use crate::env::EnvError;
 use crate::graph::EnvSpec;
+
+#[derive(Subcommand)]
+pub enum EnvCommand {
+    /// Serve an environment over the JSON-lines protocol on stdin/stdout (see the README).
+    Serve {
+        /// Environment name (`sokoban`, `webshop`).
+        name: String,
+        /// Set a key of the `env` block, checked as a recipe's: `--set room=[7,7]`, `--set prompt=compact`.
+        #[arg(long = "set", value_name = "KEY=VALUE")]
+        sets: Vec<String>,
+    },
+    /// Play an environment in the terminal (Sokoban: arrows or w/a/s/d, r, n, q; WebShop: one
+    /// action per line).
+    Play {
+        /// Environment name (`sokoban`, `webshop`, `sotopia`).
+        name: String,
+        /// Set a key of the `env` block, checked as a recipe's: `--set room=[7,7]`, `--set boxes=2`.
+        #[arg(long = "set", value_name = "KEY=VALUE")]
+        sets: Vec<String>,
+        /// First task: Sokoban's level seed, WebShop's and SOTOPIA's train task.
+        #[arg(long, default_value_t = 0)]
+        seed: u64,
+    },
+}
+
+pub fn run(command: EnvCommand) -> i32 {
+    match command {
+        EnvCommand::Serve { name, sets } => env_serve(&name, &sets),
+        EnvCommand::Play { name, sets, seed } => env_play(&name, &sets, seed),
+    }
+}
 
 /// Environments `oprl env serve` serves.
 pub const SERVED: &[&str] = &["sokoban", "webshop"];
@@ -31,15 +69,15 @@ pub enum EnvCliError {
     #[error("the settings of `env {0}` have errors (see above)")]
     Settings(String),
     #[error(transparent)]
-    Env(#[from] super::EnvError),
+    Env(#[from] EnvError),
 }
 
 impl EnvCliError {
     /// 2 for a usage error (name, settings), 1 for a failure while running.
     pub fn exit_code(&self) -> i32 {
         match self {
-            EnvCliError::Unknown { .. } | EnvCliError::Settings(_) => 2,
-            EnvCliError::Env(_) => 1,
+            EnvCliError::Unknown { .. } | EnvCliError::Settings(_) => EXIT_USAGE,
+            EnvCliError::Env(_) => EXIT_ERRORS,
         }
     }
 }
@@ -54,7 +92,7 @@ pub fn env_spec(name: &str, sets: &[String], known: &[&str]) -> Result<EnvSpec, 
         });
     }
     let compilation = compile_env(name, sets);
-    crate::cli::print_diagnostics(&compilation);
+    print_diagnostics(&compilation);
     compilation
         .env_spec()
         .ok_or_else(|| EnvCliError::Settings(name.to_string()))
@@ -64,9 +102,7 @@ pub fn env_spec(name: &str, sets: &[String], known: &[&str]) -> Result<EnvSpec, 
 fn served_env(spec: EnvSpec) -> Result<Box<dyn Served>, EnvCliError> {
     match spec {
         EnvSpec::Sokoban(s) => Ok(Box::new(SokobanEnv::new(s)?)),
-        EnvSpec::Webshop(s) => Ok(Box::new(
-            WebshopEnv::new(&s).map_err(super::EnvError::from)?,
-        )),
+        EnvSpec::Webshop(s) => Ok(Box::new(WebshopEnv::new(&s).map_err(EnvError::from)?)),
         EnvSpec::Sotopia(_) | EnvSpec::External(_) => Err(EnvCliError::Unknown {
             name: spec_name(&spec).to_string(),
             available: SERVED.join(", "),
@@ -86,10 +122,10 @@ fn spec_name(spec: &EnvSpec) -> &'static str {
 
 fn exit(result: Result<(), EnvCliError>) -> i32 {
     match result {
-        Ok(()) => 0,
+        Ok(()) => EXIT_OK,
         Err(e) => {
-            eprintln!("error: {e}");
-            e.exit_code()
+            let code = e.exit_code();
+            fail(e, code)
         }
     }
 }
@@ -98,7 +134,12 @@ fn exit(result: Result<(), EnvCliError>) -> i32 {
 pub fn env_serve(name: &str, sets: &[String]) -> i32 {
     exit((|| {
         let mut env = served_env(env_spec(name, sets, SERVED)?)?;
-        serve_stdio(env.as_mut()).map_err(super::EnvError::from)?;
+        serve(
+            env.as_mut(),
+            std::io::stdin().lock(),
+            std::io::stdout().lock(),
+        )
+        .map_err(EnvError::from)?;
         Ok(())
     })())
 }
@@ -107,12 +148,12 @@ pub fn env_serve(name: &str, sets: &[String]) -> i32 {
 pub fn env_play(name: &str, sets: &[String], seed: u64) -> i32 {
     if name == "sotopia" {
         // SOTOPIA's play settings include the partner and the judge, beyond the env block.
-        return super::sotopia::play::play_command(sets, seed);
+        return sotopia::play_command(sets, seed);
     }
     exit((|| {
         match env_spec(name, sets, ENVIRONMENTS)? {
-            EnvSpec::Sokoban(spec) => play_sokoban(spec, seed)?,
-            EnvSpec::Webshop(spec) => play_webshop(&spec, seed)?,
+            EnvSpec::Sokoban(spec) => sokoban::play_sokoban(spec, seed)?,
+            EnvSpec::Webshop(spec) => webshop::play_webshop(&spec, seed)?,
             other => unreachable!("`{}` is not in ENVIRONMENTS", spec_name(&other)),
         }
         Ok(())

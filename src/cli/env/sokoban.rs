@@ -2,7 +2,7 @@
 //! w/a/s/d, to feel the task the agent learns. `r` restarts the level, `n` goes to the next
 //! seed, `q` or Esc quits.
 
-use super::{SokobanEnv, NAME};
+use crate::env::sokoban::{text, SokobanEnv, NAME};
 use crate::env::{EnvError, Environment};
 use crate::graph::SokobanSpec;
 use crossterm::event::{self, Event, KeyCode, KeyEvent, KeyEventKind, KeyModifiers};
@@ -40,7 +40,7 @@ pub fn command_for(key: &KeyEvent) -> Option<Command> {
 
 /// The screen for the current state (plain text; `\r\n` line ends for raw mode).
 pub fn screen(env: &SokobanEnv, seed: u64, last_reward: Option<f64>) -> String {
-    let grid = super::text::render_compact(env.game().level());
+    let grid = text::render_compact(env.game().level());
     let outcome = env.outcome();
     let mut lines = vec![format!("Sokoban, level seed {seed}"), String::new()];
     lines.extend(grid.lines().map(|l| {
@@ -108,7 +108,7 @@ pub fn play_sokoban(spec: SokobanSpec, seed: u64) -> Result<(), EnvError> {
                 Some(Command::Move(word)) if !env.is_done() => {
                     // The compact parser accepts the bare word in every style; go through the
                     // verl-agent action number so both styles behave identically here.
-                    let action = super::text::compact_projection(word)
+                    let action = text::compact_projection(word)
                         .map(|d| d.push_action())
                         .unwrap_or(0);
                     last = Some(env.apply(action, true)?.reward);
@@ -125,7 +125,6 @@ pub fn play_sokoban(spec: SokobanSpec, seed: u64) -> Result<(), EnvError> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::env::sokoban::default_spec;
 
     #[test]
     fn keys_map_to_commands() {
@@ -151,7 +150,7 @@ mod tests {
 
     #[test]
     fn screen_shows_grid_and_status() {
-        let mut env = SokobanEnv::new(default_spec()).unwrap();
+        let mut env = SokobanEnv::new(SokobanSpec::default()).unwrap();
         env.reset_seed(4).unwrap();
         let s = screen(&env, 4, None);
         assert!(s.starts_with("Sokoban, level seed 4\r\n\r\n# # # # # # \r\n"));

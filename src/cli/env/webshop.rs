@@ -1,7 +1,9 @@
 //! `oprl env play webshop`: shop by hand in the terminal, one action per line, to see exactly
 //! the pages, admissible actions and reward a policy gets.
 
-use super::WebshopEnv;
+use crate::env::protocol::task_of_seed;
+use crate::env::webshop::pages::{Transition, SEP};
+use crate::env::webshop::WebshopEnv;
 use crate::env::{EnvError, Environment};
 use crate::graph::WebshopSpec;
 use std::io::{BufRead, Write};
@@ -44,7 +46,7 @@ pub fn command_for(line: &str, admissible: &[String]) -> Option<Command> {
 /// The text shown for the current state.
 pub fn screen(env: &WebshopEnv, goal: usize) -> String {
     let mut out = format!("── goal {goal} ── {}\n", env.goal().instruction_text);
-    for part in env.observation_text().split(super::pages::SEP) {
+    for part in env.observation_text().split(SEP) {
         out.push_str(&format!("  {part}\n"));
     }
     if let Some(info) = env.reward_info() {
@@ -92,7 +94,7 @@ pub fn play(
             }
             Some(Command::Act(action)) => {
                 let (transition, _) = env.apply_action(&action);
-                if transition == super::pages::Transition::NoOp {
+                if transition == Transition::NoOp {
                     writeln!(output, "(no effect: `{action}` is not available here)")?;
                 }
             }
@@ -108,7 +110,7 @@ pub fn play(
 /// task `N`, or eval task `N - 2^63`, as `oprl env serve` reads a seed).
 pub fn play_webshop(spec: &WebshopSpec, seed: u64) -> Result<(), EnvError> {
     let mut env = WebshopEnv::new(spec)?;
-    env.reset(crate::env::protocol::task_of_seed(seed))?;
+    env.reset(task_of_seed(seed))?;
     let goal = env.goal_index();
     let stdin = std::io::stdin();
     let stdout = std::io::stdout();

@@ -3,11 +3,16 @@
 
 use std::io::{BufRead, Write};
 
-use crate::env::{EnvError, Environment, Task};
-use crate::reward::judge::{EpisodeJudge, Judgement};
+use crate::env::sotopia::{
+    load_scenarios, model_partner, EndpointPartner, Episode, Judgement, Partner, PartnerError,
+    RubricJudge, SotopiaEnv, Termination,
+};
+use crate::env::{EnvError, Environment, Split, Task};
+use crate::graph::{EndpointSpec, PromptStyle, SotopiaSide, SotopiaSpec};
+use crate::reward::judge::{EpisodeJudge, LlmJudge};
+use crate::runtime::setup::load_backend;
 
-use super::episode::Episode;
-use super::SotopiaEnv;
+use crate::cli::{fail, EXIT_OK, EXIT_USAGE};
 
 fn io(e: std::io::Error) -> EnvError {
     EnvError::Io(e)
@@ -83,8 +88,8 @@ pub fn play(
         out,
         "The conversation ended: {}.",
         match ep.termination {
-            Some(super::Termination::Left { agent }) => format!("{} left", ep.name(agent)),
-            Some(super::Termination::Stale) => "nobody did anything for three turns".into(),
+            Some(Termination::Left { agent }) => format!("{} left", ep.name(agent)),
+            Some(Termination::Stale) => "nobody did anything for three turns".into(),
             _ => format!("{} turns were played", ep.max_turns),
         }
     )
@@ -123,15 +128,15 @@ pub fn play(
 /// (hot seat), used when no model or endpoint is given.
 pub struct HotSeatPartner;
 
-impl super::Partner for HotSeatPartner {
-    fn act(&mut self, episode: &Episode, agent: usize) -> Result<String, super::PartnerError> {
+impl Partner for HotSeatPartner {
+    fn act(&mut self, episode: &Episode, agent: usize) -> Result<String, PartnerError> {
         let mut out = std::io::stdout();
         let _ = write!(out, "{}> ", episode.name(agent));
         let _ = out.flush();
         let mut line = String::new();
         let read = std::io::stdin()
             .read_line(&mut line)
-            .map_err(|e| super::PartnerError::Model(e.to_string()))?;
+            .map_err(|e| PartnerError::Model(e.to_string()))?;
         Ok(if read == 0 {
             "[leave]".to_string()
         } else {
@@ -147,7 +152,7 @@ impl super::Partner for HotSeatPartner {
 /// `oprl env play sotopia` settings, from `--set KEY=VALUE`.
 #[derive(Debug, Clone, PartialEq)]
 pub struct PlaySettings {
-    pub spec: crate::graph::SotopiaSpec,
+    pub spec: SotopiaSpec,
     /// `None`: hot seat; `http...`: an endpoint; otherwise a run or model directory.
     pub partner: Option<String>,
     pub partner_model: String,
@@ -162,15 +167,8 @@ pub struct PlaySettings {
 /// `partner` (URL or model/run directory), `partner_model`, `partner_key_env`, `judge` (URL),
 /// `judge_model`, `judge_key_env`.
 pub fn play_settings(sets: &[String]) -> Result<PlaySettings, String> {
-    use crate::graph::{PartnerSpec, SotopiaSide, SotopiaSpec};
     let mut s = PlaySettings {
-        spec: SotopiaSpec {
-            scenarios: None,
-            hard_only: false,
-            partner: PartnerSpec::SelfPlay,
-            side: SotopiaSide::First,
-            max_turns: 20,
-        },
+        spec: SotopiaSpec::default(),
         partner: None,
         partner_model: "default".into(),
         partner_key_env: None,
@@ -220,8 +218,8 @@ pub fn play_settings(sets: &[String]) -> Result<PlaySettings, String> {
     Ok(s)
 }
 
-fn endpoint(url: &str, model: &str, key_env: &Option<String>) -> crate::graph::EndpointSpec {
-    crate::graph::EndpointSpec {
+fn endpoint(url: &str, model: &str, key_env: &Option<String>) -> EndpointSpec {
+    EndpointSpec {
         url: url.to_string(),
         model: model.to_string(),
         api_key_env: key_env.clone(),
@@ -232,20 +230,18 @@ fn endpoint(url: &str, model: &str, key_env: &Option<String>) -> crate::graph::E
     }
 }
 
-fn make_partner(s: &PlaySettings) -> Result<Box<dyn super::Partner>, String> {
+fn make_partner(s: &PlaySettings) -> Result<Box<dyn Partner>, String> {
     match &s.partner {
         None => Ok(Box::new(HotSeatPartner)),
         Some(url) if url.starts_with("http://") || url.starts_with("https://") => {
             let spec = endpoint(url, &s.partner_model, &s.partner_key_env);
             Ok(Box::new(
-                super::EndpointPartner::from_spec(&spec).map_err(|e| e.to_string())?,
+                EndpointPartner::from_spec(&spec).map_err(|e| e.to_string())?,
             ))
         }
         Some(path) => {
-            let backend = crate::openai::command::load_backend(std::path::Path::new(path))?;
-            Ok(Box::new(super::partner::model_partner(
-                std::sync::Arc::new(backend),
-            )))
+            let backend = load_backend(std::path::Path::new(path))?;
+            Ok(Box::new(model_partner(std::sync::Arc::new(backend))))
         }
     }
 }
@@ -253,16 +249,14 @@ fn make_partner(s: &PlaySettings) -> Result<Box<dyn super::Partner>, String> {
 /// `oprl env play sotopia [--seed N] [--set KEY=VALUE]...`: plays the combo `seed` picks
 /// (train split) at the terminal. Returns the exit code.
 pub fn play_command(sets: &[String], seed: u64) -> i32 {
-    use crate::reward::judge::LlmJudge;
-    use crate::reward::rubric::RubricJudge;
     let run = || -> Result<(), String> {
         let settings = play_settings(sets)?;
-        let (set, rubrics) = super::load_scenarios(&settings.spec).map_err(|e| e.to_string())?;
+        let (set, rubrics) = load_scenarios(&settings.spec).map_err(|e| e.to_string())?;
         let partner = make_partner(&settings)?;
         let judge: Option<Box<dyn EpisodeJudge>> = match (&settings.judge, rubrics) {
             (Some(url), _) => {
                 let spec = endpoint(url, &settings.judge_model, &settings.judge_key_env);
-                let client = crate::openai::ChatClient::from_spec(&crate::graph::EndpointSpec {
+                let client = crate::openai::ChatClient::from_spec(&EndpointSpec {
                     temperature: 0.0,
                     ..spec
                 })
@@ -276,46 +270,34 @@ pub fn play_command(sets: &[String], seed: u64) -> i32 {
             std::sync::Arc::new(set),
             None,
             &settings.spec,
-            crate::graph::PromptStyle::Compact,
+            PromptStyle::Compact,
             partner,
         );
         let stdin = std::io::stdin();
         let mut input = stdin.lock();
         let mut out = std::io::stdout();
         let task = Task {
-            split: crate::env::Split::Train,
+            split: Split::Train,
             index: seed,
         };
         play(&mut env, task, judge.as_deref(), &mut input, &mut out).map_err(|e| e.to_string())?;
         Ok(())
     };
     match run() {
-        Ok(()) => 0,
-        Err(e) => {
-            eprintln!("error: {e}");
-            2
-        }
+        Ok(()) => EXIT_OK,
+        Err(e) => fail(e, EXIT_USAGE),
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::env::sotopia::{load_scenarios, CallbackPartner};
-    use crate::env::Split;
-    use crate::graph::{PartnerSpec, PromptStyle, SotopiaSide, SotopiaSpec};
-    use crate::reward::rubric::RubricJudge;
+    use crate::env::sotopia::CallbackPartner;
     use std::sync::Arc;
 
     #[test]
     fn a_person_can_play_a_whole_episode() {
-        let spec = SotopiaSpec {
-            scenarios: None,
-            hard_only: false,
-            partner: PartnerSpec::SelfPlay,
-            side: SotopiaSide::First,
-            max_turns: 20,
-        };
+        let spec = SotopiaSpec::default();
         let (set, _) = load_scenarios(&spec).unwrap();
         let partner = CallbackPartner::new(
             "agreeable partner",

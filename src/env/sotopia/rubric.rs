@@ -32,9 +32,8 @@
 use indexmap::IndexMap;
 use serde::{Deserialize, Serialize};
 
-use crate::env::sotopia::episode::{ActionType, Episode, Turn};
-
-use super::judge::{EpisodeJudge, JudgeError, Judgement, SocialScores};
+use super::episode::{ActionType, Episode, Turn};
+use super::scores::{Judgement, SocialScores};
 
 /// Who must say a `say` criterion's phrase.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -122,7 +121,7 @@ pub struct RubricSet {
     pub envs: IndexMap<String, ScenarioRubric>,
 }
 
-const EMBEDDED_RUBRICS: &str = include_str!("../env/sotopia/data/goal_rubrics.json");
+const EMBEDDED_RUBRICS: &str = include_str!("data/goal_rubrics.json");
 
 impl RubricSet {
     /// The rubrics of oprl's embedded scenarios.
@@ -488,15 +487,23 @@ impl RubricJudge {
     }
 }
 
-impl EpisodeJudge for RubricJudge {
-    fn judge(&self, episode: &Episode) -> Result<Judgement, JudgeError> {
-        let rubric =
-            self.rubrics
-                .envs
-                .get(&episode.env.pk)
-                .ok_or_else(|| JudgeError::NoRubric {
-                    env: episode.env.pk.clone(),
-                })?;
+/// An episode of a scenario the rubric set does not cover.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("the embedded judge has no rubric for scenario `{env}`; it only judges oprl's embedded scenarios (use an endpoint judge for others)")]
+pub struct NoRubric {
+    pub env: String,
+}
+
+impl RubricJudge {
+    /// Both agents' scores for `episode`.
+    pub fn score(&self, episode: &Episode) -> Result<Judgement, NoRubric> {
+        let rubric = self
+            .rubrics
+            .envs
+            .get(&episode.env.pk)
+            .ok_or_else(|| NoRubric {
+                env: episode.env.pk.clone(),
+            })?;
         let secret = |i: usize| {
             self.rubrics
                 .secrets
@@ -564,7 +571,7 @@ mod tests {
             "Okay, deal at $145.",
             "Thank you!",
         ]);
-        let j = RubricJudge::embedded().judge(&ep).unwrap();
+        let j = RubricJudge::embedded().score(&ep).unwrap();
         let (buyer, seller) = (j.agents[0], j.agents[1]);
         // Deal at $145: buyer degree (170-145)/50 = 0.5, seller degree (145-140)/50 = 0.1.
         // Buyer: "take" is not a price word; "price"/"offer"/"pay"/... absent -> say-price 0;
@@ -592,7 +599,7 @@ mod tests {
             "I offer $100 for the bike.",
             "[leave]",
         ]);
-        let j = RubricJudge::embedded().judge(&ep).unwrap();
+        let j = RubricJudge::embedded().score(&ep).unwrap();
         // No deal: the price criterion gives nothing; buyer said "offer" and "bike".
         assert!((j.agents[0].goal - 3.0).abs() < 1e-9);
         // Buyer repeated itself once: 1 of 2 turns believable.
@@ -622,8 +629,8 @@ mod tests {
                 let agent = ep.next_agent();
                 ep.push(agent, parse_action(&text.join(" "))).unwrap();
             }
-            let a = judge.judge(&ep).unwrap();
-            assert_eq!(a, judge.judge(&ep).unwrap());
+            let a = judge.score(&ep).unwrap();
+            assert_eq!(a, judge.score(&ep).unwrap());
             for s in a.agents {
                 s.check_ranges().unwrap();
             }
@@ -654,7 +661,7 @@ mod tests {
             assert!(!rubrics.secrets[pk].is_empty());
         }
         let err = RubricJudge::new(rubrics)
-            .judge(&Episode::new(
+            .score(&Episode::new(
                 &crate::env::sotopia::profiles::ScenarioSet::load_dir(
                     &std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/sotopia"),
                 )

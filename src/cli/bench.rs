@@ -1,0 +1,26 @@
+//! `oprl bench RECIPE [--set k=v]... [--iterations N]`: a few iterations, phase by phase.
+
+use std::path::PathBuf;
+
+use super::run::experiment_failed;
+use super::EXIT_OK;
+use crate::experiments::bench;
+
+#[derive(Debug, clap::Args)]
+pub struct BenchArgs {
+    pub recipe: PathBuf,
+    #[arg(long = "set", value_name = "PATH=VALUE")]
+    pub overrides: Vec<String>,
+    #[arg(long, default_value_t = 3)]
+    pub iterations: usize,
+}
+
+pub fn run(args: &BenchArgs) -> i32 {
+    match bench::bench(&args.recipe, &args.overrides, args.iterations.max(1)) {
+        Ok(metrics) => {
+            print!("{}", bench::table(&metrics));
+            EXIT_OK
+        }
+        Err(e) => experiment_failed(e),
+    }
+}
