@@ -172,7 +172,7 @@ impl AdvantageChecker<'_> {
         match eval_const(expr) {
             Ok(c) => Some(c.as_f64()),
             Err(e) => {
-                self.errors.push(e);
+                self.errors.push(*e);
                 None
             }
         }
@@ -248,7 +248,7 @@ impl AdvantageChecker<'_> {
                 Some(e) => match check_value(key, e, &SourceMap::new()) {
                     Ok(value) => Some(value.to_json()),
                     Err(error) => {
-                        self.errors.push(error);
+                        self.errors.push(*error);
                         failed = true;
                         continue;
                     }

@@ -278,7 +278,7 @@ impl Checker<'_> {
                     value: FieldValue::Value(value),
                 }),
                 Err(e) => {
-                    self.errors.push(e);
+                    self.errors.push(*e);
                     None
                 }
             },

@@ -2,6 +2,9 @@
 //! the check of one expression against a key's [`Ty`] and [`Range`].
 
 use super::error::{CheckError, Divided, MismatchHint};
+
+/// A checked result; the error is boxed because [`CheckError`] is large and checks are hot.
+pub type Checked<T> = Result<T, Box<CheckError>>;
 use super::schema::{KeySchema, Ty};
 use crate::diagnostics::{backticked_list, SourceMap, Span};
 use crate::syntax::ast::{dotted, format_float, quote, BinOp, Expr, ExprKind};
@@ -89,7 +92,7 @@ pub fn is_numeric(expr: &Expr) -> bool {
 
 /// Evaluates a numeric constant expression. Integer arithmetic stays integral while exact
 /// (`64 / 2` is `32`, `7 / 2` is `3.5`); mixing in a float gives a float.
-pub fn eval_const(expr: &Expr) -> Result<Const, CheckError> {
+pub fn eval_const(expr: &Expr) -> Checked<Const> {
     match &expr.kind {
         ExprKind::Int(i) => Ok(Const::Int(*i)),
         ExprKind::Float(x) => Ok(Const::Float(*x)),
@@ -103,11 +106,11 @@ pub fn eval_const(expr: &Expr) -> Result<Const, CheckError> {
         ExprKind::Binary { op, lhs, rhs } => {
             let (a, b) = (eval_const(lhs)?, eval_const(rhs)?);
             if *op == BinOp::Div && b.as_f64() == 0.0 {
-                return Err(CheckError::DivisionByZero {
+                return Err(Box::new(CheckError::DivisionByZero {
                     zero: rhs.span,
                     dividend: lhs.span,
                     divided: Divided::Constant,
-                });
+                }));
             }
             let result = match (a, b) {
                 (Const::Int(x), Const::Int(y)) => match op {
@@ -130,17 +133,17 @@ pub fn eval_const(expr: &Expr) -> Result<Const, CheckError> {
             };
             if let Const::Float(x) = result {
                 if !x.is_finite() {
-                    return Err(CheckError::NotFinite { span: expr.span });
+                    return Err(Box::new(CheckError::NotFinite { span: expr.span }));
                 }
             }
             Ok(result)
         }
-        _ => Err(type_mismatch("a number", expr)),
+        _ => Err(Box::new(type_mismatch("a number", expr))),
     }
 }
 
-fn overflow(span: Span) -> CheckError {
-    CheckError::IntegerOverflow { span }
+fn overflow(span: Span) -> Box<CheckError> {
+    Box::new(CheckError::IntegerOverflow { span })
 }
 
 /// How an expression reads in a "found ..." message.
@@ -176,7 +179,7 @@ pub fn mismatch(expected: &str, expr: &Expr, hint: MismatchHint) -> CheckError {
 
 /// Checks one expression against a key's type and range. `sources` resolves relative paths
 /// for file keys (from the directory of the source that wrote the value).
-pub fn check_value(key: &KeySchema, expr: &Expr, sources: &SourceMap) -> Result<Value, CheckError> {
+pub fn check_value(key: &KeySchema, expr: &Expr, sources: &SourceMap) -> Checked<Value> {
     match key.ty {
         Ty::Int => {
             let n = int(expr)?;
@@ -190,7 +193,7 @@ pub fn check_value(key: &KeySchema, expr: &Expr, sources: &SourceMap) -> Result<
         }
         Ty::Bool => match expr.kind {
             ExprKind::Bool(b) => Ok(Value::Bool(b)),
-            _ => Err(type_mismatch("`true` or `false`", expr)),
+            _ => Err(Box::new(type_mismatch("`true` or `false`", expr))),
         },
         Ty::Str => string(expr, key.ty).map(Value::Str),
         Ty::Url => {
@@ -206,14 +209,14 @@ pub fn check_value(key: &KeySchema, expr: &Expr, sources: &SourceMap) -> Result<
         Ty::Name(options) => name(expr, options).map(Value::Name),
         Ty::IntList(n) => {
             let ExprKind::List(items) = &expr.kind else {
-                return Err(type_mismatch(&key.ty.describe(), expr));
+                return Err(Box::new(type_mismatch(&key.ty.describe(), expr)));
             };
             if items.len() != n {
-                return Err(CheckError::ListLength {
+                return Err(Box::new(CheckError::ListLength {
                     span: expr.span,
                     expected: n,
                     found: items.len(),
-                });
+                }));
             }
             let mut out = Vec::with_capacity(n);
             for item in items {
@@ -225,7 +228,7 @@ pub fn check_value(key: &KeySchema, expr: &Expr, sources: &SourceMap) -> Result<
         }
         Ty::StrList => {
             let ExprKind::List(items) = &expr.kind else {
-                return Err(type_mismatch("a list of strings", expr));
+                return Err(Box::new(type_mismatch("a list of strings", expr)));
             };
             items
                 .iter()
@@ -233,40 +236,44 @@ pub fn check_value(key: &KeySchema, expr: &Expr, sources: &SourceMap) -> Result<
                 .collect::<Result<_, _>>()
                 .map(Value::StrList)
         }
-        Ty::Block(kind) => Err(type_mismatch(&format!("a `{kind}` block"), expr)),
+        Ty::Block(kind) => Err(Box::new(type_mismatch(&format!("a `{kind}` block"), expr))),
     }
 }
 
-fn int(expr: &Expr) -> Result<i64, CheckError> {
+fn int(expr: &Expr) -> Checked<i64> {
     if !is_numeric(expr) {
-        return Err(type_mismatch("an integer", expr));
+        return Err(Box::new(type_mismatch("an integer", expr)));
     }
     match eval_const(expr)? {
         Const::Int(i) => Ok(i),
-        Const::Float(_) => Err(mismatch("an integer", expr, MismatchHint::WholeNumber)),
+        Const::Float(_) => Err(Box::new(mismatch(
+            "an integer",
+            expr,
+            MismatchHint::WholeNumber,
+        ))),
     }
 }
 
-fn number(expr: &Expr) -> Result<f64, CheckError> {
+fn number(expr: &Expr) -> Checked<f64> {
     if !is_numeric(expr) {
-        return Err(type_mismatch("a number", expr));
+        return Err(Box::new(type_mismatch("a number", expr)));
     }
     Ok(eval_const(expr)?.as_f64())
 }
 
-fn string(expr: &Expr, ty: Ty) -> Result<String, CheckError> {
+fn string(expr: &Expr, ty: Ty) -> Checked<String> {
     match &expr.kind {
         ExprKind::Str(s) => Ok(s.clone()),
-        ExprKind::Path(p) => Err(mismatch(
+        ExprKind::Path(p) => Err(Box::new(mismatch(
             &ty.describe(),
             expr,
             MismatchHint::Quote(dotted(p)),
-        )),
-        _ => Err(type_mismatch(&ty.describe(), expr)),
+        ))),
+        _ => Err(Box::new(type_mismatch(&ty.describe(), expr))),
     }
 }
 
-fn name(expr: &Expr, options: &'static [&'static str]) -> Result<String, CheckError> {
+fn name(expr: &Expr, options: &'static [&'static str]) -> Checked<String> {
     let expected = || format!("one of {}", backticked_list(options.iter().copied()));
     match &expr.kind {
         ExprKind::Path(p) if p.len() == 1 => {
@@ -274,35 +281,35 @@ fn name(expr: &Expr, options: &'static [&'static str]) -> Result<String, CheckEr
             if options.contains(&n.as_str()) {
                 return Ok(n.clone());
             }
-            Err(CheckError::UnknownValue {
+            Err(Box::new(CheckError::UnknownValue {
                 span: expr.span,
                 name: n.clone(),
                 options,
-            })
+            }))
         }
-        ExprKind::Str(s) if options.contains(&s.as_str()) => Err(mismatch(
+        ExprKind::Str(s) if options.contains(&s.as_str()) => Err(Box::new(mismatch(
             &expected(),
             expr,
             MismatchHint::Unquote(s.clone()),
-        )),
-        _ => Err(type_mismatch(&expected(), expr)),
+        ))),
+        _ => Err(Box::new(type_mismatch(&expected(), expr))),
     }
 }
 
-fn in_range(key: &KeySchema, x: f64, span: Span) -> Result<(), CheckError> {
+fn in_range(key: &KeySchema, x: f64, span: Span) -> Checked<()> {
     if key.range.contains(x) {
         return Ok(());
     }
-    Err(CheckError::OutOfRange {
+    Err(Box::new(CheckError::OutOfRange {
         span,
         key: key.key.to_string(),
         range: key.range,
         value: x,
-    })
+    }))
 }
 
 /// `http://host[:port][/path]` or `https://...`.
-pub fn check_url(s: &str, span: Span) -> Result<(), CheckError> {
+pub fn check_url(s: &str, span: Span) -> Checked<()> {
     let rest = s
         .strip_prefix("http://")
         .or_else(|| s.strip_prefix("https://"));
@@ -319,13 +326,13 @@ pub fn check_url(s: &str, span: Span) -> Result<(), CheckError> {
     if valid {
         return Ok(());
     }
-    Err(CheckError::NotAUrl {
+    Err(Box::new(CheckError::NotAUrl {
         span,
         text: s.to_string(),
-    })
+    }))
 }
 
-fn check_path(s: &str, dir: bool, span: Span, sources: &SourceMap) -> Result<(), CheckError> {
+fn check_path(s: &str, dir: bool, span: Span, sources: &SourceMap) -> Checked<()> {
     let base = super::resolve::base_dir(sources, span.source);
     let path = if Path::new(s).is_absolute() {
         Path::new(s).to_path_buf()
@@ -336,12 +343,12 @@ fn check_path(s: &str, dir: bool, span: Span, sources: &SourceMap) -> Result<(),
     if ok {
         return Ok(());
     }
-    Err(CheckError::MissingFile {
+    Err(Box::new(CheckError::MissingFile {
         span,
         text: s.to_string(),
         looked: path.display().to_string(),
         dir,
-    })
+    }))
 }
 
 #[cfg(test)]

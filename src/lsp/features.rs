@@ -497,9 +497,9 @@ pub fn completion(text: &str, position: Position) -> Vec<CompletionItem> {
         At::Argument { function } => argument_items(function),
         At::ArgumentValue { function, name } => {
             let option =
-                schema::function(&function).and_then(|f| f.options.iter().find(|k| k.key == name));
+                schema::function(function).and_then(|f| f.options.iter().find(|k| k.key == name));
             match option.map(|k| k.ty) {
-                Some(Ty::Name(options)) => names(options, CompletionItemKind::ENUM_MEMBER, &name),
+                Some(Ty::Name(options)) => names(options, CompletionItemKind::ENUM_MEMBER, name),
                 Some(Ty::Bool) => names(&["true", "false"], CompletionItemKind::KEYWORD, "boolean"),
                 _ => Vec::new(),
             }
