@@ -38,7 +38,7 @@ fn load_run_dir(path: &Path) -> Result<ModelBackend, String> {
         .latest_checkpoint()
         .map_err(|e| err(&e))?
         .ok_or_else(|| err(&"the run has no complete checkpoint yet"))?;
-    let device = crate::model::device_for(graph.train.device).map_err(|e| err(&e))?;
+    let device = setup::device_for(graph.train.device).map_err(|e| err(&e))?;
     let tokenizer = setup::make_tokenizer(&graph).map_err(|e| err(&e))?;
     let mut model = LanguageModel::from_spec(&graph.policy, &tokenizer, &device, graph.train.seed)
         .map_err(|e| err(&e))?;

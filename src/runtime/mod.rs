@@ -203,7 +203,7 @@ pub fn eval_checkpoint(
             })?,
     };
     setup::set_threads(graph.train.threads);
-    let device = crate::model::device_for(graph.train.device)?;
+    let device = setup::device_for(graph.train.device)?;
     let tokenizer = setup::make_tokenizer(&graph)?;
     let mut policy = setup::make_policy(&graph, &tokenizer, &device, graph.train.seed)?;
     policy.load(&path.join("policy.safetensors"))?;

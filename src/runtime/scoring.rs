@@ -10,8 +10,8 @@ use candle_core::{Device, Tensor};
 
 use super::batch::Trajectory;
 use super::RuntimeError;
-use crate::env::RgbImage;
-use crate::model::{ChoiceSet, LanguageModel, Scored};
+use crate::image::RgbImage;
+use crate::model::{Batch, ChoiceSet, LanguageModel, Scored};
 
 /// Padded tokens (rows x longest row) one detached scoring call may hold.
 pub const SCORE_TOKEN_BUDGET: usize = 24_576;
@@ -57,14 +57,12 @@ impl RowInputs {
     /// Per-token log-probs (and entropies) of the actions under `model`, restricted as they
     /// were sampled.
     pub fn score(&self, model: &LanguageModel, grad: bool) -> Result<Scored, RuntimeError> {
+        let images = self.image_refs();
         let choices: Vec<Option<&ChoiceSet>> = self.choices.iter().map(|c| c.as_deref()).collect();
-        Ok(model.score_among(
-            &self.prompts,
-            &self.actions,
-            &self.image_refs(),
-            &choices,
-            grad,
-        )?)
+        let batch = Batch::new(&self.prompts)
+            .with_images(&images)
+            .with_choices(&choices);
+        Ok(model.score(batch, &self.actions, grad)?)
     }
 }
 

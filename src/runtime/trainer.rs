@@ -21,7 +21,7 @@ use crate::env::{Environment, Split, Task};
 use crate::graph::{
     AdvExpr, AlgorithmKind, ExecGraph, Op, PrmLoss, PrmReference, RewardSpec, TrajScore,
 };
-use crate::model::{LanguageModel, Optimizer, SampleOptions, Tokenizer};
+use crate::model::{Batch, LanguageModel, Optimizer, SampleOptions, Tokenizer};
 use crate::reward::verifier::verify;
 
 /// What one iteration's nodes produce for the later ones.
@@ -99,7 +99,7 @@ impl Trainer {
     /// copies of it where the graph needs them.
     pub fn new(graph: ExecGraph) -> Result<Trainer, RuntimeError> {
         set_threads(graph.train.threads);
-        let device = crate::model::device_for(graph.train.device)?;
+        let device = super::setup::device_for(graph.train.device)?;
         let tokenizer = make_tokenizer(&graph)?;
         let seed = graph.train.seed;
         let policy = super::setup::make_policy(&graph, &tokenizer, &device, seed)?;
@@ -555,14 +555,11 @@ impl Trainer {
         for chunk in chunk_rows(&w.trajs, &rows, super::scoring::SCORE_TOKEN_BUDGET) {
             let inputs = row_inputs(&w.trajs, &chunk, View::Policy);
             let actions = &inputs.actions;
+            let images = inputs.image_refs();
+            let batch = Batch::new(&inputs.prompts).with_images(&images);
             let v = critic
                 .model
-                .score_and_values_with_images(
-                    &inputs.prompts,
-                    actions,
-                    &inputs.image_refs(),
-                    false,
-                )?
+                .score_and_values(batch, actions, false)?
                 .1
                 .ok_or_else(|| RuntimeError::Config("the critic has no value head".into()))?;
             let v = v.to_vec2::<f32>()?;
@@ -699,12 +696,11 @@ impl Trainer {
                     continue;
                 }
                 let inputs = row_inputs(&w.trajs, &rows, View::Policy);
-                let (scored, v) = critic.model.score_and_values_with_images(
-                    &inputs.prompts,
-                    &inputs.actions,
-                    &inputs.image_refs(),
-                    true,
-                )?;
+                let images = inputs.image_refs();
+                let batch = Batch::new(&inputs.prompts).with_images(&images);
+                let (scored, v) = critic
+                    .model
+                    .score_and_values(batch, &inputs.actions, true)?;
                 let v =
                     v.ok_or_else(|| RuntimeError::Config("the critic has no value head".into()))?;
                 let width = v.dim(1)?;
