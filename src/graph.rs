@@ -56,8 +56,6 @@ pub enum Op {
     PolicyUpdate,
     /// Critic update for PPO+GAE.
     CriticUpdate,
-    /// `theta_old <- theta`.
-    SyncOld,
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -79,7 +79,6 @@ pub fn nodes(
             vec![Op::Rollout, Op::ValueEstimate, Op::Advantage],
         ));
     }
-    ops.push((Op::SyncOld, vec![Op::PolicyUpdate]));
 
     let ids: Vec<(Op, String)> = ops
         .iter()
@@ -117,7 +116,6 @@ pub fn op_name(op: Op) -> &'static str {
         Op::Advantage => "advantage",
         Op::PolicyUpdate => "policy_update",
         Op::CriticUpdate => "critic_update",
-        Op::SyncOld => "sync_old",
     }
 }
 
@@ -357,8 +355,7 @@ mod tests {
                 "n2_prm_score",
                 "n3_prm_update",
                 "n4_advantage",
-                "n5_policy_update",
-                "n6_sync_old"
+                "n5_policy_update"
             ]
         );
         assert_eq!(
@@ -372,8 +369,7 @@ mod tests {
                 "n0_rollout",
                 "n1_outcome_reward",
                 "n2_advantage",
-                "n3_policy_update",
-                "n4_sync_old"
+                "n3_policy_update"
             ]
         );
         let gae = nodes(false, AlgorithmKind::PpoGae, false);

@@ -225,7 +225,6 @@ fn node_detail(graph: &ExecGraph, op: crate::graph::Op) -> String {
             .critic
             .as_ref()
             .map_or(String::new(), |c| format!("lr {}", format_float(c.lr))),
-        Op::SyncOld => "theta_old <- theta".into(),
     }
 }
 
