@@ -371,6 +371,11 @@ pub enum AdvExpr {
         group: StepGroup,
         /// Divide every step reward by the batch's max |value| first (released OPRL code).
         maxabs: bool,
+        /// GiGPO: with `group = anchor_state`, observations whose difflib ratio is at least this
+        /// share a step group (verl-agent's `similarity_thresh`); `None` groups identical
+        /// observations only.
+        #[serde(default)]
+        similarity: Option<f64>,
     },
     /// One value per action token, normalised over all action tokens of the group.
     Token {

@@ -96,6 +96,7 @@ fn tiny_graph(iterations: usize, seed: u64) -> ExecGraph {
                     norm: Norm::Zscore,
                     group: StepGroup::Pool,
                     maxabs: false,
+                    similarity: None,
                 },
             ],
         },

@@ -313,6 +313,7 @@ impl AdvantageChecker<'_> {
                     norm,
                     group,
                     maxabs,
+                    similarity: None,
                 })
             }
             _ => Some(AdvExpr::Token {
@@ -727,11 +728,13 @@ pub fn canonical(expr: AdvExpr) -> AdvExpr {
             norm,
             group,
             maxabs,
+            similarity,
         } => AdvExpr::Step {
             signal: canonical_signal(signal),
             norm,
             group,
             maxabs,
+            similarity,
         },
         AdvExpr::Token { signal, norm } => AdvExpr::Token {
             signal: canonical_signal(signal),

@@ -114,6 +114,7 @@ pub fn advantage_text(expr: &AdvExpr) -> String {
             norm,
             group,
             maxabs,
+            ..
         } => {
             let mut s = format!("step({}, norm = {}", signal_text(signal), norm_name(*norm));
             if *group == StepGroup::AnchorState {
