@@ -6,7 +6,7 @@
 //! - [`stats`]: grouping, means, unbiased std, veRL's `masked_mean` / `masked_whiten`;
 //! - [`mat`]: [`Mat`], the row-major `[rows, cols]` matrix the slice forms use for token grids;
 //! - [`gae`]: GAE with a response mask and batch whitening (veRL);
-//! - [`step`]: OPRL's implicit step rewards and pooled step / token normalisation;
+//! - [`step`]: the `maxabs` pre-scaling and discounted return-to-go of step signals;
 //! - [`gigpo`]: verl-agent's GiGPO step groups (identical or difflib-similar anchor states);
 //! - [`prm`]: the DPO / Bradley-Terry PRM loss, PRIME's cross-entropy loss and advantage;
 //! - [`ppo`]: the clipped surrogate, loss aggregation, entropy bonus, value loss (veRL);
