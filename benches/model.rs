@@ -5,7 +5,7 @@
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn main() {
-    oprl::model::configure_threads(None);
+    oprl::runtime::setup::configure_threads(None);
     if let Err(e) = oprl::model::bench::run(&candle_core::Device::Cpu) {
         eprintln!("benchmark failed: {e}");
         std::process::exit(1);

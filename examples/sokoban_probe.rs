@@ -27,7 +27,7 @@ use oprl::env::{Environment, Split, Task};
 use oprl::graph::{EnvSpec, ExecGraph};
 use oprl::model::optim::Optimizer;
 use oprl::model::tokenizer::Tokenizer;
-use oprl::model::LanguageModel;
+use oprl::model::{Batch, LanguageModel};
 use oprl::runtime::setup;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
@@ -103,7 +103,7 @@ fn run() -> Res<()> {
         let loss = if oracle {
             probe.oracle_loss(&graph, &prompts, &best)?
         } else {
-            let scored = probe.model.score(&prompts, &best, true)?;
+            let scored = probe.model.score(Batch::new(&prompts), &best, true)?;
             (scored.logprobs.sum_all()? * (-1.0 / BATCH as f64))?
         };
         opt.step(&loss, graph.algorithm.ppo().grad_clip)?;
@@ -131,7 +131,7 @@ impl Probe {
         let moves: Vec<Vec<u32>> = prompts.iter().flat_map(|_| self.moves.clone()).collect();
         Ok(self
             .model
-            .score(&rows, &moves, false)?
+            .score(Batch::new(&rows), &moves, false)?
             .logprobs
             .sum(1)?
             .to_vec1()?)
@@ -215,7 +215,7 @@ impl Probe {
             });
             taken.push(self.moves[k].clone());
         }
-        let scored = self.model.score(prompts, &taken, true)?;
+        let scored = self.model.score(Batch::new(prompts), &taken, true)?;
         let advantages = Tensor::from_vec(advantages, (prompts.len(), 1), self.model.device())?;
         let old = scored.logprobs.detach();
         let inputs = ActorLossInputs {

@@ -61,8 +61,6 @@ names! {
         PolicyUpdate = "policy_update",
         /// Critic update for PPO+GAE.
         CriticUpdate = "critic_update",
-        /// `theta_old <- theta`.
-        SyncOld = "sync_old",
     }
 }
 

@@ -13,6 +13,7 @@ pub mod diagnostics;
 pub mod env;
 pub mod experiments;
 pub mod graph;
+pub mod image;
 pub mod lsp;
 pub mod model;
 pub mod openai;

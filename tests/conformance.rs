@@ -3,9 +3,8 @@
 //! `tests/data/conformance/*.json`. Tolerance: 1e-5 relative and absolute (float32 results).
 
 use oprl::algo::gae::gae_advantage_return;
-use oprl::algo::gigpo::{difflib_ratio, gigpo_advantage, GigpoConfig, GigpoRows};
+use oprl::algo::gigpo::{difflib_ratio, step_groups};
 use oprl::algo::kl::{kl_penalty_mat, kl_penalty_tensor, parse_kl_name};
-use oprl::algo::outcome::{grpo_outcome_advantage, rloo_outcome_advantage};
 use oprl::algo::ppo::{
     actor_loss, agg_loss, agg_loss_tensor, policy_loss, ActorLossConfig, ActorLossInputs, PpoClip,
 };
@@ -76,42 +75,6 @@ fn mode(name: &str) -> LossAgg {
         "seq-mean-token-sum" => LossAgg::SeqMeanTokenSum,
         "seq-mean-token-sum-norm" => LossAgg::SeqMeanTokenSumNorm,
         other => panic!("unknown mode {other}"),
-    }
-}
-
-#[test]
-fn verl_grpo_outcome_advantage() {
-    let file = load("verl_grpo_advantage.json");
-    for c in cases(&file) {
-        let name = c["name"].as_str().unwrap();
-        let i = &c["inputs"];
-        let adv = grpo_outcome_advantage(
-            &mat(&i["token_level_rewards"]),
-            &mat(&i["response_mask"]),
-            &strings(&i["index"]),
-            f(&i["epsilon"]) as f32,
-            i["norm_adv_by_std_in_grpo"].as_bool().unwrap(),
-        )
-        .unwrap();
-        assert_mat_close(&adv, &mat(&c["outputs"]["advantages"]), name);
-        assert_mat_close(&adv, &mat(&c["outputs"]["returns"]), name);
-    }
-}
-
-#[test]
-fn verl_rloo_outcome_advantage() {
-    let file = load("verl_rloo_advantage.json");
-    for c in cases(&file) {
-        let name = c["name"].as_str().unwrap();
-        let i = &c["inputs"];
-        let adv = rloo_outcome_advantage(
-            &mat(&i["token_level_rewards"]),
-            &mat(&i["response_mask"]),
-            &strings(&i["index"]),
-        )
-        .unwrap();
-        assert_mat_close(&adv, &mat(&c["outputs"]["advantages"]), name);
-        assert_mat_close(&adv, &mat(&c["outputs"]["returns"]), name);
     }
 }
 
@@ -268,100 +231,6 @@ fn verl_kl_penalty_slices_and_tensors() {
 }
 
 #[test]
-fn gigpo_advantage_verl_agent() {
-    let file = load("gigpo_advantage.json");
-    for c in cases(&file) {
-        let name = c["name"].as_str().unwrap();
-        let i = &c["inputs"];
-        let o = &c["outputs"];
-        let index = strings(&i["index"]);
-        let traj = strings(&i["traj_index"]);
-        let anchors = strings(&i["anchor_obs"]);
-        let env_rewards = vec1(&i["env_rewards"]);
-        let token_rewards = mat(&i["token_level_rewards"]);
-        let mask = mat(&i["response_mask"]);
-        let mode = i["mode"].as_str().unwrap();
-        let cfg = GigpoConfig {
-            gamma: f(&i["gamma"]),
-            step_weight: f(&i["step_advantage_w"]) as f32,
-            remove_std: match mode {
-                "mean_norm" => true,
-                "mean_std_norm" => false,
-                other => panic!("unknown mode {other}"),
-            },
-            eps: f(&i["epsilon"]) as f32,
-            similarity: i["enable_similarity"]
-                .as_bool()
-                .unwrap()
-                .then(|| f(&i["similarity_thresh"])),
-        };
-        let out = gigpo_advantage(
-            &GigpoRows {
-                index: &index,
-                traj_index: &traj,
-                anchor_obs: &anchors,
-                env_rewards: &env_rewards,
-                token_rewards: &token_rewards,
-                mask: &mask,
-            },
-            &cfg,
-        )
-        .unwrap();
-        let want_returns = vec1(&o["step_rewards"]);
-        for (k, (g, w)) in out.step_returns.iter().zip(&want_returns).enumerate() {
-            assert_close(*g as f64, *w as f64, &format!("{name} step_rewards[{k}]"));
-        }
-        let canonical: Vec<usize> = o["step_group_canonical"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|v| v.as_u64().unwrap() as usize)
-            .collect();
-        assert_eq!(out.step_groups, canonical, "{name} step groups");
-        assert_mat_close(
-            &out.episode_advantages,
-            &mat(&o["episode_advantages"]),
-            &format!("{name} episode"),
-        );
-        assert_mat_close(
-            &out.step_advantages,
-            &mat(&o["step_advantages"]),
-            &format!("{name} step"),
-        );
-        assert_mat_close(
-            &out.advantages,
-            &mat(&o["advantages"]),
-            &format!("{name} adv"),
-        );
-        assert_mat_close(
-            &out.advantages,
-            &mat(&o["returns"]),
-            &format!("{name} returns"),
-        );
-        // numpy 2 accumulates the discounted returns in f32: about one ulp apart, still within
-        // the tolerance.
-        let o2 = &c["outputs_under_numpy2"];
-        assert_mat_close(
-            &out.advantages,
-            &mat(&o2["advantages"]),
-            &format!("{name} numpy2"),
-        );
-        for (k, (g, w)) in out
-            .step_returns
-            .iter()
-            .zip(vec1(&o2["step_rewards"]))
-            .enumerate()
-        {
-            assert_close(
-                *g as f64,
-                w as f64,
-                &format!("{name} numpy2 step_rewards[{k}]"),
-            );
-        }
-    }
-}
-
-#[test]
 fn gigpo_similarity_ratios_match_difflib() {
     let file = load("gigpo_advantage.json");
     for r in file["similarity_reference"].as_array().unwrap() {
@@ -377,11 +246,12 @@ fn gigpo_similarity_ratios_match_difflib() {
 }
 
 // ---------------------------------------------------------------------------------------------
-// The runtime's entry point, `evaluate_advantage`, on the same vectors: each row becomes one
-// step of a trajectory, with as many action tokens as its mask has ones (the masks are prefixes).
+// The runtime's entry point, `evaluate_advantage`, on veRL's and verl-agent's vectors: each row
+// becomes one step of a trajectory, with as many action tokens as its mask has ones (the masks
+// are prefixes).
 
 use oprl::algo::{
-    evaluate_advantage, AdvantageInputs, AdvantageParams, StepInput, TrajectoryInput,
+    evaluate_advantage, AdvantageInputs, AdvantageParams, StepInput, TrajectoryInput, GROUP_EPS,
 };
 use oprl::graph::{AdvExpr, Norm, Signal, StepGroup};
 
@@ -457,86 +327,137 @@ fn evaluate_advantage_reproduces_verl_grpo_and_rloo() {
                 signal: Signal::Outcome,
                 norm,
             };
-            let out = evaluate_advantage(&expr, &batch, &AdvantageParams::default()).unwrap();
+            let params = AdvantageParams {
+                eps: i["epsilon"].as_f64().map_or(GROUP_EPS, |e| e as f32),
+                ..Default::default()
+            };
+            let out = evaluate_advantage(&expr, &batch, &params).unwrap();
             let rows: Vec<(usize, usize)> = (0..mask.rows).map(|r| (r, 0)).collect();
-            assert_rows_close(
-                &out.advantages,
-                &rows,
-                &mat(&c["outputs"]["advantages"]),
-                name,
-            );
+            for key in ["advantages", "returns"] {
+                assert_rows_close(&out.advantages, &rows, &mat(&c["outputs"][key]), name);
+            }
         }
     }
 }
 
-/// verl-agent normalises GiGPO's episode term over the step ROWS of a task group; in the recipe
-/// language that is `step(outcome, norm = mean)` (outcome broadcast to steps, pooled), so
-/// `step(outcome) + step(discounted(env.reward, gamma), group = anchor_state)` must reproduce it.
+/// The GiGPO batch of a case: each row becomes one step of its trajectory (trajectories in
+/// order of first appearance), with as many action tokens as its mask has ones; also the
+/// (trajectory, step) of each row.
+fn gigpo_batch(i: &Value) -> (AdvantageInputs, Vec<(usize, usize)>) {
+    let mask = mat(&i["response_mask"]);
+    let token_rewards = mat(&i["token_level_rewards"]);
+    let groups = dense_ids(&strings(&i["index"]));
+    let trajs = dense_ids(&strings(&i["traj_index"]));
+    let anchors = strings(&i["anchor_obs"]);
+    let env = vec1(&i["env_rewards"]);
+    let mut batch = AdvantageInputs::default();
+    let mut rows = Vec::new();
+    for r in 0..mask.rows {
+        if trajs[r] == batch.trajectories.len() {
+            batch.trajectories.push(TrajectoryInput {
+                group: groups[r],
+                outcome: token_rewards.row(r).iter().sum(),
+                ..Default::default()
+            });
+        }
+        let t = &mut batch.trajectories[trajs[r]];
+        rows.push((trajs[r], t.steps.len()));
+        t.steps.push(StepInput {
+            tokens: prefix_len(mask.row(r)),
+            env_reward: env[r],
+            anchor: anchors[r].clone(),
+            ..Default::default()
+        });
+    }
+    (batch, rows)
+}
+
+/// verl-agent's GiGPO through the runtime's evaluator, term by term. verl-agent normalises the
+/// episode term over the step ROWS of a task group; in the recipe language that is
+/// `step(outcome, norm = mean)` (outcome broadcast to steps, pooled), so
+/// `step(outcome) + w * step(discounted(env.reward, gamma), group = anchor_state)` must
+/// reproduce `compute_gigpo_outcome_advantage`, with `similarity` = verl-agent's
+/// `similarity_thresh` when `enable_similarity` is set.
 #[test]
-fn evaluate_advantage_reproduces_verl_agent_gigpo() {
+fn gigpo_advantage_verl_agent() {
     let file = load("gigpo_advantage.json");
     for c in cases(&file) {
         let name = c["name"].as_str().unwrap();
         let i = &c["inputs"];
-        let mask = mat(&i["response_mask"]);
-        let token_rewards = mat(&i["token_level_rewards"]);
-        let groups = dense_ids(&strings(&i["index"]));
-        let trajs = dense_ids(&strings(&i["traj_index"]));
-        let anchors = strings(&i["anchor_obs"]);
-        let env = vec1(&i["env_rewards"]);
-        let mut batch = AdvantageInputs::default();
-        let mut rows = Vec::new();
-        for r in 0..mask.rows {
-            if trajs[r] == batch.trajectories.len() {
-                batch.trajectories.push(TrajectoryInput {
-                    group: groups[r],
-                    outcome: token_rewards.row(r).iter().sum(),
-                    ..Default::default()
-                });
-            }
-            let t = &mut batch.trajectories[trajs[r]];
-            rows.push((trajs[r], t.steps.len()));
-            t.steps.push(StepInput {
-                tokens: prefix_len(mask.row(r)),
-                env_reward: env[r],
-                anchor: anchors[r].clone(),
-                ..Default::default()
-            });
-        }
+        let o = &c["outputs"];
+        let (batch, rows) = gigpo_batch(i);
         let norm = match i["mode"].as_str().unwrap() {
             "mean_norm" => Norm::Mean,
-            _ => Norm::Zscore,
+            "mean_std_norm" => Norm::Zscore,
+            other => panic!("unknown mode {other}"),
         };
+        let similarity = i["enable_similarity"]
+            .as_bool()
+            .unwrap()
+            .then(|| f(&i["similarity_thresh"]));
+        let params = AdvantageParams {
+            eps: f(&i["epsilon"]) as f32,
+            ..Default::default()
+        };
+        let discounted = Signal::Discounted {
+            signal: Box::new(Signal::EnvReward),
+            gamma: f(&i["gamma"]),
+        };
+        let step = |signal: &Signal, norm, group| AdvExpr::Step {
+            signal: signal.clone(),
+            norm,
+            group,
+            maxabs: false,
+            similarity,
+        };
+        let run = |expr: &AdvExpr| {
+            evaluate_advantage(expr, &batch, &params)
+                .unwrap()
+                .advantages
+        };
+
+        // Discounted step returns: the un-normalised step term.
+        let returns = run(&step(&discounted, Norm::None, StepGroup::Pool));
+        for key in ["outputs", "outputs_under_numpy2"] {
+            let want = vec1(&c[key]["step_rewards"]);
+            for (r, &(t, s)) in rows.iter().enumerate() {
+                assert_close(
+                    returns[t][s][0] as f64,
+                    want[r] as f64,
+                    &format!("{name} {key} step_rewards[{r}]"),
+                );
+            }
+        }
+        // Step groups, as the evaluator forms them.
+        let anchors = strings(&i["anchor_obs"]);
+        let groups = step_groups(&strings(&i["index"]), &anchors, similarity).unwrap();
+        let canonical: Vec<usize> = o["step_group_canonical"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|v| v.as_u64().unwrap() as usize)
+            .collect();
+        assert_eq!(groups, canonical, "{name} step groups");
+        // The two terms and their sum.
+        let episode = run(&step(&Signal::Outcome, norm, StepGroup::Pool));
+        assert_rows_close(&episode, &rows, &mat(&o["episode_advantages"]), name);
+        let step_term = step(&discounted, norm, StepGroup::AnchorState);
+        assert_rows_close(&run(&step_term), &rows, &mat(&o["step_advantages"]), name);
         let expr = AdvExpr::Add {
             terms: vec![
-                AdvExpr::Step {
-                    signal: Signal::Outcome,
-                    norm,
-                    group: StepGroup::Pool,
-                    maxabs: false,
-                    similarity: None,
-                },
+                step(&Signal::Outcome, norm, StepGroup::Pool),
                 AdvExpr::Scale {
                     factor: f(&i["step_advantage_w"]),
-                    expr: Box::new(AdvExpr::Step {
-                        signal: Signal::Discounted {
-                            signal: Box::new(Signal::EnvReward),
-                            gamma: f(&i["gamma"]),
-                        },
-                        norm,
-                        group: StepGroup::AnchorState,
-                        maxabs: false,
-                        similarity: None,
-                    }),
+                    expr: Box::new(step_term),
                 },
             ],
         };
-        let out = evaluate_advantage(&expr, &batch, &AdvantageParams::default()).unwrap();
-        assert_rows_close(
-            &out.advantages,
-            &rows,
-            &mat(&c["outputs"]["advantages"]),
-            name,
-        );
+        let adv = run(&expr);
+        assert_rows_close(&adv, &rows, &mat(&o["advantages"]), name);
+        assert_rows_close(&adv, &rows, &mat(&o["returns"]), name);
+        // numpy 2 accumulates the discounted returns in f32: about one ulp apart, still within
+        // the tolerance.
+        let numpy2 = &c["outputs_under_numpy2"]["advantages"];
+        assert_rows_close(&adv, &rows, &mat(numpy2), name);
     }
 }

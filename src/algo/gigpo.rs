@@ -1,35 +1,31 @@
-//! GiGPO as verl-agent's `gigpo/core_gigpo.py` (langfengQ/verl-agent@796ed310): one row per
-//! environment step; discounted step returns per trajectory; an episode-level advantage from
-//! the rows of each task group; anchor-state step groups (identical current observation within a
-//! task group, or difflib-similar ones); a step-level advantage within each step group; and
-//! `A = A_E + w * A_S`.
+//! GiGPO's step groups as verl-agent's `gigpo/core_gigpo.py` (langfengQ/verl-agent@796ed310)
+//! builds them: within each task group, steps taken on the same anchor state (an identical
+//! current observation, or with similarity grouping a difflib-similar one) form a group, and a
+//! step's advantage is normalised within its group. The rest of GiGPO (discounted step
+//! returns, the episode term, `A = A_E + w * A_S`) is the advantage language's
+//! `step(outcome) + w * step(discounted(env.reward, gamma), group = anchor_state)`, evaluated
+//! by [`super::evaluate_advantage`].
 
-use super::outcome::grpo_outcome_advantage;
-use super::stats::{group_members, normalise_group, Singleton};
-use super::{check_len, AlgoError, Mat};
-use crate::graph::Norm;
+use super::stats::group_members;
+use super::{check_len, AlgoError};
 use std::collections::HashMap;
 use std::hash::Hash;
 
-/// verl-agent's `compute_step_discounted_returns`: for each trajectory (rows sharing a
-/// `traj_ids` value, in batch order) `R_t = r_t + gamma * R_{t+1}`. Accumulated in f64 and
-/// rounded to f32 when stored, as numpy 1.x does (verl pins numpy < 2; under numpy 2 the
-/// accumulator is f32 and results differ by about one f32 ulp).
-pub fn discounted_step_returns<T: Hash + Eq>(
-    env_rewards: &[f32],
-    traj_ids: &[T],
-    gamma: f64,
-) -> Result<Vec<f32>, AlgoError> {
-    check_len("trajectory ids", traj_ids.len(), env_rewards.len())?;
-    let mut out = vec![0.0f32; env_rewards.len()];
-    for rows in group_members(traj_ids) {
-        let mut running = 0.0f64;
-        for &i in rows.iter().rev() {
-            running = env_rewards[i] as f64 + gamma * running;
-            out[i] = running as f32;
+/// The step group of every row: the smallest row index of the rows of the same task group
+/// (`index`) whose anchor is identical (`similarity = None`) or, with `Some(threshold)`,
+/// difflib-similar ([`similar_step_groups`]). verl-agent's `build_step_group`.
+pub fn step_groups<G: Hash + Eq, S: AsRef<str>>(
+    index: &[G],
+    anchors: &[S],
+    similarity: Option<f64>,
+) -> Result<Vec<usize>, AlgoError> {
+    match similarity {
+        None => {
+            let keys: Vec<&str> = anchors.iter().map(AsRef::as_ref).collect();
+            anchor_step_groups(index, &keys)
         }
+        Some(threshold) => similar_step_groups(index, anchors, threshold),
     }
-    Ok(out)
 }
 
 /// verl-agent's `build_step_group` with exact matching: within each task group (`index`), rows
@@ -53,9 +49,9 @@ pub fn anchor_step_groups<G: Hash + Eq, A: Hash + Eq>(
 /// Similarity grouping: within each task group, rows are clustered greedily in batch order; a
 /// row joins the first cluster whose first observation is similar
 /// (`difflib_ratio >= threshold`), or starts a new one. Groups are named by their smallest row.
-pub fn similar_step_groups<G: Hash + Eq>(
+pub fn similar_step_groups<G: Hash + Eq, S: AsRef<str>>(
     index: &[G],
-    anchors: &[String],
+    anchors: &[S],
     threshold: f64,
 ) -> Result<Vec<usize>, AlgoError> {
     check_len("anchor observations", anchors.len(), index.len())?;
@@ -66,7 +62,7 @@ pub fn similar_step_groups<G: Hash + Eq>(
             let found = reps
                 .iter()
                 .copied()
-                .find(|&r| difflib_ratio(&anchors[i], &anchors[r]) >= threshold);
+                .find(|&r| difflib_ratio(anchors[i].as_ref(), anchors[r].as_ref()) >= threshold);
             out[i] = match found {
                 Some(r) => r,
                 None => {
@@ -165,130 +161,9 @@ fn longest_match(
     (besti, bestj, best)
 }
 
-/// verl-agent's `step_norm_reward`: within each step group, `R - mean` (`remove_std`) or
-/// `(R - mean) / (std + eps)` (unbiased std); a step group of one gets 0 (its mean is its own
-/// value). Broadcast over the row's tokens times the mask.
-pub fn step_norm_reward(
-    step_returns: &[f32],
-    step_groups: &[usize],
-    mask: &Mat,
-    eps: f32,
-    remove_std: bool,
-) -> Result<Mat, AlgoError> {
-    check_len("step returns", step_returns.len(), mask.rows)?;
-    check_len("step groups", step_groups.len(), mask.rows)?;
-    let norm = if remove_std { Norm::Mean } else { Norm::Zscore };
-    let mut adv = vec![0.0f32; step_returns.len()];
-    for rows in group_members(step_groups) {
-        let xs: Vec<f64> = rows.iter().map(|&i| step_returns[i] as f64).collect();
-        for (&i, v) in rows
-            .iter()
-            .zip(normalise_group(&xs, norm, eps as f64, Singleton::Zero))
-        {
-            adv[i] = v as f32;
-        }
-    }
-    super::outcome::broadcast_rows(&adv, mask)
-}
-
-/// The knobs of [`gigpo_advantage`].
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub struct GigpoConfig {
-    /// Discount of the step returns (0.95).
-    pub gamma: f64,
-    /// `step_advantage_w`, the weight of the step advantage (omega = 1).
-    pub step_weight: f32,
-    /// verl-agent's `mode`: `mean_norm` = true (no std), `mean_std_norm` = false.
-    pub remove_std: bool,
-    pub eps: f32,
-    /// `Some(threshold)` enables similarity grouping of anchor observations.
-    pub similarity: Option<f64>,
-}
-
-/// Everything [`gigpo_advantage`] computes, row by row.
-#[derive(Debug, Clone, PartialEq)]
-pub struct GigpoOutput {
-    /// Discounted step returns.
-    pub step_returns: Vec<f32>,
-    /// The smallest row index of each row's step group.
-    pub step_groups: Vec<usize>,
-    pub episode_advantages: Mat,
-    pub step_advantages: Mat,
-    /// `episode + step_weight * step`; verl-agent's returns are equal to it.
-    pub advantages: Mat,
-}
-
-/// The row inputs of [`gigpo_advantage`] (one row per environment step, in collation order).
-pub struct GigpoRows<'a, G, T> {
-    /// Task group of each row.
-    pub index: &'a [G],
-    /// Trajectory of each row.
-    pub traj_index: &'a [T],
-    /// Current observation of each row.
-    pub anchor_obs: &'a [String],
-    pub env_rewards: &'a [f32],
-    /// `[rows, T]`: the episode reward at the last valid token of every row of the trajectory.
-    pub token_rewards: &'a Mat,
-    pub mask: &'a Mat,
-}
-
-/// verl-agent's `compute_gigpo_outcome_advantage`. The episode advantage is normalised over the
-/// ROWS of each task group (so each trajectory weighs by its number of steps), with veRL's GRPO
-/// rules (a group of one row: mean 0, std 1).
-pub fn gigpo_advantage<G: Hash + Eq, T: Hash + Eq>(
-    rows: &GigpoRows<'_, G, T>,
-    cfg: &GigpoConfig,
-) -> Result<GigpoOutput, AlgoError> {
-    let n = rows.mask.rows;
-    check_len("index", rows.index.len(), n)?;
-    check_len("env rewards", rows.env_rewards.len(), n)?;
-    let episode_advantages = grpo_outcome_advantage(
-        rows.token_rewards,
-        rows.mask,
-        rows.index,
-        cfg.eps,
-        !cfg.remove_std,
-    )?;
-    let step_returns = discounted_step_returns(rows.env_rewards, rows.traj_index, cfg.gamma)?;
-    let step_groups = match cfg.similarity {
-        None => anchor_step_groups(rows.index, rows.anchor_obs)?,
-        Some(t) => similar_step_groups(rows.index, rows.anchor_obs, t)?,
-    };
-    let step_advantages = step_norm_reward(
-        &step_returns,
-        &step_groups,
-        rows.mask,
-        cfg.eps,
-        cfg.remove_std,
-    )?;
-    let data = episode_advantages
-        .data
-        .iter()
-        .zip(&step_advantages.data)
-        .map(|(e, s)| e + cfg.step_weight * s)
-        .collect();
-    let advantages = Mat::new(n, rows.mask.cols, data)?;
-    Ok(GigpoOutput {
-        step_returns,
-        step_groups,
-        episode_advantages,
-        step_advantages,
-        advantages,
-    })
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn discounted_returns_per_trajectory_in_batch_order() {
-        // trajectories interleaved: t0 rows 0, 2; t1 rows 1, 3
-        let r =
-            discounted_step_returns(&[-0.1, 1.0, 10.0, 2.0], &["a", "b", "a", "b"], 0.5).unwrap();
-        assert!((r[0] - (-0.1 + 5.0)).abs() < 1e-6 && r[2] == 10.0);
-        assert!((r[1] - 2.0).abs() < 1e-6 && r[3] == 2.0);
-    }
 
     #[test]
     fn exact_groups_stay_inside_task_groups() {
@@ -298,20 +173,15 @@ mod tests {
             anchor_step_groups(&index, &obs).unwrap(),
             vec![0, 1, 2, 0, 2]
         );
-    }
-
-    #[test]
-    fn step_norm_singletons_are_zero() {
-        let mask = Mat::filled(3, 2, 1.0);
-        // group 0: rows 0, 1 (returns 1, 3 -> -1, 1); row 2 alone -> 0
-        let adv = step_norm_reward(&[1.0, 3.0, 7.0], &[0, 0, 2], &mask, 1e-6, true).unwrap();
         assert_eq!(
-            adv.to_rows(),
-            vec![vec![-1.0, -1.0], vec![1.0, 1.0], vec![0.0, 0.0]]
+            step_groups(&index, &obs, None).unwrap(),
+            vec![0, 1, 2, 0, 2]
         );
-        let z = step_norm_reward(&[1.0, 3.0, 7.0], &[0, 0, 2], &mask, 1e-6, false).unwrap();
-        let s = 2f32.sqrt() + 1e-6;
-        assert!((z.row(0)[0] + 1.0 / s).abs() < 1e-6 && z.row(2)[0] == 0.0);
+        // identical observations are similar at any threshold
+        assert_eq!(
+            step_groups(&index, &obs, Some(1.0)).unwrap(),
+            vec![0, 1, 2, 0, 2]
+        );
     }
 
     #[test]

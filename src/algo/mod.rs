@@ -5,10 +5,9 @@
 //! Layout (each file has one job):
 //! - [`stats`]: grouping, means, unbiased std, veRL's `masked_mean` / `masked_whiten`;
 //! - [`mat`]: [`Mat`], the row-major `[rows, cols]` matrix the slice forms use for token grids;
-//! - [`outcome`]: RLOO, GRPO, REINFORCE++ baseline over per-trajectory scores (veRL);
 //! - [`gae`]: GAE with a response mask and batch whitening (veRL);
-//! - [`step`]: OPRL's implicit step rewards and pooled step / token normalisation;
-//! - [`gigpo`]: verl-agent's GiGPO (discounted step returns, anchor-state groups);
+//! - [`step`]: the `maxabs` pre-scaling and discounted return-to-go of step signals;
+//! - [`gigpo`]: verl-agent's GiGPO step groups (identical or difflib-similar anchor states);
 //! - [`prm`]: the DPO / Bradley-Terry PRM loss, PRIME's cross-entropy loss and advantage;
 //! - [`ppo`]: the clipped surrogate, loss aggregation, entropy bonus, value loss (veRL);
 //! - [`kl`]: KL penalties k1/abs/k2/k3 with veRL's clamps;
@@ -18,15 +17,13 @@
 //! ## What each function matches
 //! | function | reference | checked by |
 //! |---|---|---|
-//! | [`outcome::grpo_outcome_advantage`] | veRL `compute_grpo_outcome_advantage` (b178a3cd) | `verl_grpo_advantage.json` |
-//! | [`outcome::rloo_outcome_advantage`] | veRL `compute_rloo_outcome_advantage` | `verl_rloo_advantage.json` |
-//! | [`outcome::reinforce_pp_baseline_advantage`] | veRL `compute_reinforce_plus_plus_baseline_outcome_advantage` | hand-computed unit test |
+//! | [`evaluate_advantage`] with `episode(outcome, norm = zscore / mean / rloo)` | veRL `compute_grpo_outcome_advantage` (b178a3cd), `compute_rloo_outcome_advantage` | `verl_grpo_advantage.json`, `verl_rloo_advantage.json` |
 //! | [`gae::gae_advantage_return`], [`stats::masked_whiten`] | veRL `compute_gae_advantage_return`, `masked_whiten` | `verl_gae_advantage.json` |
 //! | [`ppo::policy_loss`], [`ppo::actor_loss`] | veRL `compute_policy_loss_vanilla` (+ entropy and KL loss as veRL's actor) | `verl_ppo_policy_loss.json` |
 //! | [`ppo::agg_loss`], [`ppo::agg_loss_tensor`] | veRL `agg_loss` | `verl_agg_loss.json` |
 //! | [`ppo::value_loss`], [`ppo::value_loss_tensor`] | veRL `compute_value_loss` | hand-computed unit test |
 //! | [`kl::kl_penalty`], [`kl::kl_penalty_tensor`], [`kl::parse_kl_name`] | veRL `kl_penalty` | `verl_kl_penalty.json` |
-//! | [`gigpo::gigpo_advantage`] and its parts | verl-agent `gigpo/core_gigpo.py` (796ed310) | `gigpo_advantage.json` |
+//! | [`evaluate_advantage`] with GiGPO's terms, [`gigpo::step_groups`] | verl-agent `gigpo/core_gigpo.py` (796ed310) | `gigpo_advantage.json` |
 //! | [`gigpo::difflib_ratio`] | Python `difflib.SequenceMatcher.ratio` | `similarity_reference` |
 //! | [`prm::dpo_loss`], [`prm::dpo_loss_tensor`] | METHOD.md step 4 (Bradley-Terry over pairs) | hand-computed unit tests |
 //! | [`prm::prime_ce_loss`], [`prm::prime_advantage`] | PRIME `compute_ce_dpo_loss_rm`, `compute_rloo_advantage_return` | hand-computed unit tests |
@@ -37,7 +34,6 @@ pub mod gae;
 pub mod gigpo;
 pub mod kl;
 pub mod mat;
-pub mod outcome;
 pub mod ppo;
 pub mod prm;
 pub mod stats;

@@ -84,20 +84,6 @@ pub fn dpo_loss<G: Hash + Eq>(
     }))
 }
 
-/// Per-step implicit rewards on tensors: `beta * sum_t (logp_prm - logp_old) * mask` per row of
-/// `[steps, tokens]` log-prob matrices. Differentiable in `logp_prm`; `logp_old` is detached.
-pub fn implicit_step_rewards_tensor(
-    logp_prm: &Tensor,
-    logp_old: &Tensor,
-    mask: &Tensor,
-    beta: f64,
-) -> Result<Tensor, AlgoError> {
-    let diff = (logp_prm - logp_old.detach())?;
-    let keep = mask.ne(0f32)?;
-    let diff = keep.where_cond(&diff, &diff.zeros_like()?)?;
-    Ok((diff.sum(1)? * beta)?)
-}
-
 /// Trajectory scores on tensors: `step_values` is `[steps]`, `step_traj[s]` the trajectory of
 /// step `s`; returns `[n_traj]` (mean or sum per trajectory, 0 for a trajectory without steps).
 /// Differentiable (a matrix product with constant weights).
@@ -450,20 +436,6 @@ mod tests {
         )
         .unwrap();
         assert!(none.is_none());
-    }
-
-    #[test]
-    fn implicit_rewards_tensor_by_hand() {
-        let dev = Device::Cpu;
-        let prm = Tensor::new(&[[-1.0f32, -2.0, -9.0], [-0.5, -0.5, -0.5]], &dev).unwrap();
-        let old = Tensor::new(&[[-1.5f32, -1.0, 0.0], [-1.0, -1.0, -1.0]], &dev).unwrap();
-        let mask = Tensor::new(&[[1.0f32, 1.0, 0.0], [1.0, 1.0, 1.0]], &dev).unwrap();
-        let r = implicit_step_rewards_tensor(&prm, &old, &mask, 0.05)
-            .unwrap()
-            .to_vec1::<f32>()
-            .unwrap();
-        // row 0: 0.05 * (0.5 - 1.0) ; row 1: 0.05 * 1.5
-        assert!((r[0] + 0.025).abs() < 1e-7 && (r[1] - 0.075).abs() < 1e-7);
     }
 
     #[test]

@@ -72,7 +72,6 @@ pub fn nodes(with_prm: bool, gae: bool, reads_env_reward: bool) -> IndexMap<Stri
             vec![Op::Rollout, Op::ValueEstimate, Op::Advantage],
         ));
     }
-    ops.push((Op::SyncOld, vec![Op::PolicyUpdate]));
 
     let ids: Vec<(Op, String)> = ops
         .iter()
@@ -196,8 +195,7 @@ mod tests {
                 "n2_prm_score",
                 "n3_prm_update",
                 "n4_advantage",
-                "n5_policy_update",
-                "n6_sync_old"
+                "n5_policy_update"
             ]
         );
         assert_eq!(
@@ -211,8 +209,7 @@ mod tests {
                 "n0_rollout",
                 "n1_outcome_reward",
                 "n2_advantage",
-                "n3_policy_update",
-                "n4_sync_old"
+                "n3_policy_update"
             ]
         );
         let gae = nodes(false, true, false);

@@ -204,7 +204,6 @@ fn node_detail(graph: &ExecGraph, op: crate::graph::Op) -> String {
             .algorithm
             .critic()
             .map_or(String::new(), |c| format!("lr {}", format_float(c.lr))),
-        Op::SyncOld => "theta_old <- theta".into(),
     }
 }
 

@@ -24,13 +24,7 @@ pub struct Vocabulary {
     pub words: Vec<String>,
 }
 
-/// An RGB image, row-major, 3 bytes per pixel.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct RgbImage {
-    pub width: usize,
-    pub height: usize,
-    pub pixels: Vec<u8>,
-}
+pub use crate::image::RgbImage;
 
 /// What the agent sees after a reset or a step.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

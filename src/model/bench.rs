@@ -2,7 +2,12 @@
 //! (forward + backward + AdamW) on a [32 x 128] batch, and the achieved GFLOP/s next to this
 //! machine's measured f32 matmul GFLOP/s. Sizes are the 0.5M model of CANDLE-NOTES.md.
 
-use super::{DecoderConfig, LanguageModel, Optimizer, PositionKind, SampleOptions, Tokenizer};
+use super::batch::Batch;
+use super::decoder::{DecoderConfig, PositionKind};
+use super::generate::SampleOptions;
+use super::optim::Optimizer;
+use super::tokenizer::Tokenizer;
+use super::weights::LanguageModel;
 use candle_core::{Device, Result, Tensor};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
@@ -141,7 +146,7 @@ pub fn run(device: &Device) -> Result<BenchReport> {
     let mut sampled = 0;
     let sample_ms = median_ms(5, || {
         let mut r = ChaCha8Rng::seed_from_u64(2);
-        let gens = model.generate(&prompts, &opts, &mut r)?;
+        let gens = model.generate(Batch::new(&prompts), &opts, &mut r)?;
         sampled = gens.iter().map(|g| g.tokens.len()).sum();
         Ok(())
     })?;
@@ -150,12 +155,12 @@ pub fn run(device: &Device) -> Result<BenchReport> {
     let prompts = random_seqs(&mut rng, 32, 64, cfg.vocab);
     let actions = random_seqs(&mut rng, 32, 64, cfg.vocab);
     let forward_ms = median_ms(5, || {
-        model.score(&prompts, &actions, false)?;
+        model.score(Batch::new(&prompts), &actions, false)?;
         Ok(())
     })?;
     let mut opt = Optimizer::new(model.vars(), 1e-4, 0.0)?;
     let train_ms = median_ms(5, || {
-        let s = model.score(&prompts, &actions, true)?;
+        let s = model.score(Batch::new(&prompts), &actions, true)?;
         let loss = (s.logprobs.sum_all()? * (-1.0 / (32.0 * 64.0)))?;
         opt.step(&loss, 1.0)?;
         Ok(())
@@ -164,7 +169,7 @@ pub fn run(device: &Device) -> Result<BenchReport> {
     let (mut f_ms, mut b_ms, mut o_ms) = (vec![], vec![], vec![]);
     for _ in 0..5 {
         let t0 = now_ms();
-        let s = model.score(&prompts, &actions, true)?;
+        let s = model.score(Batch::new(&prompts), &actions, true)?;
         let loss = (s.logprobs.sum_all()? * (-1.0 / (32.0 * 64.0)))?;
         let t1 = now_ms();
         let grads = loss.backward()?;

@@ -1,7 +1,7 @@
 //! Atomic checkpoint files: safetensors and JSON written to a temporary file in the same
 //! directory, then renamed over the target, so a crash never leaves a half-written checkpoint.
 
-use super::ModelError;
+use super::error::ModelError;
 use candle_core::{Device, Result, Tensor};
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};

@@ -4,7 +4,7 @@
 //! in generation and again when the same actions are scored, so `log pi` always means the log-prob
 //! under the restricted distribution the action was drawn from.
 
-use super::Tokenizer;
+use super::tokenizer::Tokenizer;
 
 /// The answers one turn may take, as token sequences (deduplicated, none empty).
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -6,9 +6,10 @@
 //! positions `0, 1, ...` from their first real column; a query attends to keys at columns
 //! `pads[i] ..= its own column` (pad queries attend only to themselves, so no row is all-masked).
 
+use super::error::ModelError;
+use super::layers::{Init, Linear, ParamSpec};
 use super::ops;
 use super::vision::{self, PatchEncoder, VisionConfig};
-use super::ModelError;
 use candle_core::{DType, Device, Result, Tensor, D};
 use serde::{Deserialize, Serialize};
 
@@ -97,22 +98,6 @@ impl DecoderConfig {
     }
 }
 
-/// How a parameter is initialised for a fresh model.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub enum Init {
-    Normal { std: f64 },
-    Ones,
-    Zeros,
-}
-
-/// One named parameter of the decoder.
-#[derive(Debug, Clone, PartialEq)]
-pub struct ParamSpec {
-    pub name: String,
-    pub shape: Vec<usize>,
-    pub init: Init,
-}
-
 pub const VALUE_WEIGHT: &str = "value_head.weight";
 pub const VALUE_BIAS: &str = "value_head.bias";
 
@@ -192,27 +177,6 @@ pub fn param_specs(cfg: &DecoderConfig, value_head: bool) -> Vec<ParamSpec> {
         specs.push(p(VALUE_BIAS.into(), vec![1], Init::Zeros));
     }
     specs
-}
-
-/// `y = x W^T + b` with W in the HF `[out, in]` layout.
-#[derive(Debug, Clone)]
-pub(crate) struct Linear {
-    pub(crate) weight: Tensor,
-    pub(crate) bias: Option<Tensor>,
-}
-
-impl Linear {
-    pub(crate) fn forward(&self, x: &Tensor) -> Result<Tensor> {
-        let (rows, inner) = (x.elem_count() / x.dim(D::Minus1)?, x.dim(D::Minus1)?);
-        let mut dims = x.dims().to_vec();
-        let y = x.reshape((rows, inner))?.matmul(&self.weight.t()?)?;
-        let y = match &self.bias {
-            Some(b) => y.broadcast_add(b)?,
-            None => y,
-        };
-        *dims.last_mut().expect("linear input has a last dim") = y.dim(1)?;
-        y.reshape(dims)
-    }
 }
 
 #[derive(Debug, Clone)]

@@ -1,10 +1,13 @@
-//! Loads a Hugging Face Qwen2 / Qwen2.5 model directory (`config.json`, `*.safetensors`,
-//! `tokenizer.json`) into a trainable [`LanguageModel`]. The decoder is this crate's own
-//! differentiable module with HF weight names, so checkpoints load and save without renaming.
+//! Reads a Hugging Face Qwen2 / Qwen2.5 model directory (`config.json`, `*.safetensors`,
+//! `tokenizer.json`): the decoder config and named weights that
+//! [`LanguageModel::from_hf`](super::LanguageModel::from_hf) builds a trainable model from.
+//! The decoder is this crate's own differentiable module with HF weight names, so checkpoints
+//! load and save without renaming.
 
 use super::checkpoint;
 use super::decoder::{DecoderConfig, PositionKind};
-use super::{LanguageModel, ModelError, Tokenizer};
+use super::error::ModelError;
+use super::tokenizer::Tokenizer;
 use candle_core::{Device, Result, Tensor};
 use serde::Deserialize;
 use std::collections::HashMap;
@@ -64,7 +67,7 @@ impl Qwen2Config {
     }
 }
 
-fn dir_error(dir: &Path, reason: impl std::fmt::Display) -> candle_core::Error {
+pub(super) fn dir_error(dir: &Path, reason: impl std::fmt::Display) -> candle_core::Error {
     ModelError::HfModel {
         path: dir.display().to_string(),
         reason: reason.to_string(),
@@ -117,8 +120,8 @@ fn read_weights(dir: &Path, device: &Device) -> Result<HashMap<String, Tensor>> 
     Ok(weights)
 }
 
-/// Loads the model in `dir` as a trainable f32 model on `device`.
-pub fn load(dir: &Path, tokenizer: &Tokenizer, device: &Device) -> Result<LanguageModel> {
+/// The checked decoder config and the named weights of the model in `dir`.
+pub fn read_model(dir: &Path, device: &Device) -> Result<(DecoderConfig, HashMap<String, Tensor>)> {
     let cfg = read_config(dir)?.decoder_config();
     cfg.validate().map_err(|e| dir_error(dir, e))?;
     let mut weights = read_weights(dir, device)?;
@@ -126,13 +129,14 @@ pub fn load(dir: &Path, tokenizer: &Tokenizer, device: &Device) -> Result<Langua
         // Some exports store the tied head anyway; the decoder reads the embedding.
         weights.remove("lm_head.weight");
     }
-    LanguageModel::from_weights(cfg, weights, tokenizer, device).map_err(|e| dir_error(dir, e))
+    Ok((cfg, weights))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::graph::{HfSpec, PolicySpec, SamplingSpec};
+    use crate::model::{Batch, LanguageModel};
     use rand::{Rng, SeedableRng};
     use rand_chacha::ChaCha8Rng;
 
@@ -379,7 +383,7 @@ mod tests {
         let long = tok.encode("<a> up down box wall </a> goal");
         assert_eq!(long.len(), 7);
         let logits: Vec<Vec<Vec<f32>>> = model
-            .logits(&[short.clone(), long.clone()], false)
+            .logits(Batch::new(&[short.clone(), long.clone()]), false)
             .unwrap()
             .to_vec3()
             .unwrap();
@@ -407,7 +411,10 @@ mod tests {
         let model = LanguageModel::from_spec(&spec(dir.path()), &tok, &Device::Cpu, 0).unwrap();
         let prompts = vec![tok.encode("go"), tok.encode("<a> box wall")];
         let actions = vec![tok.encode("left </a>"), tok.encode("up")];
-        let before = model.score(&prompts, &actions, false).unwrap().logprobs;
+        let before = model
+            .score(Batch::new(&prompts), &actions, false)
+            .unwrap()
+            .logprobs;
         // Saved weights keep the HF names: the output directory is itself a Qwen2 directory.
         let out = tempfile::tempdir().unwrap();
         model.save(&out.path().join("model.safetensors")).unwrap();
@@ -418,7 +425,10 @@ mod tests {
         std::fs::write(out.path().join("config.json"), config_json()).unwrap();
         std::fs::write(out.path().join("tokenizer.json"), tokenizer_json()).unwrap();
         let again = LanguageModel::from_spec(&spec(out.path()), &tok, &Device::Cpu, 0).unwrap();
-        let after = again.score(&prompts, &actions, false).unwrap().logprobs;
+        let after = again
+            .score(Batch::new(&prompts), &actions, false)
+            .unwrap()
+            .logprobs;
         let diff = (before - after)
             .unwrap()
             .abs()
@@ -437,10 +447,12 @@ mod tests {
             stop: vec![],
             actions: crate::graph::ActionSpace::Free,
         });
-        let gens = again.generate(&prompts, &opts, &mut rng).unwrap();
+        let gens = again
+            .generate(Batch::new(&prompts), &opts, &mut rng)
+            .unwrap();
         let mut r2 = ChaCha8Rng::seed_from_u64(0);
         let plain = again
-            .generate_uncached(&prompts, &[], &opts, &mut r2)
+            .generate_uncached(Batch::new(&prompts), &opts, &mut r2)
             .unwrap();
         for (c, p) in gens.iter().zip(&plain) {
             assert_eq!(
@@ -460,7 +472,7 @@ mod tests {
     fn unsupported_directories_are_clear_errors() {
         let dir = tempfile::tempdir().unwrap();
         let tok = Tokenizer::chars("ab");
-        let err = load(dir.path(), &tok, &Device::Cpu)
+        let err = LanguageModel::from_hf(dir.path(), &tok, &Device::Cpu)
             .err()
             .unwrap()
             .to_string();
@@ -470,7 +482,7 @@ mod tests {
             config_json().replace("qwen2", "llama"),
         )
         .unwrap();
-        let err = load(dir.path(), &tok, &Device::Cpu)
+        let err = LanguageModel::from_hf(dir.path(), &tok, &Device::Cpu)
             .err()
             .unwrap()
             .to_string();

@@ -6,7 +6,7 @@
 //! `v_hat`. Weight decay applies to matrices only (rank >= 2), not to norm gains or biases.
 
 use super::checkpoint;
-use super::ModelError;
+use super::error::ModelError;
 use candle_core::backprop::GradStore;
 use candle_core::{DType, Result, Tensor, Var};
 use serde::{Deserialize, Serialize};

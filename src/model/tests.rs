@@ -1,7 +1,11 @@
 //! Behaviour tests of the model module on tiny sizes.
 
 use super::*;
-use crate::graph::SamplingSpec;
+use crate::graph::{PolicySpec, Positions, SamplingSpec, TransformerSpec};
+use crate::image::RgbImage;
+use candle_core::{Device, Tensor};
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
 
 fn tiny_spec(positions: Positions, tie: bool) -> PolicySpec {
     PolicySpec::Transformer(TransformerSpec {
@@ -62,7 +66,9 @@ fn every_variable_gets_a_gradient() {
             .iter()
             .map(|s| t.encode(s))
             .collect();
-        let (scored, values) = m.score_and_values(&prompts(&t), &acts, true).unwrap();
+        let (scored, values) = m
+            .score_and_values(Batch::new(&prompts(&t)), &acts, true)
+            .unwrap();
         let loss = (scored.logprobs.sum_all().unwrap()
             + scored.entropy.sum_all().unwrap()
             + values.unwrap().sqr().unwrap().sum_all().unwrap())
@@ -89,8 +95,8 @@ fn detached_scoring_records_no_graph_and_matches_tracked() {
     let m = tiny(Positions::Rope, false, 2);
     let t = tok();
     let acts: Vec<Vec<u32>> = ["ab", "c", "dd", "e"].iter().map(|s| t.encode(s)).collect();
-    let a = m.score(&prompts(&t), &acts, true).unwrap();
-    let b = m.score(&prompts(&t), &acts, false).unwrap();
+    let a = m.score(Batch::new(&prompts(&t)), &acts, true).unwrap();
+    let b = m.score(Batch::new(&prompts(&t)), &acts, false).unwrap();
     assert_eq!(max_diff(&a.logprobs, &b.logprobs), 0.0);
     assert!(b
         .logprobs
@@ -106,9 +112,15 @@ fn detached_scoring_records_no_graph_and_matches_tracked() {
 fn same_seed_same_weights_other_seed_other_weights() {
     let t = tok();
     let p = prompts(&t);
-    let a = tiny(Positions::Rope, false, 3).logits(&p, false).unwrap();
-    let b = tiny(Positions::Rope, false, 3).logits(&p, false).unwrap();
-    let c = tiny(Positions::Rope, false, 4).logits(&p, false).unwrap();
+    let a = tiny(Positions::Rope, false, 3)
+        .logits(Batch::new(&p), false)
+        .unwrap();
+    let b = tiny(Positions::Rope, false, 3)
+        .logits(Batch::new(&p), false)
+        .unwrap();
+    let c = tiny(Positions::Rope, false, 4)
+        .logits(Batch::new(&p), false)
+        .unwrap();
     assert_eq!(max_diff(&a, &b), 0.0);
     assert!(max_diff(&a, &c) > 1e-4);
 }
@@ -127,9 +139,11 @@ fn kv_cache_sampling_equals_recomputation() {
         };
         let mut r1 = ChaCha8Rng::seed_from_u64(9);
         let mut r2 = ChaCha8Rng::seed_from_u64(9);
-        let cached = m.generate(&prompts(&t), &opts, &mut r1).unwrap();
+        let cached = m
+            .generate(Batch::new(&prompts(&t)), &opts, &mut r1)
+            .unwrap();
         let plain = m
-            .generate_uncached(&prompts(&t), &[], &opts, &mut r2)
+            .generate_uncached(Batch::new(&prompts(&t)), &opts, &mut r2)
             .unwrap();
         for (c, p) in cached.iter().zip(&plain) {
             assert_eq!(c.tokens, p.tokens);
@@ -156,9 +170,9 @@ fn generation_logprobs_equal_scores_and_stops_are_honoured() {
     };
     let mut rng = ChaCha8Rng::seed_from_u64(1);
     let p = prompts(&t);
-    let gens = m.generate(&p, &opts, &mut rng).unwrap();
+    let gens = m.generate(Batch::new(&p), &opts, &mut rng).unwrap();
     let acts: Vec<Vec<u32>> = gens.iter().map(|g| g.tokens.clone()).collect();
-    let scored = m.score(&p, &acts, false).unwrap();
+    let scored = m.score(Batch::new(&p), &acts, false).unwrap();
     let lp: Vec<Vec<f32>> = scored.logprobs.to_vec2().unwrap();
     for (i, g) in gens.iter().enumerate() {
         assert!(g.tokens.len() <= 10);
@@ -201,7 +215,7 @@ fn restricted_generation_draws_only_answers_and_scores_the_restricted_distributi
     let mut rng = ChaCha8Rng::seed_from_u64(3);
     for _ in 0..20 {
         let gens = m
-            .generate_among(&p, &[], &choices, &opts, &mut rng)
+            .generate(Batch::new(&p).with_choices(&choices), &opts, &mut rng)
             .unwrap();
         for (g, c) in gens.iter().zip(&choices) {
             if let Some(c) = c {
@@ -212,7 +226,7 @@ fn restricted_generation_draws_only_answers_and_scores_the_restricted_distributi
         }
         let acts: Vec<Vec<u32>> = gens.iter().map(|g| g.tokens.clone()).collect();
         let restricted: Vec<Vec<f32>> = m
-            .score_among(&p, &acts, &[], &choices, false)
+            .score(Batch::new(&p).with_choices(&choices), &acts, false)
             .unwrap()
             .logprobs
             .to_vec2()
@@ -223,7 +237,7 @@ fn restricted_generation_draws_only_answers_and_scores_the_restricted_distributi
             .map(|i| {
                 let mut seq = p[i].clone();
                 seq.extend_from_slice(&acts[i]);
-                m.logits(&[seq], false)
+                m.logits(Batch::new(&[seq]), false)
                     .unwrap()
                     .squeeze(0)
                     .unwrap()
@@ -263,7 +277,9 @@ fn restricted_generation_draws_only_answers_and_scores_the_restricted_distributi
 
     // Gradients flow through the restricted scores, and entropies stay finite.
     let acts = vec![answer("ab"), answer("d"), answer("g|"), answer("h")];
-    let scored = m.score_among(&p, &acts, &[], &choices, true).unwrap();
+    let scored = m
+        .score(Batch::new(&p).with_choices(&choices), &acts, true)
+        .unwrap();
     let loss = scored.logprobs.sum_all().unwrap();
     let grads = loss.backward().unwrap();
     assert!(m.vars().iter().any(|v| grads.get(v).is_some()));
@@ -282,12 +298,12 @@ fn batched_scoring_equals_unbatched() {
         .iter()
         .map(|s| t.encode(s))
         .collect();
-    let all = m.score(&p, &acts, false).unwrap();
+    let all = m.score(Batch::new(&p), &acts, false).unwrap();
     let lp: Vec<Vec<f32>> = all.logprobs.to_vec2().unwrap();
     let ent: Vec<Vec<f32>> = all.entropy.to_vec2().unwrap();
     let mask: Vec<Vec<f32>> = all.mask.to_vec2().unwrap();
     for i in 0..p.len() {
-        let one = m.score(&p[i..=i], &acts[i..=i], false).unwrap();
+        let one = m.score(Batch::new(&p[i..=i]), &acts[i..=i], false).unwrap();
         let lp1: Vec<Vec<f32>> = one.logprobs.to_vec2().unwrap();
         let ent1: Vec<Vec<f32>> = one.entropy.to_vec2().unwrap();
         assert_eq!(lp1[0].len(), acts[i].len());
@@ -310,8 +326,13 @@ fn entropy_matches_an_independent_formula() {
     let t = tok();
     let p = vec![t.encode("abc")];
     let a = vec![t.encode("d")];
-    let ent: Vec<Vec<f32>> = m.score(&p, &a, false).unwrap().entropy.to_vec2().unwrap();
-    let logits: Vec<Vec<Vec<f32>>> = m.logits(&p, false).unwrap().to_vec3().unwrap();
+    let ent: Vec<Vec<f32>> = m
+        .score(Batch::new(&p), &a, false)
+        .unwrap()
+        .entropy
+        .to_vec2()
+        .unwrap();
+    let logits: Vec<Vec<Vec<f32>>> = m.logits(Batch::new(&p), false).unwrap().to_vec3().unwrap();
     let row = &logits[0][2];
     let z: f64 = row.iter().map(|&l| (l as f64).exp()).sum();
     let h: f64 = row
@@ -344,7 +365,7 @@ fn adamw_learns_a_tiny_copy_task() {
     let mut opt = Optimizer::new(m.vars(), 1e-2, 0.0).unwrap();
     let mut loss_value = f32::MAX;
     for _ in 0..300 {
-        let s = m.score(&prompts, &actions, true).unwrap();
+        let s = m.score(Batch::new(&prompts), &actions, true).unwrap();
         let loss = (s.logprobs.sum_all().unwrap() * (-1.0 / 64.0)).unwrap();
         loss_value = loss.to_scalar::<f32>().unwrap();
         opt.step(&loss, 1.0).unwrap();
@@ -358,7 +379,7 @@ fn adamw_learns_a_tiny_copy_task() {
         stop: vec![],
         admissible_only: false,
     };
-    let gens = m.generate(&prompts, &opts, &mut rng).unwrap();
+    let gens = m.generate(Batch::new(&prompts), &opts, &mut rng).unwrap();
     for (g, a) in gens.iter().zip(&actions) {
         assert_eq!(&g.tokens, a);
     }
@@ -375,15 +396,31 @@ fn save_load_gives_identical_outputs() {
     let mut b = tiny(Positions::Learned, false, 13);
     let t = tok();
     let p = prompts(&t);
-    assert!(max_diff(&a.logits(&p, false).unwrap(), &b.logits(&p, false).unwrap()) > 0.0);
+    assert!(
+        max_diff(
+            &a.logits(Batch::new(&p), false).unwrap(),
+            &b.logits(Batch::new(&p), false).unwrap()
+        ) > 0.0
+    );
     b.load(&path).unwrap();
     assert_eq!(
-        max_diff(&a.logits(&p, false).unwrap(), &b.logits(&p, false).unwrap()),
+        max_diff(
+            &a.logits(Batch::new(&p), false).unwrap(),
+            &b.logits(Batch::new(&p), false).unwrap()
+        ),
         0.0
     );
     let acts = prompts(&t);
-    let va = a.values(&p, &acts, false).unwrap().unwrap();
-    let vb = b.values(&p, &acts, false).unwrap().unwrap();
+    let va = a
+        .score_and_values(Batch::new(&p), &acts, false)
+        .unwrap()
+        .1
+        .unwrap();
+    let vb = b
+        .score_and_values(Batch::new(&p), &acts, false)
+        .unwrap()
+        .1
+        .unwrap();
     assert_eq!(max_diff(&va, &vb), 0.0);
     // A checkpoint for another shape is refused, not half-loaded.
     let mut other = LanguageModel::from_spec(
@@ -402,11 +439,11 @@ fn duplicate_is_independent_and_copy_weights_syncs() {
     let p = prompts(&t);
     let a = tiny(Positions::Rope, false, 14);
     let mut b = a.duplicate().unwrap();
-    let before = a.logits(&p, false).unwrap();
+    let before = a.logits(Batch::new(&p), false).unwrap();
     // Train `a` one step: b must not move.
     let mut opt = Optimizer::new(a.vars(), 1e-2, 0.0).unwrap();
     let loss = a
-        .score(&p, &p, true)
+        .score(Batch::new(&p), &p, true)
         .unwrap()
         .logprobs
         .sum_all()
@@ -414,11 +451,17 @@ fn duplicate_is_independent_and_copy_weights_syncs() {
         .neg()
         .unwrap();
     opt.step(&loss, 0.0).unwrap();
-    let after = a.logits(&p, false).unwrap();
+    let after = a.logits(Batch::new(&p), false).unwrap();
     assert!(max_diff(&before, &after) > 0.0);
-    assert_eq!(max_diff(&before, &b.logits(&p, false).unwrap()), 0.0);
+    assert_eq!(
+        max_diff(&before, &b.logits(Batch::new(&p), false).unwrap()),
+        0.0
+    );
     b.copy_weights_from(&a).unwrap();
-    assert_eq!(max_diff(&after, &b.logits(&p, false).unwrap()), 0.0);
+    assert_eq!(
+        max_diff(&after, &b.logits(Batch::new(&p), false).unwrap()),
+        0.0
+    );
 }
 
 #[test]
@@ -434,12 +477,14 @@ fn bad_inputs_are_errors_not_panics() {
         admissible_only: false,
     };
     let long = vec![vec![4u32; 40]];
-    assert!(m.generate(&long, &opts, &mut rng).is_err());
-    assert!(m.generate(&[vec![]], &opts, &mut rng).is_err());
-    assert!(m.score(&[vec![4]], &[vec![999]], false).is_err());
-    assert!(m.score(&[vec![4]], &[], false).is_err());
+    assert!(m.generate(Batch::new(&long), &opts, &mut rng).is_err());
+    assert!(m.generate(Batch::new(&[vec![]]), &opts, &mut rng).is_err());
     assert!(m
-        .score(&[t.encode("ab")], &[vec![4u32; 60]], false)
+        .score(Batch::new(&[vec![4]]), &[vec![999]], false)
+        .is_err());
+    assert!(m.score(Batch::new(&[vec![4]]), &[], false).is_err());
+    assert!(m
+        .score(Batch::new(&[t.encode("ab")]), &[vec![4u32; 60]], false)
         .is_err());
     let bad = TransformerSpec {
         heads: 3,
@@ -526,7 +571,7 @@ fn the_patch_encoder_receives_gradients() {
             .map(|s| t.encode(s))
             .collect();
         let scored = m
-            .score_with_images(&p, &acts, &refs(&images), true)
+            .score(Batch::new(&p).with_images(&refs(&images)), &acts, true)
             .unwrap();
         let grads = scored.logprobs.sum_all().unwrap().backward().unwrap();
         for (name, var) in m.named_vars() {
@@ -564,15 +609,15 @@ fn image_tokens_with_the_kv_cache_match_full_recomputation() {
         let mut r1 = ChaCha8Rng::seed_from_u64(4);
         let mut r2 = ChaCha8Rng::seed_from_u64(4);
         let cached = m
-            .generate_with_images(&p, &refs(&images), &opts, &mut r1)
+            .generate(Batch::new(&p).with_images(&refs(&images)), &opts, &mut r1)
             .unwrap();
         let plain = m
-            .generate_uncached(&p, &refs(&images), &opts, &mut r2)
+            .generate_uncached(Batch::new(&p).with_images(&refs(&images)), &opts, &mut r2)
             .unwrap();
         // The sampled ids' log-probs from the cache equal an independent full forward pass.
         let acts: Vec<Vec<u32>> = cached.iter().map(|g| g.tokens.clone()).collect();
         let scored: Vec<Vec<f32>> = m
-            .score_with_images(&p, &acts, &refs(&images), false)
+            .score(Batch::new(&p).with_images(&refs(&images)), &acts, false)
             .unwrap()
             .logprobs
             .to_vec2()
@@ -588,7 +633,7 @@ fn image_tokens_with_the_kv_cache_match_full_recomputation() {
         // The prefill's logits (last prompt column of a full forward over the left-padded
         // prompts) give the first sampled token's log-prob.
         let logits: Vec<Vec<Vec<f32>>> = m
-            .logits_with_images(&p, &refs(&images), false)
+            .logits(Batch::new(&p).with_images(&refs(&images)), false)
             .unwrap()
             .to_vec3()
             .unwrap();
@@ -611,14 +656,18 @@ fn the_image_changes_the_prediction_and_batching_does_not() {
     let t = m.tokenizer().clone();
     let acts: Vec<Vec<u32>> = ["ab", "c", "dd", "e"].iter().map(|s| t.encode(s)).collect();
     let all: Vec<Vec<f32>> = m
-        .score_with_images(&p, &acts, &refs(&images), false)
+        .score(Batch::new(&p).with_images(&refs(&images)), &acts, false)
         .unwrap()
         .logprobs
         .to_vec2()
         .unwrap();
     for i in 0..p.len() {
         let one: Vec<Vec<f32>> = m
-            .score_with_images(&p[i..=i], &acts[i..=i], &refs(&images[i..=i]), false)
+            .score(
+                Batch::new(&p[i..=i]).with_images(&refs(&images[i..=i])),
+                &acts[i..=i],
+                false,
+            )
             .unwrap()
             .logprobs
             .to_vec2()
@@ -629,7 +678,11 @@ fn the_image_changes_the_prediction_and_batching_does_not() {
     }
     let other = vec![Some(noise_image(12, 8, 99))];
     let changed: Vec<Vec<f32>> = m
-        .score_with_images(&p[..1], &acts[..1], &refs(&other), false)
+        .score(
+            Batch::new(&p[..1]).with_images(&refs(&other)),
+            &acts[..1],
+            false,
+        )
         .unwrap()
         .logprobs
         .to_vec2()
@@ -646,7 +699,11 @@ fn image_inputs_that_do_not_fit_are_errors() {
     let acts = vec![t.encode("b")];
     // A placeholder not expanded to the image's 6 patches.
     let err = m
-        .score_with_images(std::slice::from_ref(&one), &acts, &[Some(&img)], false)
+        .score(
+            Batch::new(std::slice::from_ref(&one)).with_images(&[Some(&img)]),
+            &acts,
+            false,
+        )
         .unwrap_err();
     assert!(
         err.to_string().contains("1 image placeholder tokens"),
@@ -656,12 +713,12 @@ fn image_inputs_that_do_not_fit_are_errors() {
     let odd = noise_image(10, 8, 6);
     let p = m.expand_image_tokens(&one, &odd);
     assert!(m
-        .score_with_images(&[p], &acts, &[Some(&odd)], false)
+        .score(Batch::new(&[p]).with_images(&[Some(&odd)]), &acts, false)
         .is_err());
     let big = noise_image(16, 8, 7);
     let p = m.expand_image_tokens(&one, &big);
     assert!(m
-        .score_with_images(&[p], &acts, &[Some(&big)], false)
+        .score(Batch::new(&[p]).with_images(&[Some(&big)]), &acts, false)
         .is_err());
     // A text-only model refuses images; a text-only copy drops the encoder.
     let text = m.duplicate_text_only().unwrap();
@@ -672,11 +729,15 @@ fn image_inputs_that_do_not_fit_are_errors() {
         .any(|(n, _)| n.starts_with("vision.")));
     let p = m.expand_image_tokens(&one, &img);
     assert!(text
-        .score_with_images(std::slice::from_ref(&p), &acts, &[Some(&img)], false)
+        .score(
+            Batch::new(std::slice::from_ref(&p)).with_images(&[Some(&img)]),
+            &acts,
+            false
+        )
         .is_err());
     // Text rows of both models agree: the copy is the same language model.
     let q = vec![t.encode("abc")];
-    let a = m.logits(&q, false).unwrap();
-    let b = text.logits(&q, false).unwrap();
+    let a = m.logits(Batch::new(&q), false).unwrap();
+    let b = text.logits(Batch::new(&q), false).unwrap();
     assert_eq!(max_diff(&a, &b), 0.0);
 }

@@ -7,7 +7,7 @@
 //! falls back to single chars; a char outside the alphabet becomes `<unk>`. Whole-word tokens
 //! (e.g. `up`, `</action>`) let a small model emit an action in one step instead of many.
 
-use super::ModelError;
+use super::error::ModelError;
 use candle_core::Result;
 use std::collections::HashMap;
 use std::path::Path;

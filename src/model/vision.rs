@@ -9,9 +9,9 @@
 //! over `[text embeddings; patch embeddings]`, which has a backward, so gradients reach the
 //! encoder through every later layer.
 
-use super::decoder::{Init, Linear, ParamSpec};
-use super::ModelError;
-use crate::env::RgbImage;
+use super::error::ModelError;
+use super::layers::{Init, Linear, ParamSpec};
+use crate::image::RgbImage;
 use candle_core::{Device, Result, Tensor};
 use serde::{Deserialize, Serialize};
 

@@ -7,7 +7,7 @@ use std::sync::Mutex;
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 
-use crate::model::{LanguageModel, SampleOptions};
+use crate::model::{Batch, LanguageModel, SampleOptions};
 
 use super::server::{ChatBackend, Completion};
 use super::{ChatMessage, ChatRequest};
@@ -93,7 +93,7 @@ impl ModelBackend {
         device: &candle_core::Device,
     ) -> candle_core::Result<ModelBackend> {
         let tokenizer = crate::model::hf::tokenizer(dir)?;
-        let model = crate::model::hf::load(dir, &tokenizer, device)?;
+        let model = LanguageModel::from_hf(dir, &tokenizer, device)?;
         let id = dir
             .file_name()
             .map(|n| n.to_string_lossy().into_owned())
@@ -164,7 +164,7 @@ impl ChatBackend for ModelBackend {
                 }
             };
             model
-                .generate(&[prompt], &opts, &mut rng)
+                .generate(Batch::new(&[prompt]), &opts, &mut rng)
                 .map_err(|e| format!("generation failed: {e}"))?
         };
         let g = generated

@@ -15,7 +15,8 @@ pub struct Step {
     pub action: Vec<u32>,
     /// The action as decoded text (what the environment received).
     pub text: String,
-    /// `log pi_old` of every action token (the sampling policy, temperature 1).
+    /// The sampler's log-prob of every action token (temperature 1); the trainer's `log pi_old`
+    /// is a batched re-scoring of the same tokens.
     pub token_logp_old: Vec<f32>,
     /// Environment step reward (invalid-action penalty included).
     pub env_reward: f64,
@@ -34,13 +35,6 @@ pub struct Step {
     /// The answers the action was restricted to (`sampling.actions = admissible`), which every
     /// model that scores the step applies again.
     pub choices: Option<Arc<ChoiceSet>>,
-}
-
-impl Step {
-    /// `log pi_old(a_t | s_t)`: the sum over the action's tokens.
-    pub fn logp_old(&self) -> f64 {
-        self.token_logp_old.iter().map(|&x| x as f64).sum()
-    }
 }
 
 /// One episode.
@@ -63,47 +57,4 @@ pub struct Trajectory {
     pub reward: f64,
     /// `success(tau)`, filled by the outcome-reward node.
     pub success: bool,
-}
-
-/// Indices of the trajectories of each task group, in group order.
-pub fn groups(trajs: &[Trajectory]) -> Vec<Vec<usize>> {
-    let n_groups = trajs.iter().map(|t| t.group + 1).max().unwrap_or(0);
-    let mut out = vec![Vec::new(); n_groups];
-    for (i, t) in trajs.iter().enumerate() {
-        out[t.group].push(i);
-    }
-    out
-}
-
-/// A value for every action token of every step of every trajectory: `[traj][step][token]`.
-pub type TokenValues = Vec<Vec<Vec<f64>>>;
-/// A value for every step of every trajectory: `[traj][step]`.
-pub type StepValues = Vec<Vec<f64>>;
-
-/// A zero-filled [`TokenValues`] shaped like the batch.
-pub fn token_zeros(trajs: &[Trajectory]) -> TokenValues {
-    trajs
-        .iter()
-        .map(|t| t.steps.iter().map(|s| vec![0.0; s.action.len()]).collect())
-        .collect()
-}
-
-/// Broadcasts one value per step to every token of the step's action.
-pub fn steps_to_tokens(trajs: &[Trajectory], per_step: &StepValues) -> TokenValues {
-    trajs
-        .iter()
-        .zip(per_step)
-        .map(|(t, vs)| {
-            t.steps
-                .iter()
-                .zip(vs)
-                .map(|(s, &v)| vec![v; s.action.len()])
-                .collect()
-        })
-        .collect()
-}
-
-/// Every value of a [`TokenValues`] in batch order (trajectory, step, token).
-pub fn flatten_tokens(values: &TokenValues) -> Vec<f64> {
-    values.iter().flatten().flatten().copied().collect()
 }

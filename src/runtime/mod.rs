@@ -1,5 +1,5 @@
 //! The interpreter: executes an [`crate::graph::ExecGraph`] as the OPRL loop on candle
-//! (rollout, outcome reward, PRM score and update, advantage, policy update, sync), with
+//! (rollout, outcome reward, PRM score and update, advantage, policy and critic updates), with
 //! evaluation, run directories, checkpoints and resume.
 //!
 //! Entry points: [`run`] (a fresh run of a compiled graph), [`resume`] (continue a run
@@ -17,7 +17,9 @@ pub mod rollout;
 pub mod rundir;
 pub mod scoring;
 pub mod setup;
+pub mod tokens;
 pub mod trainer;
+pub mod updates;
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -75,6 +77,24 @@ pub enum RuntimeError {
          then `oprl run --resume RUN_DIR` continues from it)"
     )]
     Judge(#[from] crate::reward::judge::JudgeError),
+}
+
+/// Stops training when a quantity of iteration `iteration` is NaN or infinite.
+pub(crate) fn check_finite(
+    quantity: &str,
+    values: impl IntoIterator<Item = f64>,
+    iteration: usize,
+) -> Result<(), RuntimeError> {
+    for v in values {
+        if !v.is_finite() {
+            return Err(RuntimeError::NonFinite {
+                quantity: quantity.to_string(),
+                value: v,
+                iteration,
+            });
+        }
+    }
+    Ok(())
 }
 
 /// How a run is driven.
@@ -202,7 +222,7 @@ pub fn eval_checkpoint(
             })?,
     };
     setup::set_threads(graph.train.threads);
-    let device = crate::model::device_for(graph.train.device)?;
+    let device = setup::device_for(graph.train.device)?;
     let tokenizer = setup::make_tokenizer(&graph)?;
     let mut policy = setup::make_policy(&graph, &tokenizer, &device, graph.train.seed)?;
     policy.load(&path.join("policy.safetensors"))?;

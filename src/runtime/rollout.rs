@@ -12,7 +12,7 @@ use rand_chacha::ChaCha8Rng;
 use super::batch::{Step, Trajectory};
 use super::RuntimeError;
 use crate::env::{EnvError, Environment, RgbImage, Task};
-use crate::model::{ChoiceSet, LanguageModel, SampleOptions, Tokenizer};
+use crate::model::{Batch, ChoiceSet, LanguageModel, SampleOptions, Tokenizer};
 
 /// How hard to try before giving up on a failing environment call.
 #[derive(Debug, Clone, Copy)]
@@ -208,7 +208,13 @@ pub fn rollout(
             Vec::new()
         };
         let choice_refs: Vec<Option<&ChoiceSet>> = choices.iter().map(|c| c.as_deref()).collect();
-        let generations = policy.generate_among(&prompts, &image_refs, &choice_refs, opts, rng)?;
+        let generations = policy.generate(
+            Batch::new(&prompts)
+                .with_images(&image_refs)
+                .with_choices(&choice_refs),
+            opts,
+            rng,
+        )?;
         stats.generate_time += t_gen.elapsed().as_secs_f64();
 
         let t_env = Instant::now();

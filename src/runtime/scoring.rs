@@ -9,9 +9,10 @@ use std::sync::Arc;
 use candle_core::{Device, Tensor};
 
 use super::batch::Trajectory;
+use super::tokens::{TokenLayout, TokenValues};
 use super::RuntimeError;
-use crate::env::RgbImage;
-use crate::model::{ChoiceSet, LanguageModel, Scored};
+use crate::image::RgbImage;
+use crate::model::{Batch, ChoiceSet, LanguageModel, Scored};
 
 /// Padded tokens (rows x longest row) one detached scoring call may hold.
 pub const SCORE_TOKEN_BUDGET: usize = 24_576;
@@ -57,14 +58,12 @@ impl RowInputs {
     /// Per-token log-probs (and entropies) of the actions under `model`, restricted as they
     /// were sampled.
     pub fn score(&self, model: &LanguageModel, grad: bool) -> Result<Scored, RuntimeError> {
+        let images = self.image_refs();
         let choices: Vec<Option<&ChoiceSet>> = self.choices.iter().map(|c| c.as_deref()).collect();
-        Ok(model.score_among(
-            &self.prompts,
-            &self.actions,
-            &self.image_refs(),
-            &choices,
-            grad,
-        )?)
+        let batch = Batch::new(&self.prompts)
+            .with_images(&images)
+            .with_choices(&choices);
+        Ok(model.score(batch, &self.actions, grad)?)
     }
 }
 
@@ -124,51 +123,54 @@ pub fn chunk_rows(
     chunks
 }
 
-/// Per-token log-probs (and entropies) of every step of the batch under `model`, detached:
-/// `[traj][step][token]`.
-pub struct StepScores {
-    pub logp: Vec<Vec<Vec<f32>>>,
-    pub entropy: Vec<Vec<Vec<f32>>>,
+/// A per-token quantity of every step of the batch, detached: `forward` maps the model inputs
+/// of a chunk of rows to a right-padded `[rows, A]` tensor; chunks bound the padded size.
+pub fn per_token(
+    trajs: &[Trajectory],
+    layout: &TokenLayout,
+    view: View,
+    forward: impl Fn(&RowInputs) -> Result<Tensor, RuntimeError>,
+) -> Result<TokenValues<f32>, RuntimeError> {
+    let mut values = Vec::with_capacity(layout.tokens());
+    let rows = all_rows(trajs);
+    // Chunks keep the batch order, so each row's tokens append in the layout's order.
+    for chunk in chunk_rows(trajs, &rows, SCORE_TOKEN_BUDGET) {
+        let inputs = row_inputs(trajs, &chunk, view);
+        let out = forward(&inputs)?.to_vec2::<f32>()?;
+        for (row, action) in out.iter().zip(&inputs.actions) {
+            values.extend_from_slice(&row[..action.len()]);
+        }
+    }
+    TokenValues::new(layout.clone(), values)
+        .ok_or_else(|| RuntimeError::Config("a scored batch lost tokens".into()))
 }
 
+/// Per-token log-probs of every step of the batch under `model`, detached, restricted as the
+/// actions were sampled.
 pub fn score_steps(
     model: &LanguageModel,
     trajs: &[Trajectory],
+    layout: &TokenLayout,
     view: View,
-) -> Result<StepScores, RuntimeError> {
-    let mut logp: Vec<Vec<Vec<f32>>> = trajs
-        .iter()
-        .map(|t| vec![Vec::new(); t.steps.len()])
-        .collect();
-    let mut entropy = logp.clone();
-    let rows = all_rows(trajs);
-    for chunk in chunk_rows(trajs, &rows, SCORE_TOKEN_BUDGET) {
-        let inputs = row_inputs(trajs, &chunk, view);
-        let scored = inputs.score(model, false)?;
-        let actions = &inputs.actions;
-        let lp = scored.logprobs.to_vec2::<f32>()?;
-        let ent = scored.entropy.to_vec2::<f32>()?;
-        for (k, &(t, s)) in chunk.iter().enumerate() {
-            let n = actions[k].len();
-            logp[t][s] = lp[k][..n].to_vec();
-            entropy[t][s] = ent[k][..n].to_vec();
-        }
-    }
-    Ok(StepScores { logp, entropy })
+) -> Result<TokenValues<f32>, RuntimeError> {
+    per_token(trajs, layout, view, |inputs| {
+        Ok(inputs.score(model, false)?.logprobs)
+    })
 }
 
-/// A `[rows.len(), width]` f32 tensor of per-token values, right-padded with zeros.
-pub fn padded_tensor(
+/// A `[rows.len(), width]` f32 tensor of per-token values (`value(t, s)` for row `(t, s)`),
+/// right-padded with zeros.
+pub fn padded_tensor<'a>(
     rows: &[(usize, usize)],
     width: usize,
-    value: impl Fn(usize, usize) -> Vec<f64>,
+    value: impl Fn(usize, usize) -> &'a [f32],
     device: &Device,
 ) -> Result<Tensor, RuntimeError> {
     let mut data = vec![0f32; rows.len() * width];
     for (k, &(t, s)) in rows.iter().enumerate() {
-        for (j, v) in value(t, s).into_iter().take(width).enumerate() {
-            data[k * width + j] = v as f32;
-        }
+        let v = value(t, s);
+        let n = v.len().min(width);
+        data[k * width..k * width + n].copy_from_slice(&v[..n]);
     }
     Ok(Tensor::from_vec(data, (rows.len(), width), device)?)
 }
@@ -233,7 +235,8 @@ mod tests {
     #[test]
     fn padded_tensor_right_pads_with_zeros() {
         let rows = vec![(0, 0), (0, 1)];
-        let t = padded_tensor(&rows, 3, |_, s| vec![1.0 + s as f64; s + 1], &Device::Cpu).unwrap();
+        let values = [vec![1.0], vec![2.0, 2.0]];
+        let t = padded_tensor(&rows, 3, |_, s| &values[s], &Device::Cpu).unwrap();
         assert_eq!(
             t.to_vec2::<f32>().unwrap(),
             vec![vec![1.0, 0.0, 0.0], vec![2.0, 2.0, 0.0]]

@@ -1,9 +1,11 @@
-//! Building what a graph names: environments, the tokenizer, sampling options and the thread
-//! count, from the graph's specs.
+//! Building what a graph names: environments, the tokenizer, sampling options, the compute
+//! device and the thread count, from the graph's specs.
 
 use std::path::Path;
 
 use super::rundir::RunDir;
+use candle_core::Device;
+
 use super::RuntimeError;
 use crate::env::Environment;
 use crate::graph::{EnvSpec, ExecGraph, ObservationKind, PolicySpec};
@@ -91,7 +93,7 @@ fn load_run_dir(path: &Path) -> Result<ModelBackend, String> {
         .latest_checkpoint()
         .map_err(|e| err(&e))?
         .ok_or_else(|| err(&"the run has no complete checkpoint yet"))?;
-    let device = crate::model::device_for(graph.train.device).map_err(|e| err(&e))?;
+    let device = device_for(graph.train.device).map_err(|e| err(&e))?;
     let tokenizer = make_tokenizer(&graph).map_err(|e| err(&e))?;
     let mut model = LanguageModel::from_spec(&graph.policy, &tokenizer, &device, graph.train.seed)
         .map_err(|e| err(&e))?;
@@ -172,6 +174,46 @@ pub fn sampling_of(policy: &PolicySpec) -> SampleOptions {
     }
 }
 
+/// The compute device for a recipe's `device` setting. CUDA needs the `cuda` cargo feature.
+pub fn device_for(kind: crate::graph::Device) -> candle_core::Result<Device> {
+    match kind {
+        crate::graph::Device::Cpu => Ok(Device::Cpu),
+        #[cfg(feature = "cuda")]
+        crate::graph::Device::Cuda => Device::new_cuda(0),
+        #[cfg(not(feature = "cuda"))]
+        crate::graph::Device::Cuda => Err(crate::model::ModelError::Device {
+            reason: "this build has no CUDA support; rebuild with `--features cuda`".into(),
+        }
+        .into()),
+    }
+}
+
+/// Sets candle's CPU thread count for the process: `threads`, else `OPRL_THREADS`, else the
+/// number of available cores. Call once at startup, before the first tensor op: candle reads
+/// `RAYON_NUM_THREADS` / `CANDLE_NUM_THREADS` when it builds its pools. An explicit
+/// `RAYON_NUM_THREADS` in the environment wins. Returns the count in effect.
+pub fn configure_threads(threads: Option<usize>) -> usize {
+    if let Some(n) = std::env::var("RAYON_NUM_THREADS")
+        .ok()
+        .and_then(|v| v.parse::<usize>().ok())
+        .filter(|&n| n > 0)
+    {
+        return n;
+    }
+    let n = threads
+        .or_else(|| {
+            std::env::var("OPRL_THREADS")
+                .ok()
+                .and_then(|v| v.parse().ok())
+        })
+        .filter(|&n: &usize| n > 0)
+        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
+    // Edition 2021: set_var is safe; this runs before candle starts any thread.
+    std::env::set_var("RAYON_NUM_THREADS", n.to_string());
+    std::env::set_var("CANDLE_NUM_THREADS", n.to_string());
+    n
+}
+
 /// Sets candle's worker-thread count before its first tensor operation (it reads
 /// `RAYON_NUM_THREADS` once). `0` keeps a user's own setting, or else uses every core.
 pub fn set_threads(threads: usize) {
@@ -222,7 +264,7 @@ pub fn vision_config(
 pub fn make_policy(
     graph: &ExecGraph,
     tokenizer: &Tokenizer,
-    device: &candle_core::Device,
+    device: &Device,
     seed: u64,
 ) -> Result<LanguageModel, RuntimeError> {
     let vision = vision_config(graph, tokenizer)?;
