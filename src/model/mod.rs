@@ -20,9 +20,11 @@
 //! and [`bench::run`].
 
 pub mod bench;
+pub mod chat;
 pub mod checkpoint;
 pub mod choices;
 pub mod decoder;
+pub mod gguf;
 pub mod hf;
 pub mod ops;
 pub mod optim;
@@ -65,6 +67,10 @@ pub enum ModelError {
     Checkpoint { path: String, reason: String },
     #[error("model directory {path}: {reason}")]
     HfModel { path: String, reason: String },
+    #[error("GGUF file {path}: {reason}")]
+    Gguf { path: String, reason: String },
+    #[error(transparent)]
+    ChatTemplate(#[from] chat::ChatTemplateError),
     #[error("device: {reason}")]
     Device { reason: String },
     #[error("weights differ: {reason}")]
@@ -83,8 +89,9 @@ pub enum ModelError {
 }
 
 impl From<ModelError> for candle_core::Error {
+    /// Without `Error::wrap`'s backtrace: these are the user's errors, not the program's.
     fn from(e: ModelError) -> Self {
-        candle_core::Error::wrap(e)
+        candle_core::Error::Wrapped(Box::new(e))
     }
 }
 
@@ -1016,6 +1023,8 @@ pub fn small_config(spec: &TransformerSpec, vocab: usize) -> DecoderConfig {
         qkv_bias: false,
         tie_embeddings: spec.tie_embeddings,
         vision: None,
+        qk_norm: false,
+        rope_scaling: None,
     }
 }
 

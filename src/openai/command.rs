@@ -14,18 +14,19 @@ use super::model_backend::{ChatFormat, ModelBackend};
 use super::server::ChatServer;
 
 /// Loads what `path` names: a run directory (`graph.json`, `checkpoints/iter-N/policy.safetensors`)
-/// or a Hugging Face model directory (`config.json`, `tokenizer.json`, `*.safetensors`).
+/// a Hugging Face model directory (`config.json`, `tokenizer.json`, `*.safetensors`) or a GGUF
+/// file.
 pub fn load_backend(path: &Path) -> Result<ModelBackend, String> {
     if path.join("graph.json").is_file() {
         return load_run_dir(path);
     }
-    if path.join("config.json").is_file() {
+    if path.join("config.json").is_file() || crate::model::hf::is_gguf(path) {
         let device = candle_core::Device::Cpu;
         return ModelBackend::from_hf_dir(path, &device)
             .map_err(|e| format!("cannot load the model in {}: {e}", path.display()));
     }
     Err(format!(
-        "{} is neither a run directory (no graph.json) nor a Hugging Face model directory (no config.json)",
+        "{} is neither a run directory (no graph.json) nor a Hugging Face model directory (no config.json) nor a .gguf file",
         path.display()
     ))
 }
