@@ -162,7 +162,7 @@ fn greedy_decoding_matches_transformers() {
         let mut rng = ChaCha8Rng::seed_from_u64(0);
         let start = Instant::now();
         let g = model
-            .generate(&[case.prompt_ids.clone()], &opts, &mut rng)
+            .generate(std::slice::from_ref(&case.prompt_ids), &opts, &mut rng)
             .unwrap()
             .remove(0);
         eprintln!(
@@ -189,7 +189,7 @@ fn the_first_positions_top5_matches_transformers() {
     for case in reference().cases {
         let logits = loaded()
             .model
-            .logits(&[case.prompt_ids.clone()], false)
+            .logits(std::slice::from_ref(&case.prompt_ids), false)
             .unwrap();
         let last = logits.dim(1).unwrap() - 1;
         let logprobs: Vec<f32> =

@@ -442,9 +442,10 @@ mod tests {
         assert_eq!(back.to_vec2::<f32>().unwrap(), hf.to_vec2::<f32>().unwrap());
     }
 
-    /// llama.cpp's converter (`convert_hf_to_gguf.py`), for a tiny model: names, q/k row
-    /// permutation, metadata; no output tensor when the embeddings are tied.
-    fn write_llama_gguf(model: &LanguageModel, path: &Path) {
+    /// llama.cpp's converter (`convert_hf_to_gguf.py`), for a tiny model of architecture
+    /// `arch`: names, q/k row permutation (Llama only), metadata; no output tensor when the
+    /// embeddings are tied.
+    fn write_gguf(model: &LanguageModel, arch: &str, path: &Path) {
         use candle_core::quantized::{gguf_file, GgmlDType, QTensor};
         let cfg = model.config();
         let permute = |t: &Tensor, heads: usize| {
@@ -464,6 +465,8 @@ mod tests {
             ("self_attn.k_proj", "attn_k"),
             ("self_attn.v_proj", "attn_v"),
             ("self_attn.o_proj", "attn_output"),
+            ("self_attn.q_norm", "attn_q_norm"),
+            ("self_attn.k_norm", "attn_k_norm"),
             ("post_attention_layernorm", "ffn_norm"),
             ("mlp.gate_proj", "ffn_gate"),
             ("mlp.up_proj", "ffn_up"),
@@ -481,9 +484,9 @@ mod tests {
                     let (layer, rest) = rest.split_once('.').unwrap();
                     let (part, kind) = rest.rsplit_once('.').unwrap();
                     let to = parts.iter().find(|(hf, _)| *hf == part).unwrap().1;
-                    if to == "attn_q" {
+                    if arch == "llama" && to == "attn_q" {
                         t = permute(&t, cfg.heads);
-                    } else if to == "attn_k" {
+                    } else if arch == "llama" && to == "attn_k" {
                         t = permute(&t, cfg.kv_heads);
                     }
                     format!("blk.{layer}.{to}.{kind}")
@@ -493,28 +496,36 @@ mod tests {
         }
         let theta = match cfg.positions {
             PositionKind::Rope { theta } => theta,
-            PositionKind::Learned => unreachable!("llama has rotary positions"),
+            PositionKind::Learned => unreachable!("these families have rotary positions"),
         };
         let u = |n: usize| Value::U32(n as u32);
         let metadata = [
-            ("general.architecture", Value::String("llama".into())),
-            ("llama.block_count", u(cfg.layers)),
-            ("llama.context_length", u(cfg.context)),
-            ("llama.embedding_length", u(cfg.hidden)),
-            ("llama.feed_forward_length", u(cfg.mlp)),
-            ("llama.attention.head_count", u(cfg.heads)),
-            ("llama.attention.head_count_kv", u(cfg.kv_heads)),
-            ("llama.rope.dimension_count", u(cfg.head_dim)),
-            ("llama.rope.freq_base", Value::F32(theta as f32)),
+            ("block_count", u(cfg.layers)),
+            ("context_length", u(cfg.context)),
+            ("embedding_length", u(cfg.hidden)),
+            ("feed_forward_length", u(cfg.mlp)),
+            ("attention.head_count", u(cfg.heads)),
+            ("attention.head_count_kv", u(cfg.kv_heads)),
+            ("attention.key_length", u(cfg.head_dim)),
+            ("rope.dimension_count", u(cfg.head_dim)),
+            ("rope.freq_base", Value::F32(theta as f32)),
             (
-                "llama.attention.layer_norm_rms_epsilon",
+                "attention.layer_norm_rms_epsilon",
                 Value::F32(cfg.rms_eps as f32),
             ),
         ];
+        let mut metadata: Vec<(String, Value)> = metadata
+            .into_iter()
+            .map(|(k, v)| (format!("{arch}.{k}"), v))
+            .collect();
+        metadata.push(("general.architecture".into(), Value::String(arch.into())));
         let mut file = std::fs::File::create(path).unwrap();
         gguf_file::write(
             &mut file,
-            &metadata.iter().map(|(k, v)| (*k, v)).collect::<Vec<_>>(),
+            &metadata
+                .iter()
+                .map(|(k, v)| (k.as_str(), v))
+                .collect::<Vec<_>>(),
             &tensors
                 .iter()
                 .map(|(k, v)| (k.as_str(), v))
@@ -536,38 +547,45 @@ mod tests {
     }
 
     #[test]
-    fn a_llama_gguf_gives_the_model_it_was_converted_from() {
+    fn a_gguf_gives_the_model_it_was_converted_from() {
         let tok = Tokenizer::chars("abcdefgh ");
-        for tie in [true, false] {
+        // (architecture, tied embeddings, q/k/v biases, q/k norm, head size)
+        let cases = [
+            ("llama", true, false, false, 4),
+            ("llama", false, false, false, 4),
+            ("qwen2", false, true, false, 4),
+            ("qwen3", true, false, true, 8),
+        ];
+        for (arch, tie, bias, qk_norm, head_dim) in cases {
             let cfg = DecoderConfig {
                 vocab: tok.vocab_size(),
                 hidden: 24,
                 layers: 2,
                 heads: 6,
                 kv_heads: 2,
-                head_dim: 4,
+                head_dim,
                 mlp: 40,
                 context: 32,
                 positions: PositionKind::Rope { theta: 100000.0 },
                 // Exact in f32, as GGUF stores it.
                 rms_eps: 1.0 / 65536.0,
-                qkv_bias: false,
+                qkv_bias: bias,
                 tie_embeddings: tie,
                 vision: None,
-                qk_norm: false,
+                qk_norm,
                 rope_scaling: None,
             };
             let original = LanguageModel::random(cfg.clone(), &tok, &Device::Cpu, 7).unwrap();
             let dir = tempfile::tempdir().unwrap();
             let path = dir.path().join("tiny.gguf");
-            write_llama_gguf(&original, &path);
+            write_gguf(&original, arch, &path);
             let loaded = load(&path, &tok, &Device::Cpu).unwrap();
-            assert_eq!(loaded.config(), &cfg);
+            assert_eq!(loaded.config(), &cfg, "{arch}");
             let prompts = [tok.encode("abc deg"), tok.encode("hh a")];
             let a = original.logits(&prompts, false).unwrap();
             let b = loaded.logits(&prompts, false).unwrap();
             let diff = (a - b).unwrap().abs().unwrap().max_all().unwrap();
-            assert_eq!(diff.to_scalar::<f32>().unwrap(), 0.0, "tied: {tie}");
+            assert_eq!(diff.to_scalar::<f32>().unwrap(), 0.0, "{arch}, tied: {tie}");
         }
     }
 }

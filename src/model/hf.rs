@@ -371,7 +371,7 @@ mod tests {
                     let wavelen = 2.0 * std::f64::consts::PI / f;
                     let scaled = if wavelen > old / low { f / factor } else { f };
                     let smooth = (old / wavelen - low) / (high - low);
-                    let medium = !(wavelen < old / high) && !(wavelen > old / low);
+                    let medium = wavelen >= old / high && wavelen <= old / low;
                     if medium {
                         (1.0 - smooth) * scaled / factor + smooth * scaled
                     } else {
