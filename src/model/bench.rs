@@ -46,6 +46,8 @@ pub fn bench_config(context: usize) -> DecoderConfig {
         qkv_bias: false,
         tie_embeddings: false,
         vision: None,
+        qk_norm: false,
+        rope_scaling: None,
     }
 }
 

@@ -1,6 +1,6 @@
-//! The decoder-only transformer shared by the small model and Qwen2: its configuration, its
-//! parameter list (Hugging Face Qwen2 names), and a differentiable forward pass over left-padded
-//! batches with an explicit KV cache.
+//! The decoder-only transformer shared by the small model and the pretrained families (Llama,
+//! Qwen2, Qwen3): its configuration, its parameter list (Hugging Face names), and a
+//! differentiable forward pass over left-padded batches with an explicit KV cache.
 //!
 //! Layout: row `i` of a batch holds `pads[i]` pad tokens, then its real tokens. Real tokens get
 //! positions `0, 1, ...` from their first real column; a query attends to keys at columns
@@ -45,6 +45,57 @@ pub struct DecoderConfig {
     /// The patch encoder, for models that read images.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub vision: Option<VisionConfig>,
+    /// RMSNorm over each query and key head before the rotary embedding (Qwen3), with weights
+    /// `self_attn.q_norm.weight` and `self_attn.k_norm.weight` of `head_dim`.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub qk_norm: bool,
+    /// Rescaled rotary frequencies (Llama 3.x long context); `None`: plain RoPE.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rope_scaling: Option<RopeScaling>,
+}
+
+/// How the rotary frequencies `theta^(-2i/d)` are rescaled, as in Hugging Face `rope_scaling`.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum RopeScaling {
+    /// Every frequency divided by `factor`.
+    Linear { factor: f64 },
+    /// Llama 3.x: low frequencies (wavelengths above `original_context / low_freq_factor`)
+    /// divided by `factor`, high ones (below `original_context / high_freq_factor`) kept, and
+    /// the band between interpolated smoothly.
+    Llama3 {
+        factor: f64,
+        low_freq_factor: f64,
+        high_freq_factor: f64,
+        original_context: usize,
+    },
+}
+
+impl RopeScaling {
+    /// The rescaled inverse frequency.
+    pub fn apply(&self, inv_freq: f64) -> f64 {
+        match *self {
+            RopeScaling::Linear { factor } => inv_freq / factor,
+            RopeScaling::Llama3 {
+                factor,
+                low_freq_factor,
+                high_freq_factor,
+                original_context,
+            } => {
+                let old = original_context as f64;
+                let wavelen = 2.0 * std::f64::consts::PI / inv_freq;
+                if wavelen < old / high_freq_factor {
+                    inv_freq
+                } else if wavelen > old / low_freq_factor {
+                    inv_freq / factor
+                } else {
+                    let smooth =
+                        (old / wavelen - low_freq_factor) / (high_freq_factor - low_freq_factor);
+                    (1.0 - smooth) * inv_freq / factor + smooth * inv_freq
+                }
+            }
+        }
+    }
 }
 
 impl DecoderConfig {
@@ -60,10 +111,12 @@ impl DecoderConfig {
                 self.heads, self.kv_heads
             ));
         }
-        if self.heads * self.head_dim != self.hidden {
+        // The head size may differ from width / heads (Qwen3 projects to wider heads), but the
+        // heads still split the width.
+        if !self.hidden.is_multiple_of(self.heads) {
             return bad(format!(
-                "width {} is not {} heads of size {}",
-                self.hidden, self.heads, self.head_dim
+                "width {} does not split over {} heads",
+                self.hidden, self.heads
             ));
         }
         if self.head_dim == 0 || !self.head_dim.is_multiple_of(2) {
@@ -74,6 +127,28 @@ impl DecoderConfig {
         }
         if self.context == 0 || self.mlp == 0 {
             return bad("context and mlp width must be positive".into());
+        }
+        match self.rope_scaling {
+            Some(RopeScaling::Linear { factor }) if factor <= 0.0 => {
+                return bad(format!("rope scaling factor {factor} must be positive"));
+            }
+            Some(RopeScaling::Llama3 {
+                factor,
+                low_freq_factor,
+                high_freq_factor,
+                original_context,
+            }) if factor <= 0.0
+                || low_freq_factor <= 0.0
+                || high_freq_factor <= low_freq_factor
+                || original_context == 0 =>
+            {
+                return bad(format!(
+                    "llama3 rope scaling needs a positive factor ({factor}), 0 < \
+                     low_freq_factor ({low_freq_factor}) < high_freq_factor \
+                     ({high_freq_factor}) and a positive original context ({original_context})"
+                ));
+            }
+            _ => {}
         }
         if let Some(v) = &self.vision {
             if v.patch == 0 || v.grid[0] == 0 || v.grid[1] == 0 {
@@ -141,6 +216,11 @@ pub fn param_specs(cfg: &DecoderConfig, value_head: bool) -> Vec<ParamSpec> {
                 specs.push(p(layer_name(i, &b), vec![out], Init::Zeros));
             }
         }
+        if cfg.qk_norm {
+            for norm in ["self_attn.q_norm.weight", "self_attn.k_norm.weight"] {
+                specs.push(p(layer_name(i, norm), vec![cfg.head_dim], Init::Ones));
+            }
+        }
         specs.push(p(
             layer_name(i, "self_attn.o_proj.weight"),
             vec![d, q_out],
@@ -186,6 +266,8 @@ struct Layer {
     k: Linear,
     v: Linear,
     o: Linear,
+    /// Per-head RMSNorm weights of queries and keys (Qwen3).
+    qk_norm: Option<(Tensor, Tensor)>,
     post_norm: Tensor,
     gate: Linear,
     up: Linear,
@@ -305,6 +387,14 @@ impl Decoder {
                 k: linear(i, "self_attn.k_proj", cfg.qkv_bias)?,
                 v: linear(i, "self_attn.v_proj", cfg.qkv_bias)?,
                 o: linear(i, "self_attn.o_proj", false)?,
+                qk_norm: if cfg.qk_norm {
+                    Some((
+                        get(&layer_name(i, "self_attn.q_norm.weight"))?,
+                        get(&layer_name(i, "self_attn.k_norm.weight"))?,
+                    ))
+                } else {
+                    None
+                },
                 post_norm: get(&layer_name(i, "post_attention_layernorm.weight"))?,
                 gate: linear(i, "mlp.gate_proj", false)?,
                 up: linear(i, "mlp.up_proj", false)?,
@@ -456,6 +546,10 @@ impl Decoder {
         let mut q = split(layer.q.forward(&h)?, cfg.heads)?;
         let mut k = split(layer.k.forward(&h)?, cfg.kv_heads)?;
         let v = split(layer.v.forward(&h)?, cfg.kv_heads)?;
+        if let Some((q_norm, k_norm)) = &layer.qk_norm {
+            q = ops::rms_norm(&q, q_norm, cfg.rms_eps)?;
+            k = ops::rms_norm(&k, k_norm, cfg.rms_eps)?;
+        }
         if let Some((cos, sin)) = attend.rope {
             q = ops::rope(&q, cos, sin)?;
             k = ops::rope(&k, cos, sin)?;
@@ -573,7 +667,10 @@ fn rope_tables(cfg: &DecoderConfig, theta: f64, device: &Device) -> Result<(Tens
     let mut sin = Vec::with_capacity(cfg.context * half);
     for pos in 0..cfg.context {
         for i in 0..half {
-            let inv_freq = 1.0 / theta.powf(2.0 * i as f64 / cfg.head_dim as f64);
+            let mut inv_freq = 1.0 / theta.powf(2.0 * i as f64 / cfg.head_dim as f64);
+            if let Some(scaling) = &cfg.rope_scaling {
+                inv_freq = scaling.apply(inv_freq);
+            }
             let angle = pos as f64 * inv_freq;
             cos.push(angle.cos() as f32);
             sin.push(angle.sin() as f32);

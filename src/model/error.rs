@@ -19,6 +19,10 @@ pub enum ModelError {
     Checkpoint { path: String, reason: String },
     #[error("model directory {path}: {reason}")]
     HfModel { path: String, reason: String },
+    #[error("GGUF file {path}: {reason}")]
+    Gguf { path: String, reason: String },
+    #[error(transparent)]
+    ChatTemplate(#[from] super::chat::ChatTemplateError),
     #[error("device: {reason}")]
     Device { reason: String },
     #[error("weights differ: {reason}")]
@@ -37,7 +41,8 @@ pub enum ModelError {
 }
 
 impl From<ModelError> for candle_core::Error {
+    /// Without `Error::wrap`'s backtrace: these are the user's errors, not the program's.
     fn from(e: ModelError) -> Self {
-        candle_core::Error::wrap(e)
+        candle_core::Error::Wrapped(Box::new(e))
     }
 }

@@ -1,21 +1,50 @@
-//! Reads a Hugging Face Qwen2 / Qwen2.5 model directory (`config.json`, `*.safetensors`,
-//! `tokenizer.json`): the decoder config and named weights that
-//! [`LanguageModel::from_hf`](super::LanguageModel::from_hf) builds a trainable model from.
-//! The decoder is this crate's own differentiable module with HF weight names, so checkpoints
-//! load and save without renaming.
+//! Reads pretrained decoder models for [`LanguageModel::from_hf`](super::LanguageModel::from_hf): a Hugging Face model
+//! directory (`config.json`, `*.safetensors` single or sharded, `tokenizer.json`) of the Llama
+//! (SmolLM2, Llama 3.x), Qwen2 / Qwen2.5 or Qwen3 family, or a GGUF file (see [`gguf`]). The
+//! decoder is this crate's own differentiable module with HF weight names, so checkpoints load
+//! and save without renaming. Every weight (bf16, f16, f32, or quantised GGUF) becomes f32 on
+//! load: training and rollouts run in f32.
 
+use super::chat::ChatTemplate;
 use super::checkpoint;
-use super::decoder::{DecoderConfig, PositionKind};
+use super::decoder::{DecoderConfig, PositionKind, RopeScaling};
 use super::error::ModelError;
+use super::gguf::{self, GgufFile};
 use super::tokenizer::Tokenizer;
 use candle_core::{Device, Result, Tensor};
 use serde::Deserialize;
-use std::collections::HashMap;
-use std::path::Path;
+use std::collections::{BTreeSet, HashMap};
+use std::path::{Path, PathBuf};
 
-/// The fields of a Qwen2 `config.json` the decoder uses.
+/// The model families the decoder implements (HF `model_type`, GGUF `general.architecture`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Family {
+    /// Llama 2/3.x, SmolLM2: no biases.
+    Llama,
+    /// Qwen2 / Qwen2.5: q/k/v biases.
+    Qwen2,
+    /// Qwen3: per-head q/k RMSNorm, no biases.
+    Qwen3,
+}
+
+impl Family {
+    /// The names accepted, for error messages.
+    pub const SUPPORTED: &'static str = "llama, qwen2, qwen3";
+
+    pub fn parse(name: &str) -> Option<Family> {
+        match name {
+            "llama" => Some(Family::Llama),
+            "qwen2" => Some(Family::Qwen2),
+            "qwen3" => Some(Family::Qwen3),
+            _ => None,
+        }
+    }
+}
+
+/// The fields of a `config.json` (transformers 4.x or 5.x) the decoder uses.
 #[derive(Debug, Clone, Deserialize)]
-pub struct Qwen2Config {
+pub struct HfConfig {
+    /// Absent in some old Qwen2 exports, which this loader read first: taken as qwen2.
     #[serde(default)]
     pub model_type: Option<String>,
     pub vocab_size: usize,
@@ -25,45 +54,152 @@ pub struct Qwen2Config {
     pub num_attention_heads: usize,
     #[serde(default)]
     pub num_key_value_heads: Option<usize>,
+    /// Qwen3 and some Llamas give it; otherwise `hidden_size / num_attention_heads`.
+    #[serde(default)]
+    pub head_dim: Option<usize>,
     pub max_position_embeddings: usize,
-    #[serde(default = "default_rope_theta")]
-    pub rope_theta: f64,
+    /// transformers 4.x.
+    #[serde(default)]
+    pub rope_theta: Option<f64>,
+    /// transformers 4.x.
+    #[serde(default)]
+    pub rope_scaling: Option<RopeParameters>,
+    /// transformers 5.x: theta and scaling together.
+    #[serde(default)]
+    pub rope_parameters: Option<RopeParameters>,
     #[serde(default = "default_rms_eps")]
     pub rms_norm_eps: f64,
     #[serde(default)]
     pub tie_word_embeddings: bool,
+    /// Llama and Qwen3: biases on q/k/v (and o, which the decoder lacks).
     #[serde(default)]
-    pub rope_scaling: Option<serde_json::Value>,
+    pub attention_bias: Option<bool>,
+    #[serde(default)]
+    pub mlp_bias: bool,
+    #[serde(default)]
+    pub hidden_act: Option<String>,
+    #[serde(default)]
+    pub use_sliding_window: bool,
 }
 
-fn default_rope_theta() -> f64 {
-    10000.0
+/// `rope_scaling` (4.x) or `rope_parameters` (5.x).
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct RopeParameters {
+    #[serde(default)]
+    pub rope_type: Option<String>,
+    /// The older spelling of `rope_type`.
+    #[serde(default, rename = "type")]
+    pub legacy_type: Option<String>,
+    #[serde(default)]
+    pub rope_theta: Option<f64>,
+    #[serde(default)]
+    pub factor: Option<f64>,
+    #[serde(default)]
+    pub low_freq_factor: Option<f64>,
+    #[serde(default)]
+    pub high_freq_factor: Option<f64>,
+    #[serde(default)]
+    pub original_max_position_embeddings: Option<usize>,
 }
+
+/// The rope scaling kinds the decoder implements, for error messages.
+const SUPPORTED_ROPE: &str = "default, linear, llama3";
 
 fn default_rms_eps() -> f64 {
     1e-6
 }
 
-impl Qwen2Config {
-    pub fn decoder_config(&self) -> DecoderConfig {
+impl RopeParameters {
+    fn kind(&self) -> &str {
+        self.rope_type
+            .as_deref()
+            .or(self.legacy_type.as_deref())
+            .unwrap_or("default")
+    }
+
+    /// The decoder's scaling; `Err` names what is missing or unsupported.
+    fn scaling(&self) -> std::result::Result<Option<RopeScaling>, String> {
+        let need = |v: Option<f64>, name: &str| {
+            v.ok_or_else(|| format!("{} rope scaling needs `{name}`", self.kind()))
+        };
+        match self.kind() {
+            "default" => Ok(None),
+            "linear" => Ok(Some(RopeScaling::Linear {
+                factor: need(self.factor, "factor")?,
+            })),
+            "llama3" => Ok(Some(RopeScaling::Llama3 {
+                factor: need(self.factor, "factor")?,
+                low_freq_factor: need(self.low_freq_factor, "low_freq_factor")?,
+                high_freq_factor: need(self.high_freq_factor, "high_freq_factor")?,
+                original_context: self.original_max_position_embeddings.ok_or_else(|| {
+                    "llama3 rope scaling needs `original_max_position_embeddings`".to_string()
+                })?,
+            })),
+            other => Err(format!(
+                "rope scaling `{other}` is not supported (supported: {SUPPORTED_ROPE})"
+            )),
+        }
+    }
+}
+
+impl HfConfig {
+    pub fn family(&self) -> std::result::Result<Family, String> {
+        match self.model_type.as_deref() {
+            None => Ok(Family::Qwen2),
+            Some(name) => Family::parse(name).ok_or_else(|| {
+                format!(
+                    "model_type `{name}` is not supported (supported: {})",
+                    Family::SUPPORTED
+                )
+            }),
+        }
+    }
+
+    /// The decoder's configuration, or why this model is not one the decoder implements.
+    pub fn decoder_config(&self) -> std::result::Result<DecoderConfig, String> {
+        let family = self.family()?;
+        if let Some(act) = self.hidden_act.as_deref().filter(|&a| a != "silu") {
+            return Err(format!("hidden_act `{act}` is not supported (only silu)"));
+        }
+        if self.mlp_bias {
+            return Err("mlp_bias is not supported".into());
+        }
+        if self.use_sliding_window {
+            return Err("sliding-window attention (use_sliding_window) is not supported".into());
+        }
+        // transformers 5 writes `rope_parameters`; 4.x `rope_theta` and `rope_scaling`.
+        let rope = self.rope_parameters.as_ref().or(self.rope_scaling.as_ref());
+        let theta = rope
+            .and_then(|r| r.rope_theta)
+            .or(self.rope_theta)
+            .unwrap_or(10000.0);
+        let rope_scaling = match rope {
+            Some(r) => r.scaling()?,
+            None => None,
+        };
         let heads = self.num_attention_heads;
-        DecoderConfig {
+        Ok(DecoderConfig {
             vocab: self.vocab_size,
             hidden: self.hidden_size,
             layers: self.num_hidden_layers,
             heads,
             kv_heads: self.num_key_value_heads.unwrap_or(heads),
-            head_dim: self.hidden_size.checked_div(heads).unwrap_or(0),
+            head_dim: self
+                .head_dim
+                .unwrap_or_else(|| self.hidden_size.checked_div(heads).unwrap_or(0)),
             mlp: self.intermediate_size,
             context: self.max_position_embeddings,
-            positions: PositionKind::Rope {
-                theta: self.rope_theta,
-            },
+            positions: PositionKind::Rope { theta },
             rms_eps: self.rms_norm_eps,
-            qkv_bias: true,
+            qkv_bias: match family {
+                Family::Qwen2 => true,
+                Family::Llama | Family::Qwen3 => self.attention_bias.unwrap_or(false),
+            },
             tie_embeddings: self.tie_word_embeddings,
             vision: None,
-        }
+            qk_norm: family == Family::Qwen3,
+            rope_scaling,
+        })
     }
 }
 
@@ -75,35 +211,59 @@ pub(super) fn dir_error(dir: &Path, reason: impl std::fmt::Display) -> candle_co
     .into()
 }
 
-/// Reads and checks `config.json`.
-pub fn read_config(dir: &Path) -> Result<Qwen2Config> {
-    let path = dir.join("config.json");
-    let text =
-        std::fs::read_to_string(&path).map_err(|e| dir_error(dir, format!("config.json: {e}")))?;
-    let cfg: Qwen2Config =
-        serde_json::from_str(&text).map_err(|e| dir_error(dir, format!("config.json: {e}")))?;
-    match cfg.model_type.as_deref() {
-        Some("qwen2") | None => {}
-        Some(other) => {
-            return Err(dir_error(
-                dir,
-                format!("model_type `{other}` is not supported (only qwen2)"),
-            ))
-        }
+/// The message of a candle error without the backtrace candle appends when `RUST_BACKTRACE`
+/// is set: a model that cannot be read is the user's error, reported in one line.
+pub(crate) fn message(e: &candle_core::Error) -> String {
+    match e {
+        candle_core::Error::WithBacktrace { inner, .. } => message(inner),
+        other => other.to_string(),
     }
-    if cfg.rope_scaling.as_ref().is_some_and(|v| !v.is_null()) {
-        return Err(dir_error(dir, "rope_scaling is not supported"));
-    }
-    Ok(cfg)
 }
 
-/// The directory's `tokenizer.json`.
-pub fn tokenizer(dir: &Path) -> Result<Tokenizer> {
-    Tokenizer::from_file(&dir.join("tokenizer.json"))
+/// Whether `path` names a GGUF file rather than a model directory.
+pub fn is_gguf(path: &Path) -> bool {
+    path.extension()
+        .is_some_and(|x| x.eq_ignore_ascii_case("gguf"))
 }
 
-/// Every `*.safetensors` file of the directory, merged (sharded checkpoints), sorted by name.
-fn read_weights(dir: &Path, device: &Device) -> Result<HashMap<String, Tensor>> {
+/// Reads `config.json`.
+pub fn read_config(dir: &Path) -> Result<HfConfig> {
+    let text = std::fs::read_to_string(dir.join("config.json"))
+        .map_err(|e| dir_error(dir, format!("config.json: {e}")))?;
+    serde_json::from_str(&text).map_err(|e| dir_error(dir, format!("config.json: {e}")))
+}
+
+/// The tokenizer of a model: the directory's `tokenizer.json`, or a GGUF file's metadata.
+pub fn tokenizer(path: &Path) -> Result<Tokenizer> {
+    if is_gguf(path) {
+        return GgufFile::open(path)?.tokenizer();
+    }
+    Tokenizer::from_file(&path.join("tokenizer.json"))
+}
+
+/// The chat template of a model directory or GGUF file, `None` when it ships none.
+pub fn chat_template(path: &Path, tokenizer: &Tokenizer) -> Result<Option<ChatTemplate>> {
+    let template = if is_gguf(path) {
+        GgufFile::open(path)?.chat_template(tokenizer)
+    } else {
+        ChatTemplate::from_hf_dir(path)
+    };
+    Ok(template.map_err(ModelError::from)?)
+}
+
+/// The safetensors files of a directory: those `model.safetensors.index.json` names (sharded
+/// checkpoints), else every `*.safetensors`, sorted by name.
+fn weight_files(dir: &Path) -> Result<Vec<PathBuf>> {
+    #[derive(Deserialize)]
+    struct Index {
+        weight_map: HashMap<String, String>,
+    }
+    let index_path = dir.join("model.safetensors.index.json");
+    if index_path.is_file() {
+        let index: Index = checkpoint::load_json(&index_path)?;
+        let files: BTreeSet<&String> = index.weight_map.values().collect();
+        return Ok(files.into_iter().map(|f| dir.join(f)).collect());
+    }
     let entries = std::fs::read_dir(dir).map_err(|e| dir_error(dir, e))?;
     let mut files: Vec<_> = entries
         .filter_map(|e| e.ok().map(|e| e.path()))
@@ -113,16 +273,30 @@ fn read_weights(dir: &Path, device: &Device) -> Result<HashMap<String, Tensor>> 
     if files.is_empty() {
         return Err(dir_error(dir, "no *.safetensors file"));
     }
+    Ok(files)
+}
+
+fn read_weights(dir: &Path, device: &Device) -> Result<HashMap<String, Tensor>> {
     let mut weights = HashMap::new();
-    for f in files {
+    for f in weight_files(dir)? {
         weights.extend(checkpoint::load_tensors(&f, device)?);
     }
     Ok(weights)
 }
 
-/// The checked decoder config and the named weights of the model in `dir`.
-pub fn read_model(dir: &Path, device: &Device) -> Result<(DecoderConfig, HashMap<String, Tensor>)> {
-    let cfg = read_config(dir)?.decoder_config();
+/// The checked decoder config and the named weights of the model at `path` (a directory or a
+/// GGUF file), for [`LanguageModel::from_hf`](super::LanguageModel::from_hf).
+pub fn read_model(
+    path: &Path,
+    device: &Device,
+) -> Result<(DecoderConfig, HashMap<String, Tensor>)> {
+    if is_gguf(path) {
+        return gguf::read_model(path, device);
+    }
+    let dir = path;
+    let cfg = read_config(dir)?
+        .decoder_config()
+        .map_err(|e| dir_error(dir, e))?;
     cfg.validate().map_err(|e| dir_error(dir, e))?;
     let mut weights = read_weights(dir, device)?;
     if cfg.tie_embeddings {
@@ -137,6 +311,7 @@ mod tests {
     use super::*;
     use crate::graph::{HfSpec, PolicySpec, SamplingSpec};
     use crate::model::{Batch, LanguageModel};
+    use candle_core::DType;
     use rand::{Rng, SeedableRng};
     use rand_chacha::ChaCha8Rng;
 
@@ -147,21 +322,150 @@ mod tests {
     const HIDDEN: usize = 32;
     const HEADS: usize = 4;
     const KV_HEADS: usize = 2;
-    const HEAD_DIM: usize = 8;
     const MLP: usize = 48;
     const LAYERS: usize = 2;
-    const THETA: f64 = 1_000_000.0;
     const EPS: f64 = 1e-6;
 
+    /// One tiny model of a family: what its config.json says and how it is stored.
+    struct Arch {
+        model_type: &'static str,
+        head_dim: usize,
+        bias: bool,
+        qk_norm: bool,
+        tie: bool,
+        /// The config.json fields of the rotary embedding (transformers 4.x or 5.x spelling).
+        rope_fields: String,
+        /// The inverse frequency of each rotary pair, computed by the test itself.
+        inv_freqs: Vec<f64>,
+        dtype: DType,
+        /// Number of safetensors shards (more than one: with `model.safetensors.index.json`).
+        shards: usize,
+    }
+
+    fn plain_inv_freqs(theta: f64, head_dim: usize) -> Vec<f64> {
+        (0..head_dim / 2)
+            .map(|i| 1.0 / theta.powf(2.0 * i as f64 / head_dim as f64))
+            .collect()
+    }
+
+    impl Arch {
+        fn qwen2() -> Arch {
+            Arch {
+                model_type: "qwen2",
+                head_dim: 8,
+                bias: true,
+                qk_norm: false,
+                tie: false,
+                rope_fields: r#""rope_theta": 1000000.0, "rope_scaling": null"#.into(),
+                inv_freqs: plain_inv_freqs(1_000_000.0, 8),
+                dtype: DType::F32,
+                shards: 1,
+            }
+        }
+
+        /// Llama 3.x rope scaling (transformers 4.x spelling), tied embeddings (SmolLM2-like).
+        /// With head size 8 and theta 10^4 the wavelengths are 6.3, 63, 628 and 6283 positions:
+        /// against an original context of 64 (bands at 16 and 64) one pair is kept, one
+        /// interpolated, two divided by the factor.
+        fn llama3() -> Arch {
+            let (factor, low, high, old) = (8.0, 1.0, 4.0, 64.0);
+            // transformers' `_compute_llama3_parameters`, as its torch.where steps.
+            let inv_freqs = plain_inv_freqs(10000.0, 8)
+                .into_iter()
+                .map(|f| {
+                    let wavelen = 2.0 * std::f64::consts::PI / f;
+                    let scaled = if wavelen > old / low { f / factor } else { f };
+                    let smooth = (old / wavelen - low) / (high - low);
+                    let medium = wavelen >= old / high && wavelen <= old / low;
+                    if medium {
+                        (1.0 - smooth) * scaled / factor + smooth * scaled
+                    } else {
+                        scaled
+                    }
+                })
+                .collect();
+            Arch {
+                model_type: "llama",
+                head_dim: 8,
+                bias: false,
+                qk_norm: false,
+                tie: true,
+                rope_fields: r#""rope_theta": 10000.0, "rope_scaling": {"rope_type": "llama3",
+                    "factor": 8.0, "low_freq_factor": 1.0, "high_freq_factor": 4.0,
+                    "original_max_position_embeddings": 64}"#
+                    .into(),
+                inv_freqs,
+                dtype: DType::F32,
+                shards: 1,
+            }
+        }
+
+        /// Qwen3: q/k RMSNorm and a head size that is not width / heads, written by
+        /// transformers 5 (`rope_parameters`) in bf16 over two shards.
+        fn qwen3() -> Arch {
+            Arch {
+                model_type: "qwen3",
+                head_dim: 16,
+                bias: false,
+                qk_norm: true,
+                tie: false,
+                rope_fields:
+                    r#""rope_parameters": {"rope_type": "default", "rope_theta": 1000000.0}"#.into(),
+                inv_freqs: plain_inv_freqs(1_000_000.0, 16),
+                dtype: DType::BF16,
+                shards: 2,
+            }
+        }
+
+        fn config_json(&self) -> String {
+            format!(
+                r#"{{"architectures": ["X"], "model_type": "{}", "vocab_size": {VOCAB},
+                "hidden_size": {HIDDEN}, "intermediate_size": {MLP}, "num_hidden_layers": {LAYERS},
+                "num_attention_heads": {HEADS}, "num_key_value_heads": {KV_HEADS},
+                "head_dim": {}, "attention_bias": {}, "max_position_embeddings": 64,
+                {}, "rms_norm_eps": {EPS}, "tie_word_embeddings": {}, "torch_dtype": "float32",
+                "use_sliding_window": false, "hidden_act": "silu"}}"#,
+                self.model_type,
+                self.head_dim,
+                self.bias && self.model_type != "qwen2",
+                self.rope_fields,
+                self.tie
+            )
+        }
+
+        /// HF parameter names and shapes, listed independently of the decoder.
+        fn shapes(&self) -> Vec<(String, Vec<usize>)> {
+            let (q_out, kv_out) = (HEADS * self.head_dim, KV_HEADS * self.head_dim);
+            let mut v = vec![("model.embed_tokens.weight".to_string(), vec![VOCAB, HIDDEN])];
+            for l in 0..LAYERS {
+                let p = format!("model.layers.{l}");
+                v.push((format!("{p}.input_layernorm.weight"), vec![HIDDEN]));
+                for (proj, out) in [("q_proj", q_out), ("k_proj", kv_out), ("v_proj", kv_out)] {
+                    v.push((format!("{p}.self_attn.{proj}.weight"), vec![out, HIDDEN]));
+                    if self.bias {
+                        v.push((format!("{p}.self_attn.{proj}.bias"), vec![out]));
+                    }
+                }
+                if self.qk_norm {
+                    v.push((format!("{p}.self_attn.q_norm.weight"), vec![self.head_dim]));
+                    v.push((format!("{p}.self_attn.k_norm.weight"), vec![self.head_dim]));
+                }
+                v.push((format!("{p}.self_attn.o_proj.weight"), vec![HIDDEN, q_out]));
+                v.push((format!("{p}.post_attention_layernorm.weight"), vec![HIDDEN]));
+                v.push((format!("{p}.mlp.gate_proj.weight"), vec![MLP, HIDDEN]));
+                v.push((format!("{p}.mlp.up_proj.weight"), vec![MLP, HIDDEN]));
+                v.push((format!("{p}.mlp.down_proj.weight"), vec![HIDDEN, MLP]));
+            }
+            v.push(("model.norm.weight".into(), vec![HIDDEN]));
+            if !self.tie {
+                v.push(("lm_head.weight".into(), vec![VOCAB, HIDDEN]));
+            }
+            v
+        }
+    }
+
     fn config_json() -> String {
-        format!(
-            r#"{{"architectures": ["Qwen2ForCausalLM"], "model_type": "qwen2", "vocab_size": {VOCAB},
-            "hidden_size": {HIDDEN}, "intermediate_size": {MLP}, "num_hidden_layers": {LAYERS},
-            "num_attention_heads": {HEADS}, "num_key_value_heads": {KV_HEADS},
-            "max_position_embeddings": 64, "rope_theta": {THETA}, "rms_norm_eps": {EPS},
-            "tie_word_embeddings": false, "torch_dtype": "float32", "use_sliding_window": false,
-            "hidden_act": "silu", "rope_scaling": null}}"#
-        )
+        Arch::qwen2().config_json()
     }
 
     fn tokenizer_json() -> String {
@@ -189,71 +493,55 @@ mod tests {
         )
     }
 
-    /// HF parameter names and shapes of the tiny checkpoint, listed independently of the decoder.
-    fn hf_shapes() -> Vec<(String, Vec<usize>)> {
-        let mut v = vec![("model.embed_tokens.weight".to_string(), vec![VOCAB, HIDDEN])];
-        for l in 0..LAYERS {
-            let p = format!("model.layers.{l}");
-            v.push((format!("{p}.input_layernorm.weight"), vec![HIDDEN]));
-            v.push((
-                format!("{p}.self_attn.q_proj.weight"),
-                vec![HEADS * HEAD_DIM, HIDDEN],
-            ));
-            v.push((format!("{p}.self_attn.q_proj.bias"), vec![HEADS * HEAD_DIM]));
-            v.push((
-                format!("{p}.self_attn.k_proj.weight"),
-                vec![KV_HEADS * HEAD_DIM, HIDDEN],
-            ));
-            v.push((
-                format!("{p}.self_attn.k_proj.bias"),
-                vec![KV_HEADS * HEAD_DIM],
-            ));
-            v.push((
-                format!("{p}.self_attn.v_proj.weight"),
-                vec![KV_HEADS * HEAD_DIM, HIDDEN],
-            ));
-            v.push((
-                format!("{p}.self_attn.v_proj.bias"),
-                vec![KV_HEADS * HEAD_DIM],
-            ));
-            v.push((
-                format!("{p}.self_attn.o_proj.weight"),
-                vec![HIDDEN, HEADS * HEAD_DIM],
-            ));
-            v.push((format!("{p}.post_attention_layernorm.weight"), vec![HIDDEN]));
-            v.push((format!("{p}.mlp.gate_proj.weight"), vec![MLP, HIDDEN]));
-            v.push((format!("{p}.mlp.up_proj.weight"), vec![MLP, HIDDEN]));
-            v.push((format!("{p}.mlp.down_proj.weight"), vec![HIDDEN, MLP]));
-        }
-        v.push(("model.norm.weight".into(), vec![HIDDEN]));
-        v.push(("lm_head.weight".into(), vec![VOCAB, HIDDEN]));
-        v
-    }
-
     type Weights = HashMap<String, Vec<f32>>;
 
-    /// Writes config.json, model.safetensors (random weights) and tokenizer.json to `dir`.
-    fn write_tiny_qwen2(dir: &Path) -> Weights {
+    /// Writes config.json, the safetensors (random weights, in `arch.dtype`, sharded as asked)
+    /// and tokenizer.json to `dir`; returns the weights as stored, read back as f32.
+    fn write_tiny(dir: &Path, arch: &Arch) -> Weights {
         let mut rng = ChaCha8Rng::seed_from_u64(42);
         let mut host = Weights::new();
-        let mut tensors = HashMap::new();
-        for (name, shape) in hf_shapes() {
+        let mut shards = vec![HashMap::new(); arch.shards];
+        let mut weight_map = serde_json::Map::new();
+        let shard_name = |k: usize| format!("model-{:05}-of-{:05}.safetensors", k + 1, arch.shards);
+        for (i, (name, shape)) in arch.shapes().into_iter().enumerate() {
             let n: usize = shape.iter().product();
             let scale = if name.contains("norm") { 0.2 } else { 0.3 };
             let base = if name.contains("norm") { 1.0 } else { 0.0 };
             let v: Vec<f32> = (0..n)
                 .map(|_| base + scale * (rng.random::<f32>() * 2.0 - 1.0))
                 .collect();
-            tensors.insert(
-                name.clone(),
-                Tensor::from_vec(v.clone(), shape, &Device::Cpu).unwrap(),
-            );
-            host.insert(name, v);
+            let t = Tensor::from_vec(v, shape, &Device::Cpu)
+                .unwrap()
+                .to_dtype(arch.dtype)
+                .unwrap();
+            let stored = t.to_dtype(DType::F32).unwrap().flatten_all().unwrap();
+            host.insert(name.clone(), stored.to_vec1().unwrap());
+            let k = i % arch.shards;
+            weight_map.insert(name.clone(), shard_name(k).into());
+            shards[k].insert(name, t);
         }
-        std::fs::write(dir.join("config.json"), config_json()).unwrap();
+        std::fs::write(dir.join("config.json"), arch.config_json()).unwrap();
         std::fs::write(dir.join("tokenizer.json"), tokenizer_json()).unwrap();
-        candle_core::safetensors::save(&tensors, dir.join("model.safetensors")).unwrap();
+        if arch.shards == 1 {
+            candle_core::safetensors::save(&shards[0], dir.join("model.safetensors")).unwrap();
+            return host;
+        }
+        for (k, shard) in shards.iter().enumerate() {
+            candle_core::safetensors::save(shard, dir.join(shard_name(k))).unwrap();
+        }
+        let index = serde_json::json!({"metadata": {}, "weight_map": weight_map});
+        std::fs::write(dir.join("model.safetensors.index.json"), index.to_string()).unwrap();
+        // A file the index does not list (a stale export): read, it would zero the final norm.
+        let stray = HashMap::from([(
+            "model.norm.weight".to_string(),
+            Tensor::zeros(HIDDEN, arch.dtype, &Device::Cpu).unwrap(),
+        )]);
+        candle_core::safetensors::save(&stray, dir.join("zz-stale.safetensors")).unwrap();
         host
+    }
+
+    fn write_tiny_qwen2(dir: &Path) -> Weights {
+        write_tiny(dir, &Arch::qwen2())
     }
 
     fn matvec(w: &[f32], rows: usize, x: &[f64]) -> Vec<f64> {
@@ -268,18 +556,19 @@ mod tests {
         x.iter().zip(w).map(|(v, &g)| v * r * g as f64).collect()
     }
 
-    fn rope(x: &mut [f64], pos: usize) {
-        let half = HEAD_DIM / 2;
-        for i in 0..half {
-            let angle = pos as f64 * THETA.powf(-2.0 * i as f64 / HEAD_DIM as f64);
+    fn rope(x: &mut [f64], pos: usize, inv_freqs: &[f64]) {
+        let half = inv_freqs.len();
+        for (i, f) in inv_freqs.iter().enumerate() {
+            let angle = pos as f64 * f;
             let (x1, x2) = (x[i], x[i + half]);
             x[i] = x1 * angle.cos() - x2 * angle.sin();
             x[i + half] = x2 * angle.cos() + x1 * angle.sin();
         }
     }
 
-    /// A plain, loop-by-loop Qwen2 forward in f64 for one sequence: logits at every position.
-    fn reference_logits(w: &Weights, ids: &[u32]) -> Vec<Vec<f64>> {
+    /// A plain, loop-by-loop forward in f64 for one sequence: logits at every position.
+    fn reference_logits(arch: &Arch, w: &Weights, ids: &[u32]) -> Vec<Vec<f64>> {
+        let hd = arch.head_dim;
         let g = |n: &str| &w[n];
         let mut xs: Vec<Vec<f64>> = ids
             .iter()
@@ -299,38 +588,46 @@ mod tests {
                 let h = rmsnorm(x, g(&p("input_layernorm.weight")));
                 let proj = |name: &str, rows: usize| -> Vec<f64> {
                     let y = matvec(g(&p(&format!("self_attn.{name}.weight"))), rows, &h);
+                    if !arch.bias {
+                        return y;
+                    }
                     y.iter()
                         .zip(g(&p(&format!("self_attn.{name}.bias"))))
                         .map(|(a, &b)| a + b as f64)
                         .collect()
                 };
-                let mut q = proj("q_proj", HEADS * HEAD_DIM);
-                let mut k = proj("k_proj", KV_HEADS * HEAD_DIM);
-                for head in q.chunks_mut(HEAD_DIM).chain(k.chunks_mut(HEAD_DIM)) {
-                    rope(head, t);
+                let mut q = proj("q_proj", HEADS * hd);
+                let mut k = proj("k_proj", KV_HEADS * hd);
+                for (heads, norm) in [(&mut q, "q_norm"), (&mut k, "k_norm")] {
+                    for head in heads.chunks_mut(hd) {
+                        if arch.qk_norm {
+                            let normed = rmsnorm(head, g(&p(&format!("self_attn.{norm}.weight"))));
+                            head.copy_from_slice(&normed);
+                        }
+                        rope(head, t, &arch.inv_freqs);
+                    }
                 }
                 qs.push(q);
                 ks.push(k);
-                vs.push(proj("v_proj", KV_HEADS * HEAD_DIM));
+                vs.push(proj("v_proj", KV_HEADS * hd));
             }
             for t in 0..xs.len() {
-                let mut attn = vec![0.0; HEADS * HEAD_DIM];
+                let mut attn = vec![0.0; HEADS * hd];
                 for head in 0..HEADS {
                     let kvh = head / (HEADS / KV_HEADS);
-                    let q = &qs[t][head * HEAD_DIM..][..HEAD_DIM];
+                    let q = &qs[t][head * hd..][..hd];
                     let scores: Vec<f64> = (0..=t)
                         .map(|s| {
-                            let k = &ks[s][kvh * HEAD_DIM..][..HEAD_DIM];
-                            q.iter().zip(k).map(|(a, b)| a * b).sum::<f64>()
-                                / (HEAD_DIM as f64).sqrt()
+                            let k = &ks[s][kvh * hd..][..hd];
+                            q.iter().zip(k).map(|(a, b)| a * b).sum::<f64>() / (hd as f64).sqrt()
                         })
                         .collect();
                     let m = scores.iter().copied().fold(f64::MIN, f64::max);
                     let z: f64 = scores.iter().map(|s| (s - m).exp()).sum();
                     for (s, sc) in scores.iter().enumerate() {
                         let pr = (sc - m).exp() / z;
-                        for d in 0..HEAD_DIM {
-                            attn[head * HEAD_DIM + d] += pr * vs[s][kvh * HEAD_DIM + d];
+                        for d in 0..hd {
+                            attn[head * hd + d] += pr * vs[s][kvh * hd + d];
                         }
                     }
                 }
@@ -348,15 +645,44 @@ mod tests {
                 xs[t] = x.iter().zip(&down).map(|(a, b)| a + b).collect();
             }
         }
+        let head = if arch.tie {
+            "model.embed_tokens.weight"
+        } else {
+            "lm_head.weight"
+        };
         xs.iter()
-            .map(|x| {
-                matvec(
-                    g("lm_head.weight"),
-                    VOCAB,
-                    &rmsnorm(x, g("model.norm.weight")),
-                )
-            })
+            .map(|x| matvec(g(head), VOCAB, &rmsnorm(x, g("model.norm.weight"))))
             .collect()
+    }
+
+    /// Loads the tiny model of `arch` from `dir` through the recipe path and checks a padded
+    /// batch of two prompts against the plain reference forward.
+    fn assert_matches_reference(dir: &Path, arch: &Arch, host: &Weights) -> LanguageModel {
+        let tok = tokenizer(dir).unwrap();
+        let model = LanguageModel::from_spec(&spec(dir), &tok, &Device::Cpu, 0).unwrap();
+        assert_eq!(model.context(), 64);
+        let short = tok.encode("go left");
+        let long = tok.encode("<a> up down box wall </a> goal");
+        assert_eq!(long.len(), 7);
+        let logits: Vec<Vec<Vec<f32>>> = model
+            .logits(Batch::new(&[short.clone(), long.clone()]), false)
+            .unwrap()
+            .to_vec3()
+            .unwrap();
+        for (row, ids) in [(0, &short), (1, &long)] {
+            let reference = reference_logits(arch, host, ids);
+            let pad = long.len() - ids.len();
+            for (t, r) in reference.iter().enumerate() {
+                for (a, b) in logits[row][pad + t].iter().zip(r) {
+                    assert!(
+                        (*a as f64 - b).abs() < 1e-4,
+                        "{} row {row} pos {t}: {a} vs {b}",
+                        arch.model_type
+                    );
+                }
+            }
+        }
+        model
     }
 
     fn spec(dir: &Path) -> PolicySpec {
@@ -376,29 +702,40 @@ mod tests {
     fn tiny_qwen2_matches_a_plain_reference_forward() {
         let dir = tempfile::tempdir().unwrap();
         let host = write_tiny_qwen2(dir.path());
-        let tok = tokenizer(dir.path()).unwrap();
-        let model = LanguageModel::from_spec(&spec(dir.path()), &tok, &Device::Cpu, 0).unwrap();
-        assert_eq!(model.context(), 64);
-        let short = tok.encode("go left");
-        let long = tok.encode("<a> up down box wall </a> goal");
-        assert_eq!(long.len(), 7);
-        let logits: Vec<Vec<Vec<f32>>> = model
-            .logits(Batch::new(&[short.clone(), long.clone()]), false)
-            .unwrap()
-            .to_vec3()
-            .unwrap();
-        for (row, ids) in [(0, &short), (1, &long)] {
-            let reference = reference_logits(&host, ids);
-            let pad = long.len() - ids.len();
-            for (t, r) in reference.iter().enumerate() {
-                for (a, b) in logits[row][pad + t].iter().zip(r) {
-                    assert!(
-                        (*a as f64 - b).abs() < 1e-4,
-                        "row {row} pos {t}: {a} vs {b}"
-                    );
-                }
-            }
-        }
+        assert_matches_reference(dir.path(), &Arch::qwen2(), &host);
+    }
+
+    #[test]
+    fn tiny_llama_with_llama3_rope_scaling_matches_a_plain_reference_forward() {
+        let dir = tempfile::tempdir().unwrap();
+        let arch = Arch::llama3();
+        let host = write_tiny(dir.path(), &arch);
+        let model = assert_matches_reference(dir.path(), &arch, &host);
+        let cfg = model.config();
+        assert!(cfg.tie_embeddings && !cfg.qkv_bias && !cfg.qk_norm);
+        assert_eq!(
+            cfg.rope_scaling,
+            Some(RopeScaling::Llama3 {
+                factor: 8.0,
+                low_freq_factor: 1.0,
+                high_freq_factor: 4.0,
+                original_context: 64
+            })
+        );
+    }
+
+    #[test]
+    fn tiny_qwen3_sharded_bf16_from_transformers_5_matches_a_plain_reference_forward() {
+        let dir = tempfile::tempdir().unwrap();
+        let arch = Arch::qwen3();
+        let host = write_tiny(dir.path(), &arch);
+        let model = assert_matches_reference(dir.path(), &arch, &host);
+        let cfg = model.config();
+        assert!(cfg.qk_norm && !cfg.qkv_bias && !cfg.tie_embeddings);
+        assert_eq!(
+            (cfg.head_dim, cfg.positions),
+            (16, PositionKind::Rope { theta: 1e6 })
+        );
     }
 
     #[test]
@@ -477,15 +814,38 @@ mod tests {
             .unwrap()
             .to_string();
         assert!(err.contains("config.json"), "{err}");
+        // One line, even under RUST_BACKTRACE=1 (the CLI prints it as it is).
+        assert!(!err.contains('\n'), "{err}");
         std::fs::write(
             dir.path().join("config.json"),
-            config_json().replace("qwen2", "llama"),
+            config_json().replace("qwen2", "gemma"),
         )
         .unwrap();
         let err = LanguageModel::from_hf(dir.path(), &tok, &Device::Cpu)
             .err()
             .unwrap()
             .to_string();
-        assert!(err.contains("llama"), "{err}");
+        assert!(
+            err.contains("model_type `gemma` is not supported (supported: llama, qwen2, qwen3)"),
+            "{err}"
+        );
+        assert!(!err.contains('\n'), "{err}");
+        let yarn = r#""rope_theta": 1000000.0, "rope_scaling": {"type": "yarn", "factor": 4.0}"#;
+        let config = Arch {
+            rope_fields: yarn.into(),
+            ..Arch::qwen2()
+        }
+        .config_json();
+        std::fs::write(dir.path().join("config.json"), config).unwrap();
+        let err = LanguageModel::from_hf(dir.path(), &tok, &Device::Cpu)
+            .err()
+            .unwrap()
+            .to_string();
+        assert!(
+            err.contains(
+                "rope scaling `yarn` is not supported (supported: default, linear, llama3)"
+            ),
+            "{err}"
+        );
     }
 }

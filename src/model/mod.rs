@@ -30,11 +30,13 @@
 
 pub mod batch;
 pub mod bench;
+pub mod chat;
 pub mod checkpoint;
 pub mod choices;
 pub mod decoder;
 pub mod error;
 pub mod generate;
+pub mod gguf;
 pub mod hf;
 pub mod layers;
 pub mod ops;

@@ -1,5 +1,6 @@
 //! Tokenizers: a char-level vocabulary with optional whole-word tokens for the small model, and
-//! Hugging Face `tokenizer.json` for pretrained models.
+//! Hugging Face tokenizers for pretrained models (from `tokenizer.json`, or built from a GGUF
+//! file's metadata, see [`super::gguf`]).
 //!
 //! Char-level ids are deterministic: the four specials first (`<pad>`=0, `<bos>`=1, `<eos>`=2,
 //! `<unk>`=3), then the whole words in the order given, then the distinct chars of the alphabet
@@ -93,14 +94,30 @@ impl CharVocab {
 #[derive(Clone)]
 pub enum Tokenizer {
     Chars(CharVocab),
-    Hf(Box<tokenizers::Tokenizer>),
+    Hf(Box<HfTokenizer>),
+}
+
+/// A Hugging Face tokenizer and the special ids its model file declares.
+#[derive(Clone)]
+pub struct HfTokenizer {
+    inner: tokenizers::Tokenizer,
+    declared: SpecialIds,
+}
+
+/// Special-token ids a model file names explicitly (GGUF `tokenizer.ggml.*_token_id`); the
+/// ones it leaves out are looked up by their usual spellings.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct SpecialIds {
+    pub bos: Option<u32>,
+    pub eos: Option<u32>,
+    pub pad: Option<u32>,
 }
 
 impl std::fmt::Debug for Tokenizer {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             Tokenizer::Chars(v) => write!(f, "Tokenizer::Chars({} tokens)", v.pieces.len()),
-            Tokenizer::Hf(t) => write!(f, "Tokenizer::Hf({} tokens)", t.get_vocab_size(true)),
+            Tokenizer::Hf(t) => write!(f, "Tokenizer::Hf({} tokens)", t.inner.get_vocab_size(true)),
         }
     }
 }
@@ -133,7 +150,20 @@ impl Tokenizer {
             path: path.display().to_string(),
             reason: e.to_string(),
         })?;
-        Ok(Tokenizer::Hf(Box::new(tok)))
+        Ok(Tokenizer::from_hf(tok, SpecialIds::default()))
+    }
+
+    /// A Hugging Face tokenizer built in memory, with the special ids its model declares.
+    pub fn from_hf(inner: tokenizers::Tokenizer, declared: SpecialIds) -> Tokenizer {
+        Tokenizer::Hf(Box::new(HfTokenizer { inner, declared }))
+    }
+
+    /// The string of one token id (special tokens included), if the id exists.
+    pub fn token_text(&self, id: u32) -> Option<String> {
+        match self {
+            Tokenizer::Chars(v) => v.piece(id).map(str::to_string),
+            Tokenizer::Hf(t) => t.inner.id_to_token(id),
+        }
     }
 
     /// Token ids of `text`, no special tokens added.
@@ -143,6 +173,7 @@ impl Tokenizer {
             // An HF encoding error on plain text means the tokenizer itself is broken; the
             // contract returns ids, so fall back to nothing rather than panic.
             Tokenizer::Hf(t) => t
+                .inner
                 .encode(text, false)
                 .map(|e| e.get_ids().to_vec())
                 .unwrap_or_default(),
@@ -153,35 +184,47 @@ impl Tokenizer {
     pub fn decode(&self, ids: &[u32]) -> String {
         match self {
             Tokenizer::Chars(v) => v.decode(ids),
-            Tokenizer::Hf(t) => t.decode(ids, true).unwrap_or_default(),
+            Tokenizer::Hf(t) => t.inner.decode(ids, true).unwrap_or_default(),
         }
     }
 
     pub fn vocab_size(&self) -> usize {
         match self {
             Tokenizer::Chars(v) => v.pieces.len(),
-            Tokenizer::Hf(t) => t.get_vocab_size(true),
+            Tokenizer::Hf(t) => t.inner.get_vocab_size(true),
         }
     }
 
     pub fn pad_id(&self) -> u32 {
         match self {
             Tokenizer::Chars(_) => 0,
-            Tokenizer::Hf(t) => first_known(t, &HF_PAD).unwrap_or_else(|| self.eos_id()),
+            Tokenizer::Hf(t) => t
+                .declared
+                .pad
+                .or_else(|| first_known(&t.inner, &HF_PAD))
+                .unwrap_or_else(|| self.eos_id()),
         }
     }
 
     pub fn bos_id(&self) -> u32 {
         match self {
             Tokenizer::Chars(_) => 1,
-            Tokenizer::Hf(t) => first_known(t, &HF_BOS).unwrap_or_else(|| self.eos_id()),
+            Tokenizer::Hf(t) => t
+                .declared
+                .bos
+                .or_else(|| first_known(&t.inner, &HF_BOS))
+                .unwrap_or_else(|| self.eos_id()),
         }
     }
 
     pub fn eos_id(&self) -> u32 {
         match self {
             Tokenizer::Chars(_) => 2,
-            Tokenizer::Hf(t) => first_known(t, &HF_EOS).unwrap_or(0),
+            Tokenizer::Hf(t) => t
+                .declared
+                .eos
+                .or_else(|| first_known(&t.inner, &HF_EOS))
+                .unwrap_or(0),
         }
     }
 
@@ -191,7 +234,12 @@ impl Tokenizer {
         match self {
             Tokenizer::Chars(_) => vec![self.eos_id()],
             Tokenizer::Hf(t) => {
-                let mut ids: Vec<u32> = HF_EOS.iter().filter_map(|s| t.token_to_id(s)).collect();
+                let mut ids: Vec<u32> = t.declared.eos.into_iter().collect();
+                for id in HF_EOS.iter().filter_map(|s| t.inner.token_to_id(s)) {
+                    if !ids.contains(&id) {
+                        ids.push(id);
+                    }
+                }
                 if ids.is_empty() {
                     ids.push(self.eos_id());
                 }

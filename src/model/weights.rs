@@ -89,9 +89,10 @@ impl LanguageModel {
     }
 
     /// Loads the Hugging Face model in `dir` as a trainable f32 model on `device`.
-    pub fn from_hf(dir: &Path, tokenizer: &Tokenizer, device: &Device) -> Result<Self> {
-        let (cfg, weights) = hf::read_model(dir, device)?;
-        Self::from_weights(cfg, weights, tokenizer, device).map_err(|e| hf::dir_error(dir, e))
+    pub fn from_hf(path: &Path, tokenizer: &Tokenizer, device: &Device) -> Result<Self> {
+        let (cfg, weights) = hf::read_model(path, device)?;
+        Self::from_weights(cfg, weights, tokenizer, device)
+            .map_err(|e| hf::dir_error(path, hf::message(&e)))
     }
 
     /// A model from named weights (names as in [`decoder::param_specs`]); extra names are ignored.
@@ -361,5 +362,7 @@ pub fn small_config(spec: &TransformerSpec, vocab: usize) -> DecoderConfig {
         qkv_bias: false,
         tie_embeddings: spec.tie_embeddings,
         vision: None,
+        qk_norm: false,
+        rope_scaling: None,
     }
 }

@@ -69,18 +69,19 @@ fn partner_backend(path: &str) -> Result<std::sync::Arc<ModelBackend>, RuntimeEr
 }
 
 /// Loads what `path` names: a run directory (`graph.json`, `checkpoints/iter-N/policy.safetensors`)
-/// or a Hugging Face model directory (`config.json`, `tokenizer.json`, `*.safetensors`).
+/// a Hugging Face model directory (`config.json`, `tokenizer.json`, `*.safetensors`) or a GGUF
+/// file.
 pub fn load_backend(path: &Path) -> Result<ModelBackend, String> {
     if path.join("graph.json").is_file() {
         return load_run_dir(path);
     }
-    if path.join("config.json").is_file() {
+    if path.join("config.json").is_file() || crate::model::hf::is_gguf(path) {
         let device = candle_core::Device::Cpu;
         return ModelBackend::from_hf_dir(path, &device)
             .map_err(|e| format!("cannot load the model in {}: {e}", path.display()));
     }
     Err(format!(
-        "{} is neither a run directory (no graph.json) nor a Hugging Face model directory (no config.json)",
+        "{} is neither a run directory (no graph.json) nor a Hugging Face model directory (no config.json) nor a .gguf file",
         path.display()
     ))
 }
@@ -141,7 +142,7 @@ pub fn max_turns(spec: &EnvSpec) -> usize {
 }
 
 /// The policy's tokenizer: the environment's characters and action words for a model trained
-/// from scratch, the model directory's `tokenizer.json` for a Hugging Face model.
+/// from scratch, the model's own (`tokenizer.json`, or a GGUF file's metadata) for a pretrained one.
 pub fn make_tokenizer(graph: &ExecGraph) -> Result<Tokenizer, RuntimeError> {
     match &graph.policy {
         PolicySpec::Transformer(_) => {
@@ -160,9 +161,7 @@ pub fn make_tokenizer(graph: &ExecGraph) -> Result<Tokenizer, RuntimeError> {
             };
             Ok(Tokenizer::chars_with_words(&vocab.alphabet, &vocab.words))
         }
-        PolicySpec::Hf(h) => Ok(Tokenizer::from_file(
-            &Path::new(&h.path).join("tokenizer.json"),
-        )?),
+        PolicySpec::Hf(h) => Ok(crate::model::hf::tokenizer(Path::new(&h.path))?),
     }
 }
 

