@@ -23,6 +23,31 @@ pub enum PositionKind {
     Learned,
 }
 
+/// The model families the decoder implements (HF `model_type`, GGUF `general.architecture`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Family {
+    /// Llama 2/3.x, SmolLM2: no biases.
+    Llama,
+    /// Qwen2 / Qwen2.5: q/k/v biases.
+    Qwen2,
+    /// Qwen3: per-head q/k RMSNorm, no biases.
+    Qwen3,
+}
+
+impl Family {
+    /// The names accepted, for error messages.
+    pub const SUPPORTED: &'static str = "llama, qwen2, qwen3";
+
+    pub fn parse(name: &str) -> Option<Family> {
+        match name {
+            "llama" => Some(Family::Llama),
+            "qwen2" => Some(Family::Qwen2),
+            "qwen3" => Some(Family::Qwen3),
+            _ => None,
+        }
+    }
+}
+
 /// Sizes and options of a decoder. Serialised next to checkpoints.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct DecoderConfig {

@@ -7,9 +7,8 @@
 //! RoPE (Hugging Face's) applies unchanged. Qwen2 and Qwen3 files are stored unpermuted.
 
 use super::chat::{ChatTemplate, ChatTemplateError};
-use super::decoder::{DecoderConfig, PositionKind};
-use super::error::ModelError;
-use super::hf::{self, Family};
+use super::decoder::{DecoderConfig, Family, PositionKind};
+use super::error::{one_line, ModelError};
 use super::tokenizer::{SpecialIds, Tokenizer};
 use candle_core::quantized::gguf_file::{Content, Value};
 use candle_core::{Device, Result, Tensor};
@@ -53,7 +52,7 @@ impl GgufFile {
         };
         let mut file = std::fs::File::open(path).map_err(|e| error(e.to_string()))?;
         let content = Content::read(&mut file)
-            .map_err(|e| error(format!("not a GGUF file: {}", hf::message(&e))))?;
+            .map_err(|e| error(format!("not a GGUF file: {}", one_line(&e))))?;
         let arch = match content.metadata.get("general.architecture") {
             Some(Value::String(s)) => s.clone(),
             _ => return Err(error("no `general.architecture` in the metadata".into())),
@@ -189,7 +188,7 @@ impl GgufFile {
             let q = self
                 .content
                 .tensor(&mut file, name, &Device::Cpu)
-                .map_err(|e| self.error(format!("tensor `{name}`: {}", hf::message(&e))))?;
+                .map_err(|e| self.error(format!("tensor `{name}`: {}", one_line(&e))))?;
             let mut t = q.dequantize(&Device::Cpu)?;
             if self.family == Family::Llama {
                 if hf.ends_with("self_attn.q_proj.weight") || hf.ends_with("self_attn.q_proj.bias")

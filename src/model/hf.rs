@@ -7,7 +7,7 @@
 
 use super::chat::ChatTemplate;
 use super::checkpoint;
-use super::decoder::{DecoderConfig, PositionKind, RopeScaling};
+use super::decoder::{DecoderConfig, Family, PositionKind, RopeScaling};
 use super::error::ModelError;
 use super::gguf::{self, GgufFile};
 use super::tokenizer::Tokenizer;
@@ -15,31 +15,6 @@ use candle_core::{Device, Result, Tensor};
 use serde::Deserialize;
 use std::collections::{BTreeSet, HashMap};
 use std::path::{Path, PathBuf};
-
-/// The model families the decoder implements (HF `model_type`, GGUF `general.architecture`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Family {
-    /// Llama 2/3.x, SmolLM2: no biases.
-    Llama,
-    /// Qwen2 / Qwen2.5: q/k/v biases.
-    Qwen2,
-    /// Qwen3: per-head q/k RMSNorm, no biases.
-    Qwen3,
-}
-
-impl Family {
-    /// The names accepted, for error messages.
-    pub const SUPPORTED: &'static str = "llama, qwen2, qwen3";
-
-    pub fn parse(name: &str) -> Option<Family> {
-        match name {
-            "llama" => Some(Family::Llama),
-            "qwen2" => Some(Family::Qwen2),
-            "qwen3" => Some(Family::Qwen3),
-            _ => None,
-        }
-    }
-}
 
 /// The fields of a `config.json` (transformers 4.x or 5.x) the decoder uses.
 #[derive(Debug, Clone, Deserialize)]
@@ -209,15 +184,6 @@ pub(super) fn dir_error(dir: &Path, reason: impl std::fmt::Display) -> candle_co
         reason: reason.to_string(),
     }
     .into()
-}
-
-/// The message of a candle error without the backtrace candle appends when `RUST_BACKTRACE`
-/// is set: a model that cannot be read is the user's error, reported in one line.
-pub(crate) fn message(e: &candle_core::Error) -> String {
-    match e {
-        candle_core::Error::WithBacktrace { inner, .. } => message(inner),
-        other => other.to_string(),
-    }
 }
 
 /// Whether `path` names a GGUF file rather than a model directory.

@@ -92,7 +92,7 @@ impl LanguageModel {
     pub fn from_hf(path: &Path, tokenizer: &Tokenizer, device: &Device) -> Result<Self> {
         let (cfg, weights) = hf::read_model(path, device)?;
         Self::from_weights(cfg, weights, tokenizer, device)
-            .map_err(|e| hf::dir_error(path, hf::message(&e)))
+            .map_err(|e| hf::dir_error(path, super::error::one_line(&e)))
     }
 
     /// A model from named weights (names as in [`decoder::param_specs`]); extra names are ignored.
