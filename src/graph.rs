@@ -515,6 +515,19 @@ pub enum AdvExpr {
     Prime,
 }
 
+impl AdvExpr {
+    /// The reward signal of a single `episode`, `step` or `token` term (None for the others),
+    /// so passes that rewrite only the signal leave the term's other settings untouched.
+    pub fn signal_mut(&mut self) -> Option<&mut Signal> {
+        match self {
+            AdvExpr::Episode { signal, .. }
+            | AdvExpr::Step { signal, .. }
+            | AdvExpr::Token { signal, .. } => Some(signal),
+            _ => None,
+        }
+    }
+}
+
 /// A reward signal an advantage term reads.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]

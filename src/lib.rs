@@ -4,7 +4,8 @@
 //! `syntax` (grammar, AST with spans) → `compile` (resolve, check, lower to [`graph::ExecGraph`])
 //! → `runtime` (the interpreter), with `algo` (the maths), `model` (candle LMs), `env`
 //! (environments) and `reward` (outcome reward sources) beside it. `diagnostics` holds the error
-//! codes and renderers shared by every phase.
+//! codes and renderers shared by every phase; `text` the character scanning that modules which
+//! must not import each other share.
 
 pub mod algo;
 pub mod cli;
@@ -20,3 +21,4 @@ pub mod openai;
 pub mod reward;
 pub mod runtime;
 pub mod syntax;
+pub mod text;

@@ -319,23 +319,22 @@ impl Ctx<'_> {
             values = maxabs_scale(&values);
         }
         let trajs = &self.batch.trajectories;
+        // Each step's task group: `pool` normalises within it, `anchor_state` splits it further.
+        let task_groups: Vec<usize> = self
+            .layout
+            .step_traj
+            .iter()
+            .map(|&t| trajs[t].group)
+            .collect();
         let normed = match group {
-            StepGroup::Pool => {
-                let groups: Vec<usize> = self
-                    .layout
-                    .step_traj
-                    .iter()
-                    .map(|&t| trajs[t].group)
-                    .collect();
-                normalise_by_group(&values, &groups, norm, self.eps(), Singleton::PassThrough)?
-            }
+            StepGroup::Pool => normalise_by_group(
+                &values,
+                &task_groups,
+                norm,
+                self.eps(),
+                Singleton::PassThrough,
+            )?,
             StepGroup::AnchorState => {
-                let task_groups: Vec<usize> = self
-                    .layout
-                    .step_traj
-                    .iter()
-                    .map(|&t| trajs[t].group)
-                    .collect();
                 let anchors: Vec<&str> = self
                     .layout
                     .steps(self.batch)

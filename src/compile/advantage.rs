@@ -608,28 +608,12 @@ pub fn canonical(expr: AdvExpr) -> AdvExpr {
                 expr: Box::new(inner),
             },
         },
-        AdvExpr::Episode { signal, norm } => AdvExpr::Episode {
-            signal: canonical_signal(signal),
-            norm,
-        },
-        AdvExpr::Step {
-            signal,
-            norm,
-            group,
-            maxabs,
-            similarity,
-        } => AdvExpr::Step {
-            signal: canonical_signal(signal),
-            norm,
-            group,
-            maxabs,
-            similarity,
-        },
-        AdvExpr::Token { signal, norm } => AdvExpr::Token {
-            signal: canonical_signal(signal),
-            norm,
-        },
-        other => other,
+        mut term => {
+            if let Some(signal) = term.signal_mut() {
+                *signal = canonical_signal(signal.clone());
+            }
+            term
+        }
     }
 }
 

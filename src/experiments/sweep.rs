@@ -11,6 +11,7 @@ use super::ExperimentError;
 use crate::compile;
 use crate::graph::ExecGraph;
 use crate::runtime::ProgressMode;
+use crate::text::QuoteScan;
 /// One `--sweep KEY=V1,V2,...`: the values are recipe syntax, each applied as `--set KEY=V`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SweptKey {
@@ -23,23 +24,14 @@ pub struct SweptKey {
 pub fn split_values(text: &str) -> Vec<String> {
     let mut out = Vec::new();
     let mut depth = 0i32;
-    let mut in_string = false;
+    let mut quotes = QuoteScan::default();
     let mut current = String::new();
-    let mut escaped = false;
     for c in text.chars() {
-        if in_string {
+        if quotes.feed(c) {
             current.push(c);
-            if escaped {
-                escaped = false;
-            } else if c == '\\' {
-                escaped = true;
-            } else if c == '"' {
-                in_string = false;
-            }
             continue;
         }
         match c {
-            '"' => in_string = true,
             '[' | '{' | '(' => depth += 1,
             ']' | '}' | ')' => depth -= 1,
             ',' if depth == 0 => {

@@ -88,46 +88,26 @@ pub struct Range {
 }
 
 impl Range {
-    pub const ANY: Range = Range {
-        min: Bound::Unbounded,
-        max: Bound::Unbounded,
-    };
+    pub const ANY: Range = Range::new(Bound::Unbounded, Bound::Unbounded);
     /// `>= 0`.
-    pub const NON_NEGATIVE: Range = Range {
-        min: Bound::Incl(0.0),
-        max: Bound::Unbounded,
-    };
+    pub const NON_NEGATIVE: Range = Range::new(Bound::Incl(0.0), Bound::Unbounded);
     /// `> 0`.
-    pub const POSITIVE: Range = Range {
-        min: Bound::Excl(0.0),
-        max: Bound::Unbounded,
-    };
+    pub const POSITIVE: Range = Range::new(Bound::Excl(0.0), Bound::Unbounded);
     /// `>= 1`.
-    pub const AT_LEAST_ONE: Range = Range {
-        min: Bound::Incl(1.0),
-        max: Bound::Unbounded,
-    };
+    pub const AT_LEAST_ONE: Range = Range::new(Bound::Incl(1.0), Bound::Unbounded);
     /// `[0, 1]`.
-    pub const UNIT: Range = Range {
-        min: Bound::Incl(0.0),
-        max: Bound::Incl(1.0),
-    };
+    pub const UNIT: Range = Range::new(Bound::Incl(0.0), Bound::Incl(1.0));
     /// `(0, 1)`.
-    pub const OPEN_UNIT: Range = Range {
-        min: Bound::Excl(0.0),
-        max: Bound::Excl(1.0),
-    };
+    pub const OPEN_UNIT: Range = Range::new(Bound::Excl(0.0), Bound::Excl(1.0));
     /// `(0, 1]`.
-    pub const HALF_OPEN_UNIT: Range = Range {
-        min: Bound::Excl(0.0),
-        max: Bound::Incl(1.0),
-    };
+    pub const HALF_OPEN_UNIT: Range = Range::new(Bound::Excl(0.0), Bound::Incl(1.0));
+
+    pub const fn new(min: Bound, max: Bound) -> Range {
+        Range { min, max }
+    }
 
     pub const fn between(min: f64, max: f64) -> Range {
-        Range {
-            min: Bound::Incl(min),
-            max: Bound::Incl(max),
-        }
+        Range::new(Bound::Incl(min), Bound::Incl(max))
     }
 
     pub fn contains(&self, x: f64) -> bool {

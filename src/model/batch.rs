@@ -134,6 +134,26 @@ impl LanguageModel {
         })
     }
 
+    /// `model`'s hidden states of every row of `padded` (the rows of `batch`, padded), without a
+    /// cache: the full forward pass both logits and scoring start from.
+    pub(super) fn batch_hidden(
+        &self,
+        model: &Decoder,
+        batch: Batch,
+        padded: &PaddedBatch,
+    ) -> Result<Tensor> {
+        let injection = self.injection(model, batch.prompts, &padded.pads, batch.images)?;
+        let all: Vec<usize> = (0..batch.prompts.len()).collect();
+        self.hidden_of(
+            model,
+            &padded.tokens,
+            &padded.pads,
+            None,
+            injection.as_ref(),
+            &all,
+        )
+    }
+
     /// `model`'s hidden states of a left-padded batch whose rows are the original rows `active`,
     /// with the patch embeddings of `injection` in place of placeholder tokens.
     pub(super) fn hidden_of(

@@ -167,6 +167,14 @@ fn row_stats(row: &[f32]) -> (f32, f32) {
     ((max as f64 + z.ln()) as f32, (z.ln() - zl / z) as f32)
 }
 
+/// The token ids of a contiguous `u32` input, forward and backward alike.
+fn contiguous_ids<'a>(storage: &'a CpuStorage, layout: &Layout) -> Result<&'a [u32]> {
+    match layout.contiguous_offsets() {
+        Some((a, b)) => Ok(&storage.as_slice::<u32>()?[a..b]),
+        None => candle_core::bail!("logprob_entropy needs contiguous ids"),
+    }
+}
+
 fn id_at(ids: &[u32], row: usize, vocab: usize) -> Result<usize> {
     let id = ids[row] as usize;
     if id >= vocab {
@@ -189,10 +197,7 @@ impl CustomOp2 for LogprobEntropy {
     ) -> Result<(CpuStorage, Shape)> {
         let (n, vocab) = ll.shape().dims2()?;
         let logits = contiguous_f32(ls, ll)?;
-        let ids = match il.contiguous_offsets() {
-            Some((a, b)) => &is.as_slice::<u32>()?[a..b],
-            None => candle_core::bail!("logprob_entropy needs contiguous ids"),
-        };
+        let ids = contiguous_ids(is, il)?;
         if ids.len() != n {
             candle_core::bail!("{} ids for {n} rows of logits", ids.len())
         }
@@ -239,10 +244,7 @@ impl candle_core::CustomOp3 for LogprobEntropyBackward {
     ) -> Result<(CpuStorage, Shape)> {
         let (_, vocab) = ll.shape().dims2()?;
         let logits = contiguous_f32(ls, ll)?;
-        let ids = match il.contiguous_offsets() {
-            Some((a, b)) => &is.as_slice::<u32>()?[a..b],
-            None => candle_core::bail!("logprob_entropy needs contiguous ids"),
-        };
+        let ids = contiguous_ids(is, il)?;
         let g = contiguous_f32(gs, gl)?;
         let mut out = vec![0f32; logits.len()];
         for (r, (row, dst)) in logits

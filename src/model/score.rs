@@ -56,16 +56,7 @@ impl LanguageModel {
         self.check_tokens(prompts)?;
         let padded = self.pad_batch(prompts, None)?;
         let model = self.view(grad);
-        let injection = self.injection(model, prompts, &padded.pads, batch.images)?;
-        let all: Vec<usize> = (0..prompts.len()).collect();
-        let hidden = self.hidden_of(
-            model,
-            &padded.tokens,
-            &padded.pads,
-            None,
-            injection.as_ref(),
-            &all,
-        )?;
+        let hidden = self.batch_hidden(model, batch, &padded)?;
         model.logits(&hidden)
     }
 
@@ -126,17 +117,7 @@ impl LanguageModel {
         // The last action token predicts nothing we score: feed one column fewer.
         let cols = a.saturating_sub(1);
         let padded = self.pad_batch(prompts, Some((actions, cols)))?;
-        let model = self.view(grad);
-        let injection = self.injection(model, prompts, &padded.pads, batch.images)?;
-        let all: Vec<usize> = (0..prompts.len()).collect();
-        let hidden = self.hidden_of(
-            model,
-            &padded.tokens,
-            &padded.pads,
-            None,
-            injection.as_ref(),
-            &all,
-        )?;
+        let hidden = self.batch_hidden(self.view(grad), batch, &padded)?;
         // Column p-1+k predicts action token k.
         let hidden = hidden.narrow(1, p - 1, a)?;
         let mut ids = Vec::with_capacity(actions.len() * a);

@@ -12,6 +12,7 @@ use crate::env::sotopia::scores::{Dimension, Judgement, SocialScores};
 use crate::env::sotopia::{load_scenarios, RUBRICS_FILE};
 use crate::graph::{JudgeBackend, JudgeOutcome, JudgeSpec, SotopiaSpec};
 use crate::openai::{bounded_map, ChatClient, ChatError, ChatMessage};
+use crate::text::QuoteScan;
 
 /// What the recipe's `reward outcome = judge {...}` reads for the policy's side.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
@@ -90,28 +91,16 @@ pub fn repair_json(text: &str) -> String {
     let chars: Vec<char> = text.chars().collect();
     let mut out = String::with_capacity(text.len() + 8);
     let mut stack: Vec<char> = Vec::new();
-    let mut in_string = false;
-    let mut escaped = false;
+    let mut quotes = QuoteScan::default();
     let mut i = 0;
     while i < chars.len() {
         let c = chars[i];
-        if in_string {
+        if quotes.feed(c) {
             out.push(c);
-            if escaped {
-                escaped = false;
-            } else if c == '\\' {
-                escaped = true;
-            } else if c == '"' {
-                in_string = false;
-            }
             i += 1;
             continue;
         }
         match c {
-            '"' => {
-                in_string = true;
-                out.push(c);
-            }
             '{' => {
                 stack.push('}');
                 out.push(c);
@@ -153,7 +142,7 @@ pub fn repair_json(text: &str) -> String {
         }
         i += 1;
     }
-    if in_string {
+    if quotes.inside() {
         out.push('"');
     }
     let trimmed = out.trim_end().len();

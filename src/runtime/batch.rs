@@ -37,6 +37,22 @@ pub struct Step {
     pub choices: Option<Arc<ChoiceSet>>,
 }
 
+/// Share of the steps of `trajs` whose action was invalid (0 when no step was taken), as both
+/// training metrics and evaluation report it.
+pub fn invalid_rate(trajs: &[Trajectory]) -> f64 {
+    let steps: usize = trajs.iter().map(|t| t.steps.len()).sum();
+    let invalid = trajs
+        .iter()
+        .flat_map(|t| &t.steps)
+        .filter(|s| !s.valid)
+        .count();
+    if steps > 0 {
+        invalid as f64 / steps as f64
+    } else {
+        0.0
+    }
+}
+
 /// One episode.
 #[derive(Debug, Clone)]
 pub struct Trajectory {

@@ -7,7 +7,7 @@ use std::fmt::Write as _;
 
 use serde::{Deserialize, Serialize};
 
-use super::batch::Trajectory;
+use super::batch::{invalid_rate, Trajectory};
 use super::judging::{judge_trajectories, outcome_judge};
 use super::rngs::eval_stream;
 use super::rollout::{rollout, RetryPolicy, RolloutStats};
@@ -76,11 +76,6 @@ pub fn evaluate(
     };
     let count = trajs.len().max(1) as f64;
     let steps: usize = trajs.iter().map(|t| t.steps.len()).sum();
-    let invalid = trajs
-        .iter()
-        .flat_map(|t| &t.steps)
-        .filter(|s| !s.valid)
-        .count();
     let result = EvalResult {
         iteration,
         tasks: n,
@@ -93,11 +88,7 @@ pub fn evaluate(
             None => trajs.iter().map(|t| t.outcome.score).sum::<f64>() / count,
         },
         mean_turns: steps as f64 / count,
-        invalid_rate: if steps > 0 {
-            invalid as f64 / steps as f64
-        } else {
-            0.0
-        },
+        invalid_rate: invalid_rate(&trajs),
         seconds: started.elapsed().as_secs_f64(),
         goal: judged.map(|j| j.goal),
         overall: judged.map(|j| j.overall),

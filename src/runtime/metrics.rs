@@ -65,14 +65,8 @@ impl IterationMetrics {
     }
 }
 
-/// Mean of `xs` (0 for none).
-pub fn mean(xs: &[f64]) -> f64 {
-    if xs.is_empty() {
-        0.0
-    } else {
-        xs.iter().sum::<f64>() / xs.len() as f64
-    }
-}
+/// Mean of `xs` (0 for none): the advantage maths' own, re-exported for the metric readers.
+pub use crate::algo::stats::mean;
 
 /// Population standard deviation of `xs` (0 for fewer than two values).
 pub fn std(xs: &[f64]) -> f64 {

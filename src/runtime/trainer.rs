@@ -10,7 +10,7 @@ use candle_core::Device;
 use rand::RngCore;
 
 use super::advantage::{AdvantageSources, Advantages};
-use super::batch::Trajectory;
+use super::batch::{invalid_rate, Trajectory};
 use super::check_finite;
 use super::metrics::{mean, rate, IterationMetrics};
 use super::rngs::{SavedStreams, Streams};
@@ -404,23 +404,13 @@ impl Trainer {
             Some(reference) => Some(score_steps(reference, &trajs, &layout, View::Policy)?),
             None => None,
         };
-        let steps: usize = trajs.iter().map(|t| t.steps.len()).sum();
-        let invalid = trajs
-            .iter()
-            .flat_map(|t| &t.steps)
-            .filter(|s| !s.valid)
-            .count();
         m.mean_turns = mean(
             &trajs
                 .iter()
                 .map(|t| t.steps.len() as f64)
                 .collect::<Vec<_>>(),
         );
-        m.invalid_rate = if steps > 0 {
-            invalid as f64 / steps as f64
-        } else {
-            0.0
-        };
+        m.invalid_rate = invalid_rate(&trajs);
         m.tokens_per_s = rate(stats.tokens, rollout_time);
         m.env_steps_per_s = rate(stats.env_steps, rollout_time);
         m.env_retries = stats.env_retries;
