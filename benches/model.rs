@@ -6,8 +6,11 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn main() {
     oprl::runtime::setup::configure_threads(None);
-    if let Err(e) = oprl::model::bench::run(&candle_core::Device::Cpu) {
-        eprintln!("benchmark failed: {e}");
-        std::process::exit(1);
+    match oprl::model::bench::run(&candle_core::Device::Cpu) {
+        Ok(report) => print!("{report}"),
+        Err(e) => {
+            eprintln!("benchmark failed: {e}");
+            std::process::exit(1);
+        }
     }
 }

@@ -6,7 +6,7 @@ use std::sync::OnceLock;
 
 use indexmap::IndexMap;
 use oprl::graph::*;
-use oprl::runtime::{self, IterationMetrics, ProgressMode, RunOptions, RunSummary};
+use oprl::runtime::{self, IterationMetrics, RunOptions, RunSummary};
 
 /// A Sokoban setting small enough to learn in a CI test: a 5x5 room (3x3 floor), one box, a
 /// shallow generator search (levels a few moves from solved), a one-layer transformer.
@@ -125,11 +125,9 @@ fn tiny_graph(iterations: usize, seed: u64) -> ExecGraph {
     }
 }
 
+/// Options with no observer: nothing is shown.
 fn quiet() -> RunOptions {
-    RunOptions {
-        progress: ProgressMode::Quiet,
-        ..Default::default()
-    }
+    RunOptions::default()
 }
 
 /// Quiet options writing the run directory at `out`.
@@ -281,7 +279,7 @@ fn resume_reproduces_an_uninterrupted_run_exactly() {
     assert_eq!(a.len(), 4);
     assert_eq!(a, b);
     // The evaluations match too, and `oprl eval` on the checkpoint reproduces the last one.
-    let eval = runtime::eval_checkpoint(&split, None).unwrap();
+    let eval = runtime::eval_checkpoint(&split, None, None).unwrap();
     assert_eq!(Some(eval.success_rate), a[3].eval_success);
 }
 

@@ -487,7 +487,6 @@ fn tiny_sotopia_graph(extra: &[&str]) -> oprl::graph::ExecGraph {
 fn quiet_run(out: &std::path::Path) -> oprl::runtime::RunOptions {
     oprl::runtime::RunOptions {
         out: Some(out.to_path_buf()),
-        progress: oprl::runtime::ProgressMode::Quiet,
         ..Default::default()
     }
 }

@@ -2,7 +2,9 @@
 //! line on stdout and a sentence on stderr.
 
 use std::path::PathBuf;
+use std::sync::Arc;
 
+use super::progress::{ProgressMode, Reporter};
 use super::{fail, EXIT_ERRORS, EXIT_OK};
 use crate::runtime::eval_checkpoint;
 
@@ -15,7 +17,9 @@ pub struct EvalArgs {
 }
 
 pub fn run(args: &EvalArgs) -> i32 {
-    match eval_checkpoint(&args.run_dir, args.checkpoint) {
+    // Environment retries are shown as warnings.
+    let warnings = Arc::new(Reporter::new(ProgressMode::Quiet));
+    match eval_checkpoint(&args.run_dir, args.checkpoint, Some(warnings)) {
         Ok(r) => {
             println!("{}", serde_json::to_string(&r).unwrap_or_default());
             eprintln!(

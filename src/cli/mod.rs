@@ -6,6 +6,7 @@
 //! code, a variant to [`Command`] (its doc comment is the help text), and one arm to [`main`].
 
 pub mod bench;
+pub mod board;
 pub mod check;
 pub mod compare;
 pub mod env;
@@ -13,6 +14,7 @@ pub mod eval;
 pub mod explain;
 pub mod graph;
 pub mod lsp;
+pub mod progress;
 pub mod report;
 pub mod run;
 pub mod serve;

@@ -3,15 +3,18 @@
 //! a short report and returns the exit code (0 ok, 1 failed, 2 bad arguments).
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
+use super::board::Board;
+use super::progress::{ProgressMode, Reporter};
 use super::{fail, print_diagnostics, EXIT_ERRORS, EXIT_OK, EXIT_USAGE};
 use crate::compile;
 use crate::experiments::index::{RunStatus, SweepIndex};
 use crate::experiments::launch::{resume_sweep, run_sweep};
 use crate::experiments::sweep::{SweepSpec, SweptKey};
 use crate::experiments::ExperimentError;
-use crate::runtime::{self, ProgressMode, RunOptions, RunSummary};
+use crate::runtime::{self, RunOptions, RunSummary};
 
 /// The arguments of `oprl run` (and of its alias `oprl sweep`, which always makes a sweep
 /// directory).
@@ -101,9 +104,10 @@ pub fn run(args: &RunArgs, sweep_layout: bool) -> i32 {
     if !(sweep_layout || args.is_sweep()) {
         return run_one(args);
     }
+    let mut board = Board::new(args.progress());
     let result = match &args.resume {
-        Some(dir) => resume_sweep(dir, args.jobs, args.progress(), None),
-        None => spec_of(args).and_then(|spec| run_sweep(&spec)),
+        Some(dir) => resume_sweep(dir, args.jobs, None, &mut board),
+        None => spec_of(args).and_then(|spec| run_sweep(&spec, &mut board)),
     };
     match result {
         Ok((dir, index)) => {
@@ -127,9 +131,8 @@ pub fn run(args: &RunArgs, sweep_layout: bool) -> i32 {
 fn run_one(args: &RunArgs) -> i32 {
     let opts = RunOptions {
         out: args.out.clone(),
-        progress: args.progress(),
+        observer: Some(Arc::new(Reporter::new(args.progress()).with_ctrlc())),
         recipe_source: None,
-        handle_ctrlc: true,
         stop_after: None,
     };
     let result = match (&args.resume, args.recipes.first()) {
@@ -207,7 +210,6 @@ fn spec_of(args: &RunArgs) -> Result<SweepSpec, ExperimentError> {
         sweeps,
         jobs: args.jobs.unwrap_or(1).max(1),
         out: args.out.clone().unwrap_or_else(default_sweep_dir),
-        progress: args.progress(),
         exe: None,
     })
 }

@@ -4,20 +4,24 @@
 
 use std::fmt::Write as _;
 use std::path::Path;
+use std::sync::Arc;
 
 use super::ExperimentError;
 use crate::runtime::metrics::mean;
 use crate::runtime::trainer::Trainer;
-use crate::runtime::IterationMetrics;
+use crate::runtime::{IterationMetrics, Observer};
 
-/// Runs `iterations` iterations of `recipe` (with `overrides`) and returns their metrics.
+/// Runs `iterations` iterations of `recipe` (with `overrides`) and returns their metrics;
+/// `observer` hears about environment retries.
 pub fn bench(
     recipe: &Path,
     overrides: &[String],
     iterations: usize,
+    observer: Option<Arc<dyn Observer>>,
 ) -> Result<Vec<IterationMetrics>, ExperimentError> {
     let graph = super::sweep::compile_graph(recipe, overrides)?;
     let mut trainer = Trainer::new(graph)?;
+    trainer.retry.observer = observer;
     let mut out = Vec::with_capacity(iterations);
     for _ in 0..iterations {
         out.push(trainer.step()?);

@@ -3,25 +3,82 @@
 //! a child that crashes cannot take the others down. Each child's output goes to `run.log` in
 //! its run directory; its `metrics.jsonl` is followed for progress; every ending is recorded
 //! in `sweep.json`, and a failed run does not stop the others. Ctrl-C (which the terminal
-//! also sends to the children, so each checkpoints) stops launching new runs.
+//! also sends to the children, so each checkpoints) stops launching new runs. What happens is
+//! told to a [`SweepObserver`] (the command line's board), which also says when the user asked
+//! to stop.
 
 use std::fs::File;
 use std::io::{Read, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::sync::atomic::Ordering;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-use super::board::{Board, RunEnd, RunLine};
 use super::index::{PlannedRun, RunStatus, SweepIndex};
 use super::sweep::{self, run_threads, threads_per_job, SweepSpec};
 use super::{io_err, ExperimentError};
-use crate::runtime::{Ending, ProgressMode, RunSummary};
+use crate::runtime::{Ending, RunSummary};
 
 /// The name of a child's combined stdout and stderr in its run directory.
 pub const LOG: &str = "run.log";
+
+/// Where a run stands: the last iteration seen, its training success, and the held-out
+/// success of the last evaluation seen.
+pub type RunProgress = (usize, Option<f64>, Option<f64>);
+
+/// A sweep starts (or resumes) running.
+#[derive(Debug, Clone, Copy)]
+pub struct SweepStart<'a> {
+    /// The sweep directory.
+    pub dir: &'a Path,
+    /// Runs in the sweep.
+    pub runs: usize,
+    /// When resuming: how many of them are left to finish.
+    pub left: Option<usize>,
+    /// How many run at a time.
+    pub at_once: usize,
+}
+
+/// How a finished run ended, as shown and recorded.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RunEnd {
+    pub status: RunStatus,
+    /// Iterations completed.
+    pub iterations: usize,
+    /// Training success of the last iteration.
+    pub success: Option<f64>,
+    /// Held-out success of the last evaluation after training started.
+    pub held_out: Option<f64>,
+    pub seconds: f64,
+    pub error: Option<String>,
+    /// The child's combined stdout and stderr.
+    pub log: PathBuf,
+}
+
+/// Told what a multi-run does, in order; runs are numbered from 1 in the sweep's order. Every
+/// method does nothing by default.
+pub trait SweepObserver {
+    fn sweep_started(&mut self, _start: &SweepStart<'_>) {}
+    /// Run `n` starts as a child with `threads` threads.
+    fn run_started(&mut self, _n: usize, _run: &PlannedRun, _threads: usize) {}
+    /// Run `n` wrote a line of `metrics.jsonl`; `progress` includes it.
+    fn run_iteration(
+        &mut self,
+        _n: usize,
+        _run: &PlannedRun,
+        _metrics: &Value,
+        _progress: RunProgress,
+    ) {
+    }
+    /// Run `n` ended.
+    fn run_ended(&mut self, _n: usize, _run: &PlannedRun, _end: &RunEnd) {}
+    /// Whether the person watching asked the sweep to stop (Ctrl-C): no new run starts, and
+    /// runs that end without completing count as interrupted.
+    fn stop_requested(&self) -> bool {
+        false
+    }
+}
 
 /// Reads the complete lines appended to a file since the last call.
 #[derive(Debug)]
@@ -103,29 +160,29 @@ struct Active {
     index: usize,
     child: Child,
     metrics: Tail,
-    line: RunLine,
+    started: Instant,
+    last: RunProgress,
 }
 
 /// Runs the runs of `index` whose status is not `completed`, `jobs` at a time, recording each
 /// ending in `<sweep_dir>/sweep.json` as it happens. Returns when all have ended, or when the
-/// user interrupted and the running ones have stopped.
+/// observer says the user asked to stop and the running ones have stopped.
 pub fn launch(
     sweep_dir: &Path,
     index: &mut SweepIndex,
     jobs: usize,
     exe: &Path,
-    board: &Board,
+    observer: &mut dyn SweepObserver,
 ) -> Result<(), ExperimentError> {
     let todo: Vec<usize> = (0..index.runs.len())
         .filter(|&i| index.runs[i].status != RunStatus::Completed)
         .collect();
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
     let share = threads_per_job(cores, jobs);
-    let interrupt = crate::runtime::interrupt_flag();
     let mut next = 0;
     let mut running: Vec<Active> = Vec::new();
     loop {
-        let stopping = interrupt.load(Ordering::SeqCst);
+        let stopping = observer.stop_requested();
         while !stopping && running.len() < jobs.max(1) && next < todo.len() {
             let i = todo[next];
             next += 1;
@@ -141,7 +198,8 @@ pub fn launch(
                 .stderr(log2)
                 .spawn()
                 .map_err(io_err(exe))?;
-            let line = board.start(i + 1, run, threads);
+            let started = Instant::now();
+            observer.run_started(i + 1, run, threads);
             index.runs[i].status = RunStatus::Running;
             index.runs[i].error = None;
             index.write(sweep_dir)?;
@@ -149,7 +207,8 @@ pub fn launch(
                 index: i,
                 child,
                 metrics: Tail::new(dir.join("metrics.jsonl")),
-                line,
+                started,
+                last: (0, None, None),
             });
         }
         if running.is_empty() {
@@ -162,7 +221,13 @@ pub fn launch(
             // After an exit, this read catches the last lines too.
             for text in a.metrics.read_lines() {
                 if let Ok(m) = serde_json::from_str::<Value>(&text) {
-                    board.iteration(a.index + 1, &mut a.line, &index.runs[a.index], &m);
+                    let it = m["iteration"].as_u64().unwrap_or(0) as usize;
+                    a.last = (
+                        it,
+                        m["success_rate"].as_f64(),
+                        m["eval_success"].as_f64().or(a.last.2),
+                    );
+                    observer.run_iteration(a.index + 1, &index.runs[a.index], &m, a.last);
                 }
             }
             let Some(exit) = exit else {
@@ -174,11 +239,7 @@ pub fn launch(
             let summary: Option<RunSummary> = std::fs::read_to_string(dir.join("summary.json"))
                 .ok()
                 .and_then(|t| serde_json::from_str(&t).ok());
-            let status = status_of(
-                exit.success(),
-                summary.as_ref(),
-                interrupt.load(Ordering::SeqCst),
-            );
+            let status = status_of(exit.success(), summary.as_ref(), observer.stop_requested());
             let error = (status == RunStatus::Failed).then(|| {
                 summary
                     .as_ref()
@@ -188,20 +249,20 @@ pub fn launch(
             });
             let end = RunEnd {
                 status,
-                iterations: summary.as_ref().map_or(a.line.last.0, |s| s.iterations),
-                success: a.line.last.1,
+                iterations: summary.as_ref().map_or(a.last.0, |s| s.iterations),
+                success: a.last.1,
                 held_out: summary
                     .as_ref()
                     .and_then(|s| s.final_eval.as_ref())
                     .map(|e| e.success_rate)
-                    .or(a.line.last.2),
-                seconds: a.line.seconds(),
+                    .or(a.last.2),
+                seconds: a.started.elapsed().as_secs_f64(),
                 error: error.clone(),
                 log: dir.join(LOG),
             };
             run.status = status;
             run.error = error;
-            board.finish(a.index + 1, a.line, run, &end);
+            observer.run_ended(a.index + 1, run, &end);
             index.write(sweep_dir)?;
         }
         running = still;
@@ -217,7 +278,10 @@ fn exe_or_current(exe: Option<&Path>) -> Result<PathBuf, ExperimentError> {
 
 /// Plans a sweep (compiling every configuration first), writes its `sweep.json` and runs it.
 /// Returns the sweep directory and the final index.
-pub fn run_sweep(spec: &SweepSpec) -> Result<(PathBuf, SweepIndex), ExperimentError> {
+pub fn run_sweep(
+    spec: &SweepSpec,
+    observer: &mut dyn SweepObserver,
+) -> Result<(PathBuf, SweepIndex), ExperimentError> {
     let runs = sweep::plan(spec)?;
     if spec.out.join("sweep.json").exists() {
         return Err(ExperimentError::SweepExists(spec.out.clone()));
@@ -231,14 +295,13 @@ pub fn run_sweep(spec: &SweepSpec) -> Result<(PathBuf, SweepIndex), ExperimentEr
     };
     index.write(&spec.out)?;
     let exe = exe_or_current(spec.exe.as_deref())?;
-    let board = Board::new(spec.progress, index.runs.len());
-    board.note(&format!(
-        "{} runs into {} ({} at a time)",
-        index.runs.len(),
-        spec.out.display(),
-        jobs.min(index.runs.len())
-    ));
-    launch(&spec.out, &mut index, jobs, &exe, &board)?;
+    observer.sweep_started(&SweepStart {
+        dir: &spec.out,
+        runs: index.runs.len(),
+        left: None,
+        at_once: jobs.min(index.runs.len()),
+    });
+    launch(&spec.out, &mut index, jobs, &exe, observer)?;
     Ok((spec.out.clone(), index))
 }
 
@@ -247,25 +310,24 @@ pub fn run_sweep(spec: &SweepSpec) -> Result<(PathBuf, SweepIndex), ExperimentEr
 pub fn resume_sweep(
     dir: &Path,
     jobs: Option<usize>,
-    progress: ProgressMode,
     exe: Option<&Path>,
+    observer: &mut dyn SweepObserver,
 ) -> Result<(PathBuf, SweepIndex), ExperimentError> {
     let mut index = SweepIndex::read(dir)?;
     let jobs = jobs.unwrap_or(index.jobs).max(1);
     let exe = exe_or_current(exe)?;
-    let board = Board::new(progress, index.runs.len());
     let left = index
         .runs
         .iter()
         .filter(|r| r.status != RunStatus::Completed)
         .count();
-    board.note(&format!(
-        "{left} of {} runs of {} to finish ({} at a time)",
-        index.runs.len(),
-        dir.display(),
-        jobs.min(left.max(1))
-    ));
-    launch(dir, &mut index, jobs, &exe, &board)?;
+    observer.sweep_started(&SweepStart {
+        dir,
+        runs: index.runs.len(),
+        left: Some(left),
+        at_once: jobs.min(left.max(1)),
+    });
+    launch(dir, &mut index, jobs, &exe, observer)?;
     Ok((dir.to_path_buf(), index))
 }
 

@@ -6,8 +6,8 @@
 //! - [`sweep`]: plans seeds x swept values x recipes, each into its own run directory of a
 //!   sweep directory.
 //! - [`index`]: `sweep.json`, the index of a sweep directory.
-//! - [`launch`]: runs a plan as child `oprl run` processes, one or N at a time, and resumes it.
-//! - [`board`]: what the user sees while several runs train (one line per run, or JSON lines).
+//! - [`launch`]: runs a plan as child `oprl run` processes, one or N at a time, and resumes it,
+//!   telling a [`launch::SweepObserver`] what happens (the command line shows it).
 //! - [`runs`]: loads run directories (or sweep directories) back and groups them by method.
 //! - [`stats`]: mean, std, min and max over seeds, per iteration.
 //! - [`plots`]: draws learning curves with bands as SVG text and PNG files.
@@ -19,7 +19,6 @@
 //! The commands themselves (arguments, printing, exit codes) are in [`crate::cli`].
 
 pub mod bench;
-pub mod board;
 pub mod compare;
 pub mod index;
 pub mod launch;

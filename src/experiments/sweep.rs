@@ -10,7 +10,6 @@ use super::runs::env_label;
 use super::ExperimentError;
 use crate::compile;
 use crate::graph::ExecGraph;
-use crate::runtime::ProgressMode;
 use crate::text::QuoteScan;
 /// One `--sweep KEY=V1,V2,...`: the values are recipe syntax, each applied as `--set KEY=V`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -78,7 +77,6 @@ pub struct SweepSpec {
     pub jobs: usize,
     /// The sweep directory.
     pub out: PathBuf,
-    pub progress: ProgressMode,
     /// The `oprl` executable that runs the children (default: this process's).
     pub exe: Option<PathBuf>,
 }
@@ -280,7 +278,6 @@ mod tests {
             sweeps: sweeps.iter().map(|s| SweptKey::parse(s).unwrap()).collect(),
             jobs: 1,
             out: PathBuf::from("unused"),
-            progress: ProgressMode::Quiet,
             exe: None,
         }
     }

@@ -28,6 +28,48 @@ pub struct BenchReport {
     pub adamw_ms: f64,
     pub train_gflops: f64,
     pub forward_gflops: f64,
+    /// What the timings measured: `wall time`, or `thread CPU time` (`OPRL_BENCH_CLOCK=cpu`).
+    pub clock: &'static str,
+}
+
+/// The figures as the benchmark's table, one line each.
+impl std::fmt::Display for BenchReport {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        writeln!(
+            f,
+            "threads                         {} ({})",
+            self.threads, self.clock
+        )?;
+        writeln!(
+            f,
+            "f32 matmul 1024^3               {:.1} GFLOP/s",
+            self.matmul_gflops
+        )?;
+        writeln!(
+            f,
+            "sampling 32 x 64 (KV cache)     {:.1} ms, {} tokens, {:.0} tokens/s",
+            self.sample_ms, self.sampled_tokens, self.sample_tokens_per_s
+        )?;
+        writeln!(
+            f,
+            "forward + log-probs [32 x 128]  {:.1} ms, {:.1} GFLOP/s ({:.0}% of matmul)",
+            self.forward_ms,
+            self.forward_gflops,
+            100.0 * self.forward_gflops / self.matmul_gflops
+        )?;
+        writeln!(
+            f,
+            "train step fwd+bwd+AdamW        {:.1} ms, {:.1} GFLOP/s ({:.0}% of matmul)",
+            self.train_step_ms,
+            self.train_gflops,
+            100.0 * self.train_gflops / self.matmul_gflops
+        )?;
+        writeln!(
+            f,
+            "  of which forward {:.1} ms, backward {:.1} ms, AdamW {:.1} ms",
+            self.train_forward_ms, self.backward_ms, self.adamw_ms
+        )
+    }
 }
 
 /// The 0.5M-parameter model: vocab 256, width 128, 4 heads, 2 layers, MLP 512, RoPE.
@@ -120,7 +162,8 @@ fn random_seqs(rng: &mut ChaCha8Rng, n: usize, len: usize, vocab: usize) -> Vec<
         .collect()
 }
 
-/// Runs the benchmark on `device` and prints one line per figure.
+/// Runs the benchmark on `device` and returns its figures (their [`std::fmt::Display`] is the
+/// table `cargo bench --bench model` prints).
 pub fn run(device: &Device) -> Result<BenchReport> {
     let threads = candle_core::utils::get_num_threads();
     let alphabet: String = (0u8..=255)
@@ -196,40 +239,12 @@ pub fn run(device: &Device) -> Result<BenchReport> {
         adamw_ms: median(o_ms),
         train_gflops: 3.0 * fwd / (train_ms * 1e-3) / 1e9,
         forward_gflops: fwd / (forward_ms * 1e-3) / 1e9,
+        clock: if std::env::var("OPRL_BENCH_CLOCK").is_ok_and(|v| v == "cpu") {
+            "thread CPU time"
+        } else {
+            "wall time"
+        },
     };
-    let clock = if std::env::var("OPRL_BENCH_CLOCK").is_ok_and(|v| v == "cpu") {
-        "thread CPU time"
-    } else {
-        "wall time"
-    };
-    println!(
-        "threads                         {} ({clock})",
-        report.threads
-    );
-    println!(
-        "f32 matmul 1024^3               {:.1} GFLOP/s",
-        report.matmul_gflops
-    );
-    println!(
-        "sampling 32 x 64 (KV cache)     {:.1} ms, {} tokens, {:.0} tokens/s",
-        report.sample_ms, report.sampled_tokens, report.sample_tokens_per_s
-    );
-    println!(
-        "forward + log-probs [32 x 128]  {:.1} ms, {:.1} GFLOP/s ({:.0}% of matmul)",
-        report.forward_ms,
-        report.forward_gflops,
-        100.0 * report.forward_gflops / report.matmul_gflops
-    );
-    println!(
-        "train step fwd+bwd+AdamW        {:.1} ms, {:.1} GFLOP/s ({:.0}% of matmul)",
-        report.train_step_ms,
-        report.train_gflops,
-        100.0 * report.train_gflops / report.matmul_gflops
-    );
-    println!(
-        "  of which forward {:.1} ms, backward {:.1} ms, AdamW {:.1} ms",
-        report.train_forward_ms, report.backward_ms, report.adamw_ms
-    );
     Ok(report)
 }
 

@@ -11,7 +11,7 @@ pub mod batch;
 pub mod eval;
 pub mod judging;
 pub mod metrics;
-pub mod progress;
+pub mod observer;
 pub mod rngs;
 pub mod rollout;
 pub mod rundir;
@@ -22,15 +22,14 @@ pub mod trainer;
 pub mod updates;
 
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, OnceLock};
+use std::sync::Arc;
 use std::time::Instant;
 
 use serde::{Deserialize, Serialize};
 
 pub use eval::EvalResult;
 pub use metrics::IterationMetrics;
-pub use progress::ProgressMode;
+pub use observer::{Note, Observer, Silent};
 use rundir::RunDir;
 use trainer::Trainer;
 
@@ -98,17 +97,28 @@ pub(crate) fn check_finite(
 }
 
 /// How a run is driven.
-#[derive(Debug, Clone, Default)]
+#[derive(Clone, Default)]
 pub struct RunOptions {
     /// The run directory; `None` = `<output.dir>/<recipe>-<timestamp>`.
     pub out: Option<PathBuf>,
-    pub progress: ProgressMode,
+    /// Told what happens as the run trains (the command line's progress display); `None`:
+    /// nobody.
+    pub observer: Option<Arc<dyn Observer>>,
     /// The recipe's source text, copied into the run directory.
     pub recipe_source: Option<String>,
-    /// Install a Ctrl-C handler that stops after the current iteration with a checkpoint.
-    pub handle_ctrlc: bool,
     /// Stop (with a checkpoint) once this many iterations are complete, as if interrupted.
     pub stop_after: Option<usize>,
+}
+
+impl std::fmt::Debug for RunOptions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RunOptions")
+            .field("out", &self.out)
+            .field("observer", &self.observer.is_some())
+            .field("recipe_source", &self.recipe_source.is_some())
+            .field("stop_after", &self.stop_after)
+            .finish()
+    }
 }
 
 /// How a run ended.
@@ -135,27 +145,6 @@ pub struct RunSummary {
     /// `(iteration, held-out success)` at every evaluation.
     pub curve: Vec<(usize, f64)>,
     pub wall_seconds: f64,
-}
-
-/// The process-wide Ctrl-C (and SIGTERM) flag, installing its handler on first use (a handler
-/// can be installed once per process); `oprl run` of several runs reads it too.
-pub fn interrupt_flag() -> Arc<AtomicBool> {
-    static FLAG: OnceLock<Arc<AtomicBool>> = OnceLock::new();
-    FLAG.get_or_init(|| {
-        let flag = Arc::new(AtomicBool::new(false));
-        let f = flag.clone();
-        if let Err(e) = ctrlc::set_handler(move || {
-            if f.swap(true, Ordering::SeqCst) {
-                // A second Ctrl-C: the user does not want to wait for the checkpoint.
-                std::process::exit(130);
-            }
-            eprintln!("\ninterrupt: stopping after this iteration and writing a checkpoint (Ctrl-C again to quit now)");
-        }) {
-            eprintln!("warning: cannot install the Ctrl-C handler: {e}");
-        }
-        flag
-    })
-    .clone()
 }
 
 /// Starts a fresh run of `graph`.
@@ -196,9 +185,11 @@ pub fn resume(run_dir: &Path, opts: &RunOptions) -> Result<RunSummary, RuntimeEr
 
 /// Evaluates a saved policy (the last checkpoint, or checkpoint `iteration`) on the run's
 /// held-out tasks, and records the result in `eval.jsonl` under `checkpoint_evals`.
+/// `observer` hears about environment retries.
 pub fn eval_checkpoint(
     run_dir: &Path,
     iteration: Option<usize>,
+    observer: Option<Arc<dyn Observer>>,
 ) -> Result<EvalResult, RuntimeError> {
     let dir = RunDir::open(run_dir)?;
     let graph = dir.read_graph()?;
@@ -236,7 +227,10 @@ pub fn eval_checkpoint(
         &tokenizer,
         &opts,
         it,
-        rollout::RetryPolicy::default(),
+        rollout::RetryPolicy {
+            observer,
+            ..rollout::RetryPolicy::default()
+        },
     )?;
     dir.append_line("checkpoint_evals.jsonl", &result)?;
     write_transcripts(
@@ -277,7 +271,7 @@ fn run_eval(trainer: &Trainer, dir: &RunDir) -> Result<EvalResult, RuntimeError>
         &trainer.tokenizer,
         &trainer.eval_options(),
         trainer.iteration,
-        trainer.retry,
+        trainer.retry.clone(),
     )?;
     dir.append_line("eval.jsonl", &result)?;
     write_transcripts(
@@ -316,18 +310,13 @@ fn drive(
     let total = trainer.graph.train.iterations;
     let every = trainer.graph.eval.every;
     let ckpt_every = trainer.graph.output.checkpoint_every;
-    let reporter = progress::Reporter::new(opts.progress, total, trainer.iteration);
-    let interrupted = opts.handle_ctrlc.then(interrupt_flag);
-    reporter.note(&format!("run directory: {}", dir.root.display()));
+    let observer: Arc<dyn Observer> = opts.observer.clone().unwrap_or_else(|| Arc::new(Silent));
+    trainer.retry.observer = Some(observer.clone());
+    observer.run_started(&dir.root, trainer.iteration, total);
 
     if fresh && every > 0 && trainer.graph.eval.tasks > 0 {
         let e = run_eval(&trainer, &dir)?;
-        reporter.note(&format!(
-            "iteration 0 (untrained): held-out success {:.1}% on {} tasks{}",
-            100.0 * e.success_rate,
-            e.tasks,
-            progress::judged_scores(e.goal, e.overall)
-        ));
+        observer.note(Note::InitialEval(&e));
     }
 
     let mut ending = Ending::Completed;
@@ -336,7 +325,7 @@ fn drive(
         let mut m = match trainer.step() {
             Ok(m) => m,
             Err(e) => {
-                reporter.note(&format!("error: {e}"));
+                observer.note(Note::Failed(&e));
                 ending = Ending::Failed;
                 error = Some(e);
                 break;
@@ -348,7 +337,7 @@ fn drive(
             let e = match run_eval(&trainer, &dir) {
                 Ok(e) => e,
                 Err(e) => {
-                    reporter.note(&format!("error: {e}"));
+                    observer.note(Note::Failed(&e));
                     ending = Ending::Failed;
                     error = Some(e);
                     break;
@@ -358,32 +347,27 @@ fn drive(
             m.eval_score = Some(e.mean_score);
             m.eval_goal = e.goal;
             m.eval_overall = e.overall;
-            reporter.note(&format!(
-                "iteration {it}: held-out success {:.1}% (train {:.1}%){}",
-                100.0 * e.success_rate,
-                100.0 * m.success_rate,
-                progress::judged_scores(e.goal, e.overall)
-            ));
+            observer.note(Note::Eval {
+                eval: &e,
+                train_success: m.success_rate,
+            });
         }
         dir.append_line("metrics.jsonl", &m)?;
-        reporter.iteration(&m);
-        let stop_now = interrupted
-            .as_ref()
-            .is_some_and(|f| f.load(Ordering::SeqCst))
-            || opts.stop_after.is_some_and(|n| it >= n);
+        observer.iteration(&m);
+        let stop_now = observer.stop_requested() || opts.stop_after.is_some_and(|n| it >= n);
         if last || stop_now || (ckpt_every > 0 && it.is_multiple_of(ckpt_every)) {
             let path = checkpoint(&trainer, &dir)?;
             if stop_now && !last {
-                reporter.note(&format!(
-                    "stopped at iteration {it}; checkpoint {}",
-                    path.display()
-                ));
+                observer.note(Note::Stopped {
+                    iteration: it,
+                    checkpoint: &path,
+                });
                 ending = Ending::Interrupted;
                 break;
             }
         }
     }
-    reporter.finish();
+    observer.run_finished();
 
     let evals = read_evals(&dir);
     let initial_eval = evals.iter().find(|e| e.iteration == 0).cloned();

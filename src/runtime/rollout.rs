@@ -10,15 +10,37 @@ use std::time::{Duration, Instant};
 use rand_chacha::ChaCha8Rng;
 
 use super::batch::{Step, Trajectory};
+use super::observer::{Note, Observer};
 use super::RuntimeError;
 use crate::env::{EnvError, Environment, RgbImage, Task};
 use crate::model::{Batch, ChoiceSet, LanguageModel, SampleOptions, Tokenizer};
 
-/// How hard to try before giving up on a failing environment call.
-#[derive(Debug, Clone, Copy)]
+/// How hard to try before giving up on a failing environment call, and whom to tell about
+/// each retry ([`Note::EnvRetry`]).
+#[derive(Clone)]
 pub struct RetryPolicy {
     pub attempts: usize,
     pub first_backoff: Duration,
+    pub observer: Option<Arc<dyn Observer>>,
+}
+
+impl RetryPolicy {
+    /// Tells the observer, if any, that call `call` of environment `env` failed and is retried.
+    fn report(&self, env: usize, call: &'static str, error: &EnvError) {
+        if let Some(o) = &self.observer {
+            o.note(Note::EnvRetry { env, call, error });
+        }
+    }
+}
+
+impl std::fmt::Debug for RetryPolicy {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RetryPolicy")
+            .field("attempts", &self.attempts)
+            .field("first_backoff", &self.first_backoff)
+            .field("observer", &self.observer.is_some())
+            .finish()
+    }
 }
 
 impl Default for RetryPolicy {
@@ -26,6 +48,7 @@ impl Default for RetryPolicy {
         RetryPolicy {
             attempts: 4,
             first_backoff: Duration::from_millis(200),
+            observer: None,
         }
     }
 }
@@ -33,7 +56,7 @@ impl Default for RetryPolicy {
 /// Calls `f` until it succeeds, waiting 1x, 4x, 16x... the first backoff between attempts.
 /// Every failure is reported through `on_retry`; the last one is returned as the error.
 pub fn with_retry<T>(
-    policy: RetryPolicy,
+    policy: &RetryPolicy,
     mut f: impl FnMut() -> Result<T, EnvError>,
     mut on_retry: impl FnMut(usize, &EnvError),
 ) -> Result<T, (usize, EnvError)> {
@@ -158,11 +181,11 @@ pub fn rollout(
         let task = tasks[i];
         let mut retries = 0;
         with_retry(
-            retry,
+            &retry,
             || env.reset(task),
             |_, e| {
                 retries += 1;
-                eprintln!("warning: environment {i} reset failed, retrying: {e}");
+                retry.report(i, "reset", e);
             },
         )
         .map_err(|e| env_call(i, "reset", e))?;
@@ -243,11 +266,11 @@ pub fn rollout(
             let observation = env.observation().text;
             let mut retries = 0;
             let result = with_retry(
-                retry,
+                &retry,
                 || env.step(&generation.text),
                 |_, e| {
                     retries += 1;
-                    eprintln!("warning: environment {i} step failed, retrying: {e}");
+                    retry.report(i, "step", e);
                 },
             )
             .map_err(|e| env_call(i, "step", e))?;

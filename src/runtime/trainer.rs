@@ -384,7 +384,7 @@ impl Trainer {
             &self.tokenizer,
             &opts,
             max_turns,
-            self.retry,
+            self.retry.clone(),
             &mut self.streams.sampling,
             &mut stats,
         )?;

@@ -5,51 +5,28 @@
 //! metrics objects on stdout with `run`, `method` and `seed` added, plus one object per
 //! finished run (it has a `status`), while the plain lines go to stderr.
 
-use std::path::PathBuf;
-use std::time::Instant;
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 use serde_json::{json, Value};
 
-use super::index::{PlannedRun, RunStatus};
-use crate::runtime::ProgressMode;
+use super::progress::{interrupt_flag, ProgressMode};
+use crate::experiments::index::{PlannedRun, RunStatus};
+use crate::experiments::launch::{RunEnd, RunProgress, SweepObserver, SweepStart};
 
-/// How a finished run ended, as shown and recorded.
-#[derive(Debug, Clone, PartialEq)]
-pub struct RunEnd {
-    pub status: RunStatus,
-    /// Iterations completed.
-    pub iterations: usize,
-    /// Training success of the last iteration.
-    pub success: Option<f64>,
-    /// Held-out success of the last evaluation after training started.
-    pub held_out: Option<f64>,
-    pub seconds: f64,
-    pub error: Option<String>,
-    /// The child's combined stdout and stderr.
-    pub log: PathBuf,
-}
-
-/// One run's line on the board.
-pub struct RunLine {
-    bar: Option<ProgressBar>,
-    started: Instant,
-    /// Iteration, training success and held-out success last seen.
-    pub last: (usize, Option<f64>, Option<f64>),
-}
-
-impl RunLine {
-    pub fn seconds(&self) -> f64 {
-        self.started.elapsed().as_secs_f64()
-    }
-}
-
-/// The display of a multi-run.
+/// The display of a multi-run: the command line's [`SweepObserver`].
 pub struct Board {
     mode: ProgressMode,
     /// Live lines (a terminal in bar mode).
     multi: Option<MultiProgress>,
+    /// Runs in the sweep.
     total: usize,
+    /// The live line of each running run, by its number.
+    bars: HashMap<usize, ProgressBar>,
+    /// The Ctrl-C flag, installed when the sweep starts.
+    interrupt: Option<Arc<AtomicBool>>,
 }
 
 fn pct(x: f64) -> String {
@@ -63,7 +40,7 @@ pub fn run_label(n: usize, total: usize, run: &PlannedRun) -> String {
 }
 
 /// `iter 12/60, success 25.0%, held-out 31.2%`.
-pub fn progress_text(run: &PlannedRun, last: (usize, Option<f64>, Option<f64>)) -> String {
+pub fn progress_text(run: &PlannedRun, last: RunProgress) -> String {
     let mut text = format!("iter {}/{}", last.0, run.iterations);
     if let Some(s) = last.1 {
         text.push_str(&format!(", success {}", pct(s)));
@@ -123,15 +100,21 @@ pub fn json_end(run: &PlannedRun, end: &RunEnd) -> Value {
 }
 
 impl Board {
-    pub fn new(mode: ProgressMode, total: usize) -> Board {
+    pub fn new(mode: ProgressMode) -> Board {
         let multi = (mode == ProgressMode::Bar)
             .then(|| MultiProgress::with_draw_target(ProgressDrawTarget::stderr()))
             .filter(|m| !m.is_hidden());
-        Board { mode, multi, total }
+        Board {
+            mode,
+            multi,
+            total: 0,
+            bars: HashMap::new(),
+            interrupt: None,
+        }
     }
 
     /// A line for the person watching (not in quiet mode).
-    pub fn note(&self, text: &str) {
+    fn note(&self, text: &str) {
         match &self.multi {
             Some(m) => {
                 let _ = m.println(text);
@@ -150,9 +133,30 @@ impl Board {
             None => eprintln!("{text}"),
         }
     }
+}
 
-    /// Run `n` (1-based) starts.
-    pub fn start(&self, n: usize, run: &PlannedRun, threads: usize) -> RunLine {
+impl SweepObserver for Board {
+    fn sweep_started(&mut self, start: &SweepStart<'_>) {
+        self.total = start.runs;
+        let text = match start.left {
+            None => format!(
+                "{} runs into {} ({} at a time)",
+                start.runs,
+                start.dir.display(),
+                start.at_once
+            ),
+            Some(left) => format!(
+                "{left} of {} runs of {} to finish ({} at a time)",
+                start.runs,
+                start.dir.display(),
+                start.at_once
+            ),
+        };
+        self.note(&text);
+        self.interrupt = Some(interrupt_flag());
+    }
+
+    fn run_started(&mut self, n: usize, run: &PlannedRun, threads: usize) {
         let head = run_label(n, self.total, run);
         let bar = self.multi.as_ref().map(|m| {
             let bar = m.add(ProgressBar::new(run.iterations as u64));
@@ -165,33 +169,28 @@ impl Board {
             bar.set_prefix(head.clone());
             bar
         });
-        if bar.is_none() {
-            self.note(&format!(
+        match bar {
+            Some(bar) => {
+                self.bars.insert(n, bar);
+            }
+            None => self.note(&format!(
                 "{head}: started ({threads} thread{})",
                 if threads == 1 { "" } else { "s" }
-            ));
-        }
-        RunLine {
-            bar,
-            started: Instant::now(),
-            last: (0, None, None),
+            )),
         }
     }
 
-    /// A metrics line of run `n` arrived.
-    pub fn iteration(&self, n: usize, line: &mut RunLine, run: &PlannedRun, metrics: &Value) {
-        let it = metrics["iteration"].as_u64().unwrap_or(0) as usize;
+    fn run_iteration(&mut self, n: usize, run: &PlannedRun, metrics: &Value, last: RunProgress) {
         let success = metrics["success_rate"].as_f64();
         let eval = metrics["eval_success"].as_f64();
-        line.last = (it, success, eval.or(line.last.2));
         if self.mode == ProgressMode::JsonLines {
             println!("{}", json_iteration(metrics.clone(), run));
         }
-        match &line.bar {
+        match self.bars.get(&n) {
             Some(bar) => {
-                bar.set_position(it as u64);
+                bar.set_position(last.0 as u64);
                 let mut msg = success.map_or(String::new(), |s| format!("success {}", pct(s)));
-                if let Some(h) = line.last.2 {
+                if let Some(h) = last.2 {
                     msg.push_str(&format!(" held-out {}", pct(h)));
                 }
                 bar.set_message(msg);
@@ -200,18 +199,17 @@ impl Board {
             None if eval.is_some() => self.note(&format!(
                 "{}: {}",
                 run_label(n, self.total, run),
-                progress_text(run, line.last)
+                progress_text(run, last)
             )),
             None => {}
         }
     }
 
-    /// Run `n` ended.
-    pub fn finish(&self, n: usize, line: RunLine, run: &PlannedRun, end: &RunEnd) {
-        if let Some(bar) = &line.bar {
+    fn run_ended(&mut self, n: usize, run: &PlannedRun, end: &RunEnd) {
+        if let Some(bar) = self.bars.remove(&n) {
             bar.finish_and_clear();
             if let Some(m) = &self.multi {
-                m.remove(bar);
+                m.remove(&bar);
             }
         }
         if self.mode == ProgressMode::JsonLines {
@@ -223,6 +221,12 @@ impl Board {
         } else {
             self.warn(&text);
         }
+    }
+
+    fn stop_requested(&self) -> bool {
+        self.interrupt
+            .as_ref()
+            .is_some_and(|f| f.load(Ordering::SeqCst))
     }
 }
 
