@@ -5,7 +5,7 @@
 
 use std::fmt::Write as _;
 
-use serde::{Deserialize, Serialize};
+use super::metrics::EvalResult;
 
 use super::batch::{invalid_rate, Trajectory};
 use super::judging::{judge_trajectories, outcome_judge};
@@ -16,26 +16,6 @@ use super::RuntimeError;
 use crate::env::{Split, Task};
 use crate::graph::ExecGraph;
 use crate::model::{LanguageModel, SampleOptions, Tokenizer};
-
-/// Held-out results of one policy.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct EvalResult {
-    /// Training iterations completed by the evaluated policy.
-    pub iteration: usize,
-    pub tasks: usize,
-    pub success_rate: f64,
-    /// Mean of the environment's own score.
-    pub mean_score: f64,
-    pub mean_turns: f64,
-    pub invalid_rate: f64,
-    pub seconds: f64,
-    /// Judged recipes (SOTOPIA): the mean goal and overall scores of the policy's side;
-    /// `success_rate` and `mean_score` are then the judge's success and outcome score.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub goal: Option<f64>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub overall: Option<f64>,
-}
 
 /// Evaluates `policy` on the graph's held-out tasks; returns the result and the episodes.
 pub fn evaluate(

@@ -1,7 +1,28 @@
-//! The per-iteration metrics METHOD.md asks every run to log, one JSON object per line of
-//! `metrics.jsonl`, and the small statistics they are computed with.
+//! What a run logs: the per-iteration metrics METHOD.md asks for (one JSON object per line of
+//! `metrics.jsonl`), the held-out results of an evaluation, and the small statistics they are
+//! computed with.
 
 use serde::{Deserialize, Serialize};
+
+/// Held-out results of one policy.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct EvalResult {
+    /// Training iterations completed by the evaluated policy.
+    pub iteration: usize,
+    pub tasks: usize,
+    pub success_rate: f64,
+    /// Mean of the environment's own score.
+    pub mean_score: f64,
+    pub mean_turns: f64,
+    pub invalid_rate: f64,
+    pub seconds: f64,
+    /// Judged recipes (SOTOPIA): the mean goal and overall scores of the policy's side;
+    /// `success_rate` and `mean_score` are then the judge's success and outcome score.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub goal: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub overall: Option<f64>,
+}
 
 /// Everything logged for one iteration. Fields a recipe's graph does not run stay `None`.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]

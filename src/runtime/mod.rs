@@ -27,7 +27,7 @@ use std::time::Instant;
 
 use serde::{Deserialize, Serialize};
 
-pub use eval::EvalResult;
+pub use metrics::EvalResult;
 pub use metrics::IterationMetrics;
 pub use observer::{Note, Observer, Silent};
 use rundir::RunDir;

@@ -6,8 +6,7 @@ use std::path::Path;
 
 use crate::env::EnvError;
 
-use super::eval::EvalResult;
-use super::metrics::IterationMetrics;
+use super::metrics::{EvalResult, IterationMetrics};
 use super::RuntimeError;
 
 /// Something worth a line for the person watching a run.
