@@ -49,7 +49,7 @@ impl From<ModelError> for candle_core::Error {
 
 /// The message of a candle error without the backtrace candle appends when `RUST_BACKTRACE`
 /// is set: a model that cannot be read is the user's error, reported in one line.
-pub(crate) fn one_line(e: &candle_core::Error) -> String {
+pub fn one_line(e: &candle_core::Error) -> String {
     match e {
         candle_core::Error::WithBacktrace { inner, .. } => one_line(inner),
         other => other.to_string(),
