@@ -108,7 +108,7 @@ fn main() -> candle_core::Result<()> {
             .map(|v| v.elem_count() * v.dtype().size_in_bytes())
             .sum();
         println!(
-            "{name:<10} new tensor bytes {:>8.1} MiB (trained {:>8.1} MiB, {} tensors)",
+            "{name:<10} new tensor bytes {:>8.1} MiB (Vars {:>8.1} MiB in {} tensors)",
             mib(own),
             mib(trained),
             m.vars().len()
@@ -130,7 +130,7 @@ fn main() -> candle_core::Result<()> {
 
     // One policy update on 4 rows of 32 prompt + 16 action tokens.
     let prompt: Vec<u32> =
-        tokenizer.encode(&"The quick brown fox jumps over the lazy dog. ".repeat(4));
+        tokenizer.encode(&"The quick brown fox jumps over the lazy dog. ".repeat(8));
     let prompts: Vec<Vec<u32>> = (0..4).map(|i| prompt[i..i + 32].to_vec()).collect();
     let actions: Vec<Vec<u32>> = (0..4).map(|i| prompt[i + 32..i + 48].to_vec()).collect();
     let start = std::time::Instant::now();
