@@ -273,6 +273,57 @@ spec! {
         pub path: String = Ty::Dir, D::Required;
         /// Rollout sampling options.
         pub sampling: SamplingSpec = Ty::Block("sampling"), D::Block;
+        /// Precision of the frozen weights (a LoRA base, the frozen reference); trained weights
+        /// and optimiser state stay in f32.
+        #[serde(default)]
+        pub dtype: WeightDtype = Ty::Name(WeightDtype::NAMES), D::Name("f32");
+        /// Low-rank adapters: only they train, over one frozen base that the PRM, the
+        /// reference and the critic share.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        pub lora: Option<LoraSpec> = Ty::Block("lora"), D::Optional("every weight trains");
+    }
+}
+
+names! {
+    /// The precision a pretrained model's frozen weights are held in (absent in graphs saved
+    /// before it existed: f32).
+    #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+    pub enum WeightDtype {
+        #[default]
+        F32 = "f32",
+        Bf16 = "bf16",
+        F16 = "f16",
+    }
+}
+
+spec! {
+    /// LoRA (Hu et al., 2021): each target projection `W` computes
+    /// `x W^T + alpha / rank * dropout(x) A^T B^T` with `W` frozen, `A` drawn and `B` zero.
+    #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+    pub struct LoraSpec {
+        /// Rank of each adapter (the inner width of `B A`).
+        pub rank: usize = Ty::Int, D::Int(8), Range::between(1.0, 65536.0);
+        /// The adapter's update is scaled by `alpha / rank`.
+        pub alpha: f64 = Ty::Float, D::Float(16.0), Range::POSITIVE;
+        /// Dropout on the adapters' input in training passes (seeded; off when scoring).
+        pub dropout: f64 = Ty::Float, D::Float(0.0),
+            Range { min: Bound::Incl(0.0), max: Bound::Excl(1.0) };
+        /// The projections of every layer that get an adapter.
+        pub targets: Vec<Projection> = Ty::NameList(Projection::NAMES), D::NameList(Projection::NAMES);
+    }
+}
+
+names! {
+    /// The weight matrices of a decoder layer (Hugging Face names).
+    #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+    pub enum Projection {
+        Q = "q_proj",
+        K = "k_proj",
+        V = "v_proj",
+        O = "o_proj",
+        Gate = "gate_proj",
+        Up = "up_proj",
+        Down = "down_proj",
     }
 }
 

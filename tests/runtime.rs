@@ -495,3 +495,168 @@ fn the_admissible_rule_agrees_with_the_environments() {
         assert_eq!(compiled.graph.is_some(), lists, "env {env} {sets}");
     }
 }
+
+/// A tiny Llama-architecture model directory: config.json, drawn f32 weights (safetensors)
+/// and a word-level tokenizer.json that knows the Sokoban moves.
+fn write_tiny_llama(dir: &Path) {
+    use candle_core::{Device, Tensor};
+    use rand::{Rng, SeedableRng};
+    let (vocab, hidden, mlp, heads, kv_heads, head_dim) = (16, 32, 48, 4, 2, 8);
+    std::fs::create_dir_all(dir).unwrap();
+    std::fs::write(
+        dir.join("config.json"),
+        format!(
+            r#"{{"model_type": "llama", "vocab_size": {vocab}, "hidden_size": {hidden},
+            "intermediate_size": {mlp}, "num_hidden_layers": 1, "num_attention_heads": {heads},
+            "num_key_value_heads": {kv_heads}, "head_dim": {head_dim},
+            "max_position_embeddings": 128, "rope_theta": 10000.0, "rms_norm_eps": 1e-5,
+            "tie_word_embeddings": true}}"#
+        ),
+    )
+    .unwrap();
+    let words = [
+        "up",
+        "down",
+        "left",
+        "right",
+        "<action>",
+        "</action>",
+        "#",
+        "_",
+        "P",
+        "X",
+    ];
+    let mut entries = vec![
+        r#""<|endoftext|>": 0"#.to_string(),
+        r#""<|im_end|>": 1"#.to_string(),
+        r#""<unk>": 2"#.to_string(),
+    ];
+    entries.extend(
+        words
+            .iter()
+            .enumerate()
+            .map(|(i, w)| format!(r#""{w}": {}"#, i + 3)),
+    );
+    let special = |id: usize, s: &str| {
+        format!(
+            r#"{{"id": {id}, "content": "{s}", "single_word": false, "lstrip": false,
+            "rstrip": false, "normalized": false, "special": true}}"#
+        )
+    };
+    std::fs::write(
+        dir.join("tokenizer.json"),
+        format!(
+            r#"{{"version": "1.0", "truncation": null, "padding": null,
+            "added_tokens": [{}, {}], "normalizer": null,
+            "pre_tokenizer": {{"type": "WhitespaceSplit"}}, "post_processor": null,
+            "decoder": null,
+            "model": {{"type": "WordLevel", "vocab": {{{}}}, "unk_token": "<unk>"}}}}"#,
+            special(0, "<|endoftext|>"),
+            special(1, "<|im_end|>"),
+            entries.join(", ")
+        ),
+    )
+    .unwrap();
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(3);
+    let mut shapes = vec![
+        ("model.embed_tokens.weight".to_string(), vec![vocab, hidden]),
+        ("model.norm.weight".to_string(), vec![hidden]),
+    ];
+    let p = "model.layers.0";
+    for (name, shape) in [
+        ("input_layernorm", vec![hidden]),
+        ("post_attention_layernorm", vec![hidden]),
+        ("self_attn.q_proj", vec![heads * head_dim, hidden]),
+        ("self_attn.k_proj", vec![kv_heads * head_dim, hidden]),
+        ("self_attn.v_proj", vec![kv_heads * head_dim, hidden]),
+        ("self_attn.o_proj", vec![hidden, heads * head_dim]),
+        ("mlp.gate_proj", vec![mlp, hidden]),
+        ("mlp.up_proj", vec![mlp, hidden]),
+        ("mlp.down_proj", vec![hidden, mlp]),
+    ] {
+        shapes.push((format!("{p}.{name}.weight"), shape));
+    }
+    let tensors: std::collections::HashMap<String, Tensor> = shapes
+        .into_iter()
+        .map(|(name, shape)| {
+            let n: usize = shape.iter().product();
+            let norm = shape.len() == 1;
+            let v: Vec<f32> = (0..n)
+                .map(|_| {
+                    let x = 0.2 * (rng.random::<f32>() * 2.0 - 1.0);
+                    if norm {
+                        1.0 + x
+                    } else {
+                        x
+                    }
+                })
+                .collect();
+            (name, Tensor::from_vec(v, shape, &Device::Cpu).unwrap())
+        })
+        .collect();
+    candle_core::safetensors::save(&tensors, dir.join("model.safetensors")).unwrap();
+}
+
+#[test]
+fn a_lora_run_over_a_bf16_base_resumes_exactly() {
+    let tmp = tempfile::tempdir().unwrap();
+    let model = tmp.path().join("model");
+    write_tiny_llama(&model);
+    let mut graph = tiny_graph(3, 17);
+    let PolicySpec::Transformer(t) = &graph.policy else {
+        unreachable!("the tiny graph trains a transformer")
+    };
+    graph.policy = PolicySpec::Hf(HfSpec {
+        path: model.display().to_string(),
+        sampling: t.sampling.clone(),
+        dtype: WeightDtype::Bf16,
+        lora: Some(LoraSpec {
+            rank: 2,
+            alpha: 4.0,
+            dropout: 0.1,
+            targets: vec![Projection::Q, Projection::V, Projection::Down],
+        }),
+    });
+    // A frozen reference too: base plus the initial adapters.
+    if let Some(prm) = &mut graph.prm {
+        prm.reference = PrmReference::Frozen;
+    }
+    graph.train.tasks = 2;
+    graph.algorithm = AlgorithmSpec::Ppo {
+        ppo: PpoSpec {
+            minibatch: 8,
+            ..graph.algorithm.ppo().clone()
+        },
+    };
+    let whole = tmp.path().join("whole");
+    let split = tmp.path().join("split");
+    runtime::run(graph.clone(), &quiet_into(&whole)).unwrap();
+    let first = runtime::run(
+        graph,
+        &RunOptions {
+            stop_after: Some(1),
+            ..quiet_into(&split)
+        },
+    )
+    .unwrap();
+    assert_eq!(first.ending, runtime::Ending::Interrupted);
+    runtime::resume(&split, &quiet()).unwrap();
+    let strip =
+        |dir: &Path| -> Vec<_> { metrics(dir).iter().map(|m| m.without_timings()).collect() };
+    let a = strip(&whole);
+    assert_eq!(a.len(), 3);
+    assert_eq!(a, strip(&split));
+    // The checkpoints hold the adapters, not the base.
+    let ck = std::fs::read_dir(split.join("checkpoints"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .max()
+        .unwrap();
+    let saved =
+        candle_core::safetensors::load(ck.join("policy.safetensors"), &candle_core::Device::Cpu)
+            .unwrap();
+    assert!(saved
+        .keys()
+        .all(|k| k.contains(".lora_") || k == oprl::model::weights::LORA_DROPOUT_DRAWS));
+    assert_eq!(saved.len(), 3 * 2 + 1);
+}

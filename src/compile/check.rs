@@ -234,6 +234,13 @@ impl Checker<'_> {
     }
 
     fn unknown_key(&mut self, schema: &BlockSchema, name: &str, span: Span) {
+        if name == "lora" {
+            self.errors.push(CheckError::LoraNeedsPretrained {
+                span,
+                block: schema.title(),
+            });
+            return;
+        }
         // A key of another variant of the same kind is a common slip: say which.
         let owner = schema::BLOCKS.iter().find(|b| {
             b.kind == schema.kind && b.variant != schema.variant && b.key(name).is_some()
@@ -463,6 +470,7 @@ fn default_value(key: &KeySchema) -> Option<FieldValue> {
         },
         DefaultValue::IntList(v) => Value::IntList(v.to_vec()),
         DefaultValue::StrList(v) => Value::StrList(v.iter().map(|s| s.to_string()).collect()),
+        DefaultValue::NameList(v) => Value::NameList(v.iter().map(|s| s.to_string()).collect()),
         DefaultValue::Block => match key.ty {
             Ty::Block(kind) => {
                 return Some(FieldValue::Block(default_block(schema::block(kind, None)?)))

@@ -174,6 +174,11 @@ pub enum CheckError {
         span: Span,
         item: MissingItem,
     },
+    /// A `lora` block anywhere but `policy hf`.
+    LoraNeedsPretrained {
+        span: Span,
+        block: String,
+    },
     // ------------------------------------------------------------------------- rewards
     VerifierArity {
         span: Span,
@@ -529,6 +534,16 @@ impl CheckError {
                 };
                 Diagnostic::new(Code::MissingItem, format!("the recipe has no {what}"))
                     .label(*span, format!("no {what} in this recipe"))
+                    .help(help)
+            }
+            E::LoraNeedsPretrained { span, block } => {
+                let help = if block.starts_with("policy") {
+                    "LoRA adapts a pretrained model: `policy hf { path = ..., lora { rank = 8 } }`; a `policy transformer` trains every weight"
+                } else {
+                    "the models that start from the policy take its adapters: set `lora { ... }` in `policy hf`"
+                };
+                Diagnostic::new(Code::LoraNeedsPretrained, format!("`lora` in `{block}`"))
+                    .label(*span, "only `policy hf` takes LoRA adapters")
                     .help(help)
             }
             E::VerifierArity { span, count, signature } => {

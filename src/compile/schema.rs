@@ -7,9 +7,9 @@
 pub use crate::graph::{Bound, DefaultValue, KeySchema, Range, Ty};
 
 use crate::graph::{
-    CriticSpec, EndpointSpec, EvalSpec, ExternalSpec, HfSpec, JudgeSpec, Norm, OutputSpec,
-    PartnerModelSpec, PpoSpec, PrimeSpec, PrmSpec, SamplingSpec, SokobanSpec, SotopiaSpec,
-    StepGroup, TrainSpec, TransformerSpec, WebshopSpec,
+    CriticSpec, EndpointSpec, EvalSpec, ExternalSpec, HfSpec, JudgeSpec, LoraSpec, Norm,
+    OutputSpec, PartnerModelSpec, PpoSpec, PrimeSpec, PrmSpec, SamplingSpec, SokobanSpec,
+    SotopiaSpec, StepGroup, TrainSpec, TransformerSpec, WebshopSpec,
 };
 use DefaultValue as D;
 
@@ -144,6 +144,12 @@ pub static BLOCKS: &[BlockSchema] = &[
         variant: Some("hf"),
         doc: "A Hugging Face Qwen2-family checkpoint.",
         groups: &[HfSpec::KEYS],
+    },
+    BlockSchema {
+        kind: "lora",
+        variant: None,
+        doc: "Low-rank adapters over a frozen pretrained model.",
+        groups: &[LoraSpec::KEYS],
     },
     BlockSchema {
         kind: "sampling",

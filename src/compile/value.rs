@@ -21,6 +21,8 @@ pub enum Value {
     Name(String),
     IntList(Vec<i64>),
     StrList(Vec<String>),
+    /// Names from a fixed set (`[q_proj, v_proj]`).
+    NameList(Vec<String>),
 }
 
 impl Value {
@@ -32,7 +34,7 @@ impl Value {
             Value::Bool(b) => (*b).into(),
             Value::Str(s) | Value::Name(s) => s.as_str().into(),
             Value::IntList(v) => v.as_slice().into(),
-            Value::StrList(v) => v.as_slice().into(),
+            Value::StrList(v) | Value::NameList(v) => v.as_slice().into(),
         }
     }
 
@@ -60,6 +62,7 @@ impl Value {
                     .collect::<Vec<_>>()
                     .join(", ")
             ),
+            Value::NameList(items) => format!("[{}]", items.join(", ")),
         }
     }
 }
@@ -235,6 +238,16 @@ pub fn check_value(key: &KeySchema, expr: &Expr, sources: &SourceMap) -> Checked
                 .map(|i| string(i, Ty::Str))
                 .collect::<Result<_, _>>()
                 .map(Value::StrList)
+        }
+        Ty::NameList(options) => {
+            let ExprKind::List(items) = &expr.kind else {
+                return Err(Box::new(type_mismatch(&key.ty.describe(), expr)));
+            };
+            items
+                .iter()
+                .map(|i| name(i, options))
+                .collect::<Result<_, _>>()
+                .map(Value::NameList)
         }
         Ty::Block(kind) => Err(Box::new(type_mismatch(&format!("a `{kind}` block"), expr))),
     }

@@ -229,6 +229,12 @@ the closest one and lists them all.";
 `reward outcome = ...` definition, or (for `algorithm ppo`) an `advantage = ...` line. A stdlib
 preset (`use std::presets::oprl_rloo`) provides the advantage and algorithm.";
 
+    LoraNeedsPretrained = "E0313", Type, "LoRA outside a pretrained policy",
+"A `lora { ... }` block adapts the frozen weights of a pretrained model, so it belongs in
+`policy hf { ... }`. A `policy transformer` starts from random weights and trains all of them;
+the PRM, the frozen reference and the critic start from the policy and take its adapters (each
+its own copy over the one shared base), so they have no `lora` block of their own.";
+
     // ------------------------------------------------------------------------------------ rule
     OutOfRange = "E0401", Rule, "value out of range",
 "A number is outside the range its key allows, for example `clip` outside (0, 1), `gamma`

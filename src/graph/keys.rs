@@ -25,6 +25,8 @@ pub enum Ty {
     /// A list of exactly this many integers.
     IntList(usize),
     StrList,
+    /// A list of names from a fixed set, written without quotes.
+    NameList(&'static [&'static str]),
     /// A nested block of this kind (a `kind [variant] { ... }` statement or a `key = variant { ... }`
     /// value, or just `key = variant` when the variant has no keys).
     Block(&'static str),
@@ -47,6 +49,10 @@ impl Ty {
             ),
             Ty::IntList(n) => format!("a list of {n} integers"),
             Ty::StrList => "a list of strings".into(),
+            Ty::NameList(options) => format!(
+                "a list of names from {}",
+                crate::diagnostics::backticked_list(options.iter().copied())
+            ),
             Ty::Block(kind) => format!("a `{kind}` block"),
         }
     }
@@ -62,6 +68,7 @@ pub enum DefaultValue {
     Name(&'static str),
     IntList(&'static [i64]),
     StrList(&'static [&'static str]),
+    NameList(&'static [&'static str]),
     /// A nested block with every key at its default.
     Block,
     /// Computed from other keys after checking; the text says how.
@@ -271,7 +278,7 @@ pub fn default_json(key: &KeySchema) -> Option<serde_json::Value> {
         DefaultValue::Name(n) if matches!(key.ty, Ty::Block(_)) => json!({ "kind": n }),
         DefaultValue::Name(n) => json!(n),
         DefaultValue::IntList(v) => json!(v),
-        DefaultValue::StrList(v) => json!(v),
+        DefaultValue::StrList(v) | DefaultValue::NameList(v) => json!(v),
         DefaultValue::Block
         | DefaultValue::Derived(_)
         | DefaultValue::Optional(_)

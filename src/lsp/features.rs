@@ -231,6 +231,7 @@ pub fn default_text(default: &D) -> String {
                 .collect::<Vec<_>>()
                 .join(", ")
         ),
+        D::NameList(xs) => format!("`[{}]`", xs.join(", ")),
         D::Block => "every key at its default".into(),
         D::Derived(how) => format!("derived: {how}"),
         D::Optional(what) => format!("unset ({what})"),

@@ -8,8 +8,10 @@
 
 use super::error::ModelError;
 use super::layers::{Init, Linear, ParamSpec};
+use super::lora::{self, Adapter, Dropout};
 use super::ops;
 use super::vision::{self, PatchEncoder, VisionConfig};
+use crate::graph::Projection;
 use candle_core::{DType, Device, Result, Tensor, D};
 use serde::{Deserialize, Serialize};
 
@@ -386,32 +388,58 @@ pub struct Decoder {
     device: Device,
 }
 
+/// The LoRA adapters a decoder view attaches: which projections, their scale, and (in the
+/// views that train) their dropout. The adapter matrices come from the same lookup as the
+/// weights, under [`lora::adapter_names`].
+#[derive(Debug, Clone)]
+pub struct Adapters<'a> {
+    pub targets: &'a [Projection],
+    pub scale: f64,
+    pub dropout: Option<Dropout>,
+}
+
 impl Decoder {
-    /// Builds the decoder from a lookup of its parameters by name.
+    /// Builds the decoder from a lookup of its parameters by name, with `adapters` on the
+    /// projections they target.
     pub fn new(
         cfg: &DecoderConfig,
         value_head: bool,
         device: &Device,
         get: &dyn Fn(&str) -> Result<Tensor>,
+        adapters: Option<&Adapters>,
     ) -> Result<Decoder> {
-        let linear = |i: usize, name: &str, bias: bool| -> Result<Linear> {
+        let linear = |i: usize, p: Projection, bias: bool| -> Result<Linear> {
+            let name = lora::module(p);
+            let adapter = match adapters.filter(|a| a.targets.contains(&p)) {
+                Some(a) => {
+                    let (a_name, b_name) = lora::adapter_names(i, p);
+                    Some(Adapter {
+                        a: get(&a_name)?,
+                        b: get(&b_name)?,
+                        scale: a.scale,
+                        dropout: a.dropout.clone(),
+                    })
+                }
+                None => None,
+            };
             Ok(Linear {
-                weight: get(&layer_name(i, &format!("{name}.weight")))?,
+                weight: get(&lora::weight_name(i, p))?,
                 bias: if bias {
                     Some(get(&layer_name(i, &format!("{name}.bias")))?)
                 } else {
                     None
                 },
+                adapter,
             })
         };
         let mut layers = Vec::with_capacity(cfg.layers);
         for i in 0..cfg.layers {
             layers.push(Layer {
                 input_norm: get(&layer_name(i, "input_layernorm.weight"))?,
-                q: linear(i, "self_attn.q_proj", cfg.qkv_bias)?,
-                k: linear(i, "self_attn.k_proj", cfg.qkv_bias)?,
-                v: linear(i, "self_attn.v_proj", cfg.qkv_bias)?,
-                o: linear(i, "self_attn.o_proj", false)?,
+                q: linear(i, Projection::Q, cfg.qkv_bias)?,
+                k: linear(i, Projection::K, cfg.qkv_bias)?,
+                v: linear(i, Projection::V, cfg.qkv_bias)?,
+                o: linear(i, Projection::O, false)?,
                 qk_norm: if cfg.qk_norm {
                     Some((
                         get(&layer_name(i, "self_attn.q_norm.weight"))?,
@@ -421,9 +449,9 @@ impl Decoder {
                     None
                 },
                 post_norm: get(&layer_name(i, "post_attention_layernorm.weight"))?,
-                gate: linear(i, "mlp.gate_proj", false)?,
-                up: linear(i, "mlp.up_proj", false)?,
-                down: linear(i, "mlp.down_proj", false)?,
+                gate: linear(i, Projection::Gate, false)?,
+                up: linear(i, Projection::Up, false)?,
+                down: linear(i, Projection::Down, false)?,
             });
         }
         let embed = get("model.embed_tokens.weight")?;
@@ -447,10 +475,7 @@ impl Decoder {
             norm: get("model.norm.weight")?,
             lm_head,
             value_head: if value_head {
-                Some(Linear {
-                    weight: get(VALUE_WEIGHT)?,
-                    bias: Some(get(VALUE_BIAS)?),
-                })
+                Some(Linear::new(get(VALUE_WEIGHT)?, Some(get(VALUE_BIAS)?)))
             } else {
                 None
             },
@@ -514,12 +539,16 @@ impl Decoder {
             }
         }
         let positions = Tensor::from_vec(positions, b * t, &self.device)?;
-        let mut x = self.embed.index_select(&tokens.flatten_all()?, 0)?;
+        // The residual stream is f32 whatever the precision of the (frozen) embedding table.
+        let mut x = self
+            .embed
+            .index_select(&tokens.flatten_all()?, 0)?
+            .to_dtype(DType::F32)?;
         if let Some((embeds, index)) = inject {
             x = Tensor::cat(&[&x, embeds], 0)?.index_select(index, 0)?;
         }
         if let Some(table) = &self.embed_positions {
-            x = (x + table.index_select(&positions, 0)?)?;
+            x = (x + table.index_select(&positions, 0)?.to_dtype(DType::F32)?)?;
         }
         let mut x = x.reshape((b, t, self.cfg.hidden))?;
         let rope = match &self.rope {
@@ -623,11 +652,7 @@ impl Decoder {
 
     /// Next-token logits `[.., vocab]` from hidden states `[.., hidden]`.
     pub fn logits(&self, hidden: &Tensor) -> Result<Tensor> {
-        Linear {
-            weight: self.lm_head.clone(),
-            bias: None,
-        }
-        .forward(hidden)
+        Linear::new(self.lm_head.clone(), None).forward(hidden)
     }
 
     /// Value-head outputs `[..]` (last dim squeezed), if the model has a value head.

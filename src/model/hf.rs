@@ -661,6 +661,8 @@ mod tests {
                 stop: vec![],
                 actions: crate::graph::ActionSpace::Free,
             },
+            dtype: crate::graph::WeightDtype::F32,
+            lora: None,
         })
     }
 

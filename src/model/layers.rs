@@ -2,6 +2,7 @@
 //! specifications with their initialisation, the seeded draw of fresh weights, and the linear
 //! layer.
 
+use super::lora::Adapter;
 use candle_core::{Device, Result, Tensor, D};
 use rand::Rng;
 use rand_chacha::ChaCha8Rng;
@@ -9,7 +10,13 @@ use rand_chacha::ChaCha8Rng;
 /// How a parameter is initialised for a fresh model.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub enum Init {
-    Normal { std: f64 },
+    Normal {
+        std: f64,
+    },
+    /// Uniform on `[-bound, bound)`.
+    Uniform {
+        bound: f64,
+    },
     Ones,
     Zeros,
 }
@@ -22,25 +29,48 @@ pub struct ParamSpec {
     pub init: Init,
 }
 
-/// `y = x W^T + b` with W in the HF `[out, in]` layout.
+/// `y = x W^T + b` with W in the HF `[out, in]` layout, plus a LoRA update when adapted.
 #[derive(Debug, Clone)]
 pub struct Linear {
     pub weight: Tensor,
     pub bias: Option<Tensor>,
+    pub adapter: Option<Adapter>,
 }
 
 impl Linear {
+    /// A plain (unadapted) linear layer.
+    pub fn new(weight: Tensor, bias: Option<Tensor>) -> Linear {
+        Linear {
+            weight,
+            bias,
+            adapter: None,
+        }
+    }
+
     pub fn forward(&self, x: &Tensor) -> Result<Tensor> {
         let (rows, inner) = (x.elem_count() / x.dim(D::Minus1)?, x.dim(D::Minus1)?);
         let mut dims = x.dims().to_vec();
-        let y = x.reshape((rows, inner))?.matmul(&self.weight.t()?)?;
-        let y = match &self.bias {
-            Some(b) => y.broadcast_add(b)?,
-            None => y,
-        };
+        let x = x.reshape((rows, inner))?;
+        let mut y = matmul_t(&x, &self.weight)?;
+        if let Some(b) = &self.bias {
+            y = y.broadcast_add(b)?;
+        }
+        if let Some(adapter) = &self.adapter {
+            y = (y + adapter.forward(&x)?)?;
+        }
         *dims.last_mut().expect("linear input has a last dim") = y.dim(1)?;
         y.reshape(dims)
     }
+}
+
+/// `x W^T` for `x` `[rows, in]` and `W` `[out, in]`. A weight held in a lower precision than
+/// the activations (bf16, f16) multiplies in its own dtype, and the product comes back in the
+/// activations' dtype: the residual stream, norms and softmaxes stay in f32.
+pub fn matmul_t(x: &Tensor, w: &Tensor) -> Result<Tensor> {
+    if x.dtype() == w.dtype() {
+        return x.matmul(&w.t()?);
+    }
+    x.to_dtype(w.dtype())?.matmul(&w.t()?)?.to_dtype(x.dtype())
 }
 
 /// A standard normal draw (Box-Muller) from the host RNG.
@@ -61,6 +91,9 @@ pub fn init_tensor(
     let values: Vec<f32> = match init {
         Init::Normal { std } => (0..n)
             .map(|_| (standard_normal(rng) * std) as f32)
+            .collect(),
+        Init::Uniform { bound } => (0..n)
+            .map(|_| ((rng.random::<f64>() * 2.0 - 1.0) * bound) as f32)
             .collect(),
         Init::Ones => vec![1.0; n],
         Init::Zeros => vec![0.0; n],

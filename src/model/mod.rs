@@ -39,6 +39,7 @@ pub mod generate;
 pub mod gguf;
 pub mod hf;
 pub mod layers;
+pub mod lora;
 pub mod ops;
 pub mod optim;
 pub mod sample;

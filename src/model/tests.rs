@@ -6,6 +6,7 @@ use crate::image::RgbImage;
 use candle_core::{Device, Tensor};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
+use std::collections::HashMap;
 
 fn tiny_spec(positions: Positions, tie: bool) -> PolicySpec {
     PolicySpec::Transformer(TransformerSpec {
@@ -733,4 +734,346 @@ fn image_inputs_that_do_not_fit_are_errors() {
     let a = m.logits(Batch::new(&q), false).unwrap();
     let b = text.logits(Batch::new(&q), false).unwrap();
     assert_eq!(max_diff(&a, &b), 0.0);
+}
+
+// ---------------------------------------------------------------------------------------------
+// LoRA and precision
+
+fn all_targets() -> Vec<crate::graph::Projection> {
+    crate::graph::Projection::NAMES
+        .iter()
+        .map(|n| crate::graph::from_name(n).unwrap())
+        .collect()
+}
+
+fn lora_spec(rank: usize, dropout: f64) -> crate::graph::LoraSpec {
+    crate::graph::LoraSpec {
+        rank,
+        alpha: 16.0,
+        dropout,
+        targets: all_targets(),
+    }
+}
+
+/// A tiny Llama-shaped decoder (grouped-query attention, untied head) with drawn weights.
+fn tiny_base(seed: u64) -> LanguageModel {
+    let cfg = DecoderConfig {
+        vocab: tok().vocab_size(),
+        hidden: 32,
+        layers: 2,
+        heads: 4,
+        kv_heads: 2,
+        head_dim: 8,
+        mlp: 48,
+        context: 48,
+        positions: PositionKind::Rope { theta: 10000.0 },
+        rms_eps: 1e-5,
+        qkv_bias: false,
+        tie_embeddings: false,
+        vision: None,
+        qk_norm: false,
+        rope_scaling: None,
+    };
+    LanguageModel::random(cfg, &tok(), &Device::Cpu, seed).unwrap()
+}
+
+/// `base`'s weights as the frozen base of a LoRA model.
+fn lora_over(base: &LanguageModel, dtype: candle_core::DType, dropout: f64) -> LanguageModel {
+    LanguageModel::with_lora(
+        base.config().clone(),
+        base.merged_weights().unwrap(),
+        &tok(),
+        &Device::Cpu,
+        dtype,
+        &lora_spec(4, dropout),
+        7,
+    )
+    .unwrap()
+}
+
+/// Mean negative log-prob of `acts` after `prompts`, with gradients.
+fn nll(m: &LanguageModel, prompts: &[Vec<u32>], acts: &[Vec<u32>]) -> Tensor {
+    let s = m.score(Batch::new(prompts), acts, true).unwrap();
+    let tokens = s.mask.sum_all().unwrap();
+    (s.logprobs.sum_all().unwrap().neg().unwrap() / tokens.to_scalar::<f32>().unwrap() as f64)
+        .unwrap()
+}
+
+fn lora_actions(t: &Tokenizer) -> Vec<Vec<u32>> {
+    ["abc", "d", "eeee", "</a>"]
+        .iter()
+        .map(|s| t.encode(s))
+        .collect()
+}
+
+#[test]
+fn a_fresh_adapter_leaves_the_logits_exactly_unchanged() {
+    let base = tiny_base(21);
+    let m = lora_over(&base, candle_core::DType::F32, 0.0);
+    let p = prompts(&tok());
+    for grad in [false, true] {
+        let a = base.logits(Batch::new(&p), grad).unwrap();
+        let b = m.logits(Batch::new(&p), grad).unwrap();
+        assert_eq!(max_diff(&a, &b), 0.0);
+    }
+    // 2 layers x 7 projections x (A, B).
+    assert_eq!(m.vars().len(), 28);
+}
+
+#[test]
+fn a_lora_step_trains_only_the_adapters_and_lowers_the_loss() {
+    let base = tiny_base(22);
+    let m = lora_over(&base, candle_core::DType::F32, 0.0);
+    for (name, _) in m.named_vars() {
+        assert!(
+            name.contains(".lora_A.") || name.contains(".lora_B."),
+            "{name}"
+        );
+    }
+    let frozen_before: Vec<(String, Tensor)> = m
+        .tensors()
+        .into_iter()
+        .filter(|(n, _)| !n.contains(".lora_"))
+        .map(|(n, t)| (n, t.copy().unwrap()))
+        .collect();
+    let t = tok();
+    let (p, acts) = (prompts(&t), lora_actions(&t));
+    let mut opt = Optimizer::new(m.vars(), 1e-2, 0.0).unwrap();
+    let first = nll(&m, &p, &acts).to_scalar::<f32>().unwrap();
+    for _ in 0..5 {
+        let loss = nll(&m, &p, &acts);
+        opt.step(&loss, 1.0).unwrap();
+    }
+    let last = nll(&m, &p, &acts).to_scalar::<f32>().unwrap();
+    assert!(last < first - 1e-3, "loss {first} -> {last}");
+    let now: HashMap<String, Tensor> = m.tensors().into_iter().collect();
+    for (name, before) in &frozen_before {
+        assert_eq!(max_diff(before, &now[name]), 0.0, "{name} moved");
+    }
+}
+
+#[test]
+fn merged_weights_fold_each_adapter_into_its_base() {
+    let base = tiny_base(23);
+    let m = lora_over(&base, candle_core::DType::F32, 0.0);
+    // Give every B a value, so that the fold is not trivially W.
+    let mut rng = ChaCha8Rng::seed_from_u64(5);
+    for (name, var) in m.named_vars() {
+        if name.contains(".lora_B.") {
+            let n = var.elem_count();
+            let values: Vec<f32> = (0..n).map(|_| rng.random::<f32>() - 0.5).collect();
+            var.set(&Tensor::from_vec(values, var.shape(), &Device::Cpu).unwrap())
+                .unwrap();
+        }
+    }
+    let merged = m.merged_weights().unwrap();
+    let base_weights = base.merged_weights().unwrap();
+    let vars: HashMap<String, Tensor> = m
+        .named_vars()
+        .into_iter()
+        .map(|(n, v)| (n, v.as_tensor().clone()))
+        .collect();
+    let scale = 16.0 / 4.0;
+    let name = "model.layers.1.mlp.down_proj.weight";
+    let w: Vec<Vec<f32>> = base_weights[name].to_vec2().unwrap();
+    let a: Vec<Vec<f32>> = vars["model.layers.1.mlp.down_proj.lora_A.weight"]
+        .to_vec2()
+        .unwrap();
+    let b: Vec<Vec<f32>> = vars["model.layers.1.mlp.down_proj.lora_B.weight"]
+        .to_vec2()
+        .unwrap();
+    let got: Vec<Vec<f32>> = merged[name].to_vec2().unwrap();
+    for (o, row) in w.iter().enumerate() {
+        for (i, &wv) in row.iter().enumerate() {
+            let ba: f64 = (0..4).map(|r| b[o][r] as f64 * a[r][i] as f64).sum();
+            let want = wv as f64 + scale * ba;
+            assert!((got[o][i] as f64 - want).abs() < 1e-5, "[{o}, {i}]");
+        }
+    }
+    // Same names as the base, no adapter left; the merged model computes what LoRA computes.
+    let mut names: Vec<&String> = merged.keys().collect();
+    let mut base_names: Vec<&String> = base_weights.keys().collect();
+    names.sort();
+    base_names.sort();
+    assert_eq!(names, base_names);
+    let plain =
+        LanguageModel::from_weights(m.config().clone(), merged, &tok(), &Device::Cpu).unwrap();
+    let p = prompts(&tok());
+    let d = max_diff(
+        &plain.logits(Batch::new(&p), false).unwrap(),
+        &m.logits(Batch::new(&p), false).unwrap(),
+    );
+    assert!(d < 1e-4, "{d}");
+}
+
+#[test]
+fn the_prm_reference_and_critic_share_one_base() {
+    let base = tiny_base(24);
+    let policy = lora_over(&base, candle_core::DType::BF16, 0.0);
+    let prm = policy.duplicate().unwrap();
+    let reference = policy.frozen_copy().unwrap();
+    let mut critic = policy.duplicate().unwrap();
+    critic.add_value_head(3).unwrap();
+    // Clones of one tensor: one id, one storage.
+    let storage = |t: &Tensor| t.id();
+    let of = |m: &LanguageModel| -> HashMap<String, Tensor> { m.tensors().into_iter().collect() };
+    let (p, r, c, q) = (of(&policy), of(&prm), of(&reference), of(&critic));
+    let name = "model.layers.0.self_attn.q_proj.weight";
+    assert_eq!(p[name].dtype(), candle_core::DType::BF16);
+    for m in [&r, &c, &q] {
+        assert_eq!(storage(&m[name]), storage(&p[name]));
+    }
+    // Bytes held by the four models together: the base once, four sets of adapters.
+    let bytes = |t: &Tensor| t.elem_count() * t.dtype().size_in_bytes();
+    let mut seen = std::collections::HashSet::new();
+    let mut total = 0;
+    for m in [&p, &r, &c, &q] {
+        for t in m.values() {
+            if seen.insert(t.id()) {
+                total += bytes(t);
+            }
+        }
+    }
+    let base_bytes: usize = p
+        .iter()
+        .filter(|(n, _)| !n.contains(".lora_"))
+        .map(|(_, t)| bytes(t))
+        .sum();
+    let adapter_bytes: usize = p
+        .iter()
+        .filter(|(n, _)| n.contains(".lora_"))
+        .map(|(_, t)| bytes(t))
+        .sum();
+    let head_bytes = (32 + 1) * 4;
+    assert_eq!(total, base_bytes + 4 * adapter_bytes + head_bytes);
+    // Training the PRM's adapter moves neither the policy nor the reference.
+    let t = tok();
+    let (pr, acts) = (prompts(&t), lora_actions(&t));
+    let before = policy.logits(Batch::new(&pr), false).unwrap();
+    let mut opt = Optimizer::new(prm.vars(), 1e-2, 0.0).unwrap();
+    opt.step(&nll(&prm, &pr, &acts), 1.0).unwrap();
+    assert!(max_diff(&before, &prm.logits(Batch::new(&pr), false).unwrap()) > 0.0);
+    assert_eq!(
+        max_diff(&before, &policy.logits(Batch::new(&pr), false).unwrap()),
+        0.0
+    );
+    assert_eq!(
+        max_diff(&before, &reference.logits(Batch::new(&pr), false).unwrap()),
+        0.0
+    );
+}
+
+/// bf16 keeps 8 bits of mantissa: each weight and each activation cast to bf16 carries a
+/// relative error up to 2^-9, and a dot product of n such terms a random-walk error of about
+/// sqrt(n) 2^-9 of its typical term. Over the tiny model's few layers that stays within 2% of
+/// the largest logit; an f32 mistake (a wrong cast, a dropped scale) would be of the logits'
+/// own size.
+fn assert_close_in_bf16(a: &Tensor, b: &Tensor) {
+    let scale = a
+        .abs()
+        .unwrap()
+        .max_all()
+        .unwrap()
+        .to_scalar::<f32>()
+        .unwrap();
+    let d = max_diff(a, b);
+    assert!(d <= 0.02 * scale, "max |diff| {d} vs max |logit| {scale}");
+}
+
+#[test]
+fn half_precision_bases_give_close_logits_and_still_train() {
+    let base = tiny_base(25);
+    let p = prompts(&tok());
+    let want = base.logits(Batch::new(&p), false).unwrap();
+    for dtype in [candle_core::DType::BF16, candle_core::DType::F16] {
+        let m = lora_over(&base, dtype, 0.0);
+        assert_close_in_bf16(&want, &m.logits(Batch::new(&p), false).unwrap());
+        let t = tok();
+        let acts = lora_actions(&t);
+        let mut opt = Optimizer::new(m.vars(), 1e-2, 0.0).unwrap();
+        let first = nll(&m, &p, &acts).to_scalar::<f32>().unwrap();
+        for _ in 0..5 {
+            opt.step(&nll(&m, &p, &acts), 1.0).unwrap();
+        }
+        let last = nll(&m, &p, &acts).to_scalar::<f32>().unwrap();
+        assert!(last < first - 1e-3, "{dtype:?}: loss {first} -> {last}");
+        // Trained weights and optimiser state are f32 master weights.
+        assert!(m
+            .vars()
+            .iter()
+            .all(|v| v.dtype() == candle_core::DType::F32));
+    }
+    // Full fine-tuning in bf16: the policy trains in f32, its frozen reference is bf16.
+    let full = base
+        .duplicate()
+        .unwrap()
+        .with_precision(candle_core::DType::BF16);
+    let reference = full.frozen_copy().unwrap();
+    assert!(reference.vars().is_empty());
+    assert!(reference
+        .tensors()
+        .iter()
+        .all(|(_, t)| t.rank() < 2 || t.dtype() == candle_core::DType::BF16));
+    assert_close_in_bf16(&want, &reference.logits(Batch::new(&p), false).unwrap());
+}
+
+#[test]
+fn an_f32_frozen_reference_equals_its_policy_and_stays_put() {
+    let policy = tiny(Positions::Learned, true, 26);
+    let reference = policy.frozen_copy().unwrap();
+    let t = tok();
+    let p = prompts(&t);
+    let before = policy.logits(Batch::new(&p), false).unwrap();
+    assert_eq!(
+        max_diff(&before, &reference.logits(Batch::new(&p), false).unwrap()),
+        0.0
+    );
+    let mut opt = Optimizer::new(policy.vars(), 1e-2, 0.0).unwrap();
+    opt.step(&nll(&policy, &p, &lora_actions(&t)), 1.0).unwrap();
+    assert!(max_diff(&before, &policy.logits(Batch::new(&p), false).unwrap()) > 0.0);
+    assert_eq!(
+        max_diff(&before, &reference.logits(Batch::new(&p), false).unwrap()),
+        0.0
+    );
+}
+
+#[test]
+fn lora_dropout_is_seeded_training_only_and_resumes_exactly() {
+    let base = tiny_base(27);
+    let t = tok();
+    let (p, acts) = (prompts(&t), lora_actions(&t));
+    let a = lora_over(&base, candle_core::DType::F32, 0.3);
+    let b = lora_over(&base, candle_core::DType::F32, 0.3);
+    // Non-zero B, so that dropout shows in the output.
+    for m in [&a, &b] {
+        for (name, var) in m.named_vars() {
+            if name.contains(".lora_B.") {
+                var.set(&var.ones_like().unwrap()).unwrap();
+            }
+        }
+    }
+    let score = |m: &LanguageModel, grad: bool| {
+        m.score(Batch::new(&p), &acts, grad)
+            .unwrap()
+            .logprobs
+            .detach()
+    };
+    // Scoring without gradients has no dropout: it is reproducible and differs from training.
+    assert_eq!(max_diff(&score(&a, false), &score(&a, false)), 0.0);
+    let trained = score(&a, true);
+    assert!(max_diff(&trained, &score(&a, false)) > 1e-4);
+    // Same seed, same masks; the next pass draws new ones.
+    assert_eq!(max_diff(&trained, &score(&b, true)), 0.0);
+    assert!(max_diff(&score(&a, true), &trained) > 1e-4);
+    // The draw count travels with the adapters: a model loaded from `a` draws `a`'s next mask.
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("policy.safetensors");
+    a.save(&path).unwrap();
+    let saved = checkpoint::load_tensors(&path, &Device::Cpu).unwrap();
+    assert!(saved
+        .keys()
+        .all(|k| k.contains(".lora_") || k == weights::LORA_DROPOUT_DRAWS));
+    let mut c = lora_over(&base, candle_core::DType::F32, 0.3);
+    c.load(&path).unwrap();
+    assert_eq!(max_diff(&score(&a, true), &score(&c, true)), 0.0);
 }

@@ -141,10 +141,7 @@ impl PatchEncoder {
     pub fn new(cfg: &VisionConfig, get: &dyn Fn(&str) -> Result<Tensor>) -> Result<PatchEncoder> {
         Ok(PatchEncoder {
             cfg: cfg.clone(),
-            proj: Linear {
-                weight: get(PATCH_WEIGHT)?,
-                bias: Some(get(PATCH_BIAS)?),
-            },
+            proj: Linear::new(get(PATCH_WEIGHT)?, Some(get(PATCH_BIAS)?)),
             row_pos: get(ROW_POS)?,
             col_pos: get(COL_POS)?,
         })

@@ -93,7 +93,8 @@ pub struct CheckpointState {
 }
 impl Trainer {
     /// A fresh trainer: the policy from the recipe (seeded), the PRM, reference and critic as
-    /// copies of it where the graph needs them.
+    /// copies of it where the graph needs them (under LoRA, copies of its adapters over its one
+    /// shared frozen base).
     pub fn new(graph: ExecGraph) -> Result<Trainer, RuntimeError> {
         set_threads(graph.train.threads);
         let device = super::setup::device_for(graph.train.device)?;
@@ -120,7 +121,7 @@ impl Trainer {
             .as_ref()
             .is_some_and(|p| p.reference == PrmReference::Frozen);
         let reference = if frozen_prm || ppo.kl.is_some() {
-            Some(policy.duplicate()?)
+            Some(policy.frozen_copy()?)
         } else {
             None
         };

@@ -13,36 +13,36 @@
 ; Block kinds: `env sokoban { ... }`, `reward outcome = ...`, `advantage = ...`.
 (block
   kind: (identifier) @keyword
-  (#any-of? @keyword "env" "policy" "reward" "prm" "advantage" "algorithm" "train" "eval" "output" "sampling" "partner" "judge"))
+  (#any-of? @keyword "env" "policy" "reward" "prm" "advantage" "algorithm" "train" "eval" "output" "sampling" "lora" "partner" "judge"))
 (block
   kind: (identifier) @type
-  (#not-any-of? @type "env" "policy" "reward" "prm" "advantage" "algorithm" "train" "eval" "output" "sampling" "partner" "judge"))
+  (#not-any-of? @type "env" "policy" "reward" "prm" "advantage" "algorithm" "train" "eval" "output" "sampling" "lora" "partner" "judge"))
 (block variant: (identifier) @type)
 
 (block_value
   kind: (identifier) @keyword
-  (#any-of? @keyword "env" "policy" "reward" "prm" "advantage" "algorithm" "train" "eval" "output" "sampling" "partner" "judge"))
+  (#any-of? @keyword "env" "policy" "reward" "prm" "advantage" "algorithm" "train" "eval" "output" "sampling" "lora" "partner" "judge"))
 (block_value
   kind: (identifier) @type
-  (#not-any-of? @type "env" "policy" "reward" "prm" "advantage" "algorithm" "train" "eval" "output" "sampling" "partner" "judge"))
+  (#not-any-of? @type "env" "policy" "reward" "prm" "advantage" "algorithm" "train" "eval" "output" "sampling" "lora" "partner" "judge"))
 (block_value variant: (identifier) @type)
 
 (definition
   kind: (identifier) @keyword
-  (#any-of? @keyword "env" "policy" "reward" "prm" "advantage" "algorithm" "train" "eval" "output" "sampling" "partner" "judge"))
+  (#any-of? @keyword "env" "policy" "reward" "prm" "advantage" "algorithm" "train" "eval" "output" "sampling" "lora" "partner" "judge"))
 (definition
   kind: (identifier) @type
-  (#not-any-of? @type "env" "policy" "reward" "prm" "advantage" "algorithm" "train" "eval" "output" "sampling" "partner" "judge"))
+  (#not-any-of? @type "env" "policy" "reward" "prm" "advantage" "algorithm" "train" "eval" "output" "sampling" "lora" "partner" "judge"))
 (definition name: (identifier) @variable)
 
 (source_file
   (assignment
     key: (identifier) @keyword
-    (#any-of? @keyword "env" "policy" "reward" "prm" "advantage" "algorithm" "train" "eval" "output" "sampling" "partner" "judge")))
+    (#any-of? @keyword "env" "policy" "reward" "prm" "advantage" "algorithm" "train" "eval" "output" "sampling" "lora" "partner" "judge")))
 (source_file
   (assignment
     key: (identifier) @variable.member
-    (#not-any-of? @variable.member "env" "policy" "reward" "prm" "advantage" "algorithm" "train" "eval" "output" "sampling" "partner" "judge")))
+    (#not-any-of? @variable.member "env" "policy" "reward" "prm" "advantage" "algorithm" "train" "eval" "output" "sampling" "lora" "partner" "judge")))
 (block_body (assignment key: (identifier) @variable.member))
 
 ; Calls: the functions of reward and advantage expressions are builtins.

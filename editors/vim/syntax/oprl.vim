@@ -18,8 +18,8 @@ syn match oprlKey "\<\h\w*\ze\s*=[^=]"
 
 " A block kind where it names a block (`env sokoban {`), a definition (`reward outcome =`) or a
 " top-level item (`advantage =`), but not where it is a value (`step(prm)`).
-syn match oprlBlockKind "\<\(env\|policy\|reward\|prm\|advantage\|algorithm\|train\|eval\|output\|sampling\|partner\|judge\)\>\ze\s*\(\h\w*\s*\)\={" nextgroup=oprlVariant skipwhite
-syn match oprlBlockKind "^\s*\zs\<\(env\|policy\|reward\|prm\|advantage\|algorithm\|train\|eval\|output\|sampling\|partner\|judge\)\>\ze\s*\(\h\w*\s*\)\==" nextgroup=oprlDefinedName skipwhite
+syn match oprlBlockKind "\<\(env\|policy\|reward\|prm\|advantage\|algorithm\|train\|eval\|output\|sampling\|lora\|partner\|judge\)\>\ze\s*\(\h\w*\s*\)\={" nextgroup=oprlVariant skipwhite
+syn match oprlBlockKind "^\s*\zs\<\(env\|policy\|reward\|prm\|advantage\|algorithm\|train\|eval\|output\|sampling\|lora\|partner\|judge\)\>\ze\s*\(\h\w*\s*\)\==" nextgroup=oprlDefinedName skipwhite
 syn match oprlVariant "\h\w*\ze\s*{" contained
 syn match oprlDefinedName "\h\w*\ze\s*=" contained
 
