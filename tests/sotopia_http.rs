@@ -12,8 +12,10 @@ use oprl::graph::{
     EndpointSpec, JudgeBackend, JudgeOutcome, JudgeSpec, PartnerSpec, PromptStyle, Rubric,
     SotopiaSide, SotopiaSpec,
 };
-use oprl::openai::server::Completion;
-use oprl::openai::{ApiKey, ChatBackend, ChatClient, ChatMessage, ChatRequest, ChatServer};
+use oprl::model::SampleOptions;
+use oprl::openai::engine::{Event, Token};
+use oprl::openai::server::GenerationJob;
+use oprl::openai::{ApiKey, ChatBackend, ChatClient, ChatMessage, ChatServer};
 use oprl::reward::judge::{build_judge, judged_outcome, EpisodeJudge, LlmJudge};
 
 /// What a fixture server answers: status, body, and how long to wait first.
@@ -268,24 +270,64 @@ fn a_batch_is_judged_with_bounded_concurrency() {
 /// prompts, a judgement for evaluation prompts.
 struct Cooperative;
 
+/// Its tokens are the bytes of the text.
 impl ChatBackend for Cooperative {
     fn model_id(&self) -> String {
         "cooperative".into()
     }
-    fn complete(&self, request: &ChatRequest) -> Result<Completion, String> {
-        let prompt = &request.messages.last().ok_or("no messages")?.content;
-        let text = if prompt.contains("evaluate how well participants achieve their goals") {
-            serde_json::json!({"agent_1_evaluation": dims(9), "agent_2_evaluation": dims(5)})
-                .to_string()
-        } else {
-            r#"{"action_type": "speak", "argument": "Yes, that works for me."}"#.to_string()
-        };
-        Ok(Completion {
-            prompt_tokens: prompt.len(),
-            completion_tokens: text.len(),
-            text,
-            stopped: true,
-        })
+    fn max_model_len(&self) -> usize {
+        1 << 16
+    }
+    fn vocab_size(&self) -> usize {
+        256
+    }
+    fn defaults(&self) -> SampleOptions {
+        SampleOptions {
+            temperature: 0.0,
+            top_p: 1.0,
+            max_new_tokens: 4096,
+            stop: vec![],
+            admissible_only: false,
+        }
+    }
+    fn chat_prompt(&self, messages: &[ChatMessage], _: bool) -> Result<Vec<u32>, String> {
+        let last = messages.last().ok_or("no messages")?;
+        Ok(self.encode(&last.content))
+    }
+    fn encode(&self, text: &str) -> Vec<u32> {
+        text.bytes().map(u32::from).collect()
+    }
+    fn decode(&self, ids: &[u32]) -> String {
+        String::from_utf8_lossy(&ids.iter().map(|&b| b as u8).collect::<Vec<_>>()).into_owned()
+    }
+    fn token_text(&self, id: u32) -> String {
+        self.decode(&[id])
+    }
+    fn generate(&self, jobs: Vec<GenerationJob>) -> std::sync::mpsc::Receiver<(usize, Event)> {
+        let (events, receiver) = std::sync::mpsc::channel();
+        for (tag, job) in jobs.into_iter().enumerate() {
+            let prompt = self.decode(&job.prompt);
+            let reply = if prompt.contains("evaluate how well participants achieve their goals") {
+                serde_json::json!({"agent_1_evaluation": dims(9), "agent_2_evaluation": dims(5)})
+                    .to_string()
+            } else {
+                r#"{"action_type": "speak", "argument": "Yes, that works for me."}"#.to_string()
+            };
+            for (i, byte) in reply.bytes().enumerate() {
+                let last = i + 1 == reply.len();
+                let step = Event::Step {
+                    token: Token {
+                        id: byte.into(),
+                        logprob: 0.0,
+                        top: vec![],
+                    },
+                    text: reply[..=i].to_string(),
+                    finished: last.then_some(true),
+                };
+                let _ = events.send((tag, step));
+            }
+        }
+        receiver
     }
 }
 
@@ -293,7 +335,8 @@ impl ChatBackend for Cooperative {
 fn serve_answers_models_chat_and_errors_and_drives_partner_and_judge() {
     let server = ChatServer::start("127.0.0.1:0", Arc::new(Cooperative)).unwrap();
     let url = server.base_url();
-    let c = client(&url, Duration::from_secs(5), 0);
+    let mut c = client(&url, Duration::from_secs(5), 0);
+    c.model = "cooperative".into();
     assert_eq!(c.list_models().unwrap(), vec!["cooperative".to_string()]);
 
     // A partner over HTTP plays a whole episode inside the environment.
@@ -357,7 +400,7 @@ fn serve_answers_models_chat_and_errors_and_drives_partner_and_judge() {
 fn a_real_candle_model_behind_the_server() {
     use oprl::graph::{Positions, SamplingSpec, TransformerSpec};
     use oprl::model::{small_config, LanguageModel, SampleOptions, Tokenizer};
-    use oprl::openai::model_backend::{ChatFormat, ModelBackend};
+    use oprl::openai::model_backend::ModelBackend;
     let alphabet: String = (32u8..127).map(char::from).chain(['\n']).collect();
     let tokenizer =
         Tokenizer::chars_with_words(&alphabet, &["[leave]".to_string(), "[none]".to_string()]);
@@ -392,9 +435,10 @@ fn a_real_candle_model_behind_the_server() {
         stop: vec!["\n".into()],
         admissible_only: false,
     };
-    let backend = ModelBackend::new("tiny-policy", model, ChatFormat::Plain, opts, 1);
+    let backend = ModelBackend::new("tiny-policy", model, None, opts, 1);
     let server = ChatServer::start("127.0.0.1:0", Arc::new(backend)).unwrap();
-    let c = client(&server.base_url(), Duration::from_secs(60), 1);
+    let mut c = client(&server.base_url(), Duration::from_secs(60), 1);
+    c.model = "tiny-policy".into();
     assert_eq!(c.list_models().unwrap(), vec!["tiny-policy".to_string()]);
 
     let spec = SotopiaSpec {

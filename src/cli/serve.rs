@@ -1,6 +1,7 @@
-//! `oprl serve MODEL_OR_RUN_DIR [--port N] [--host ADDR]`: loads a model (a Hugging Face
-//! directory, or the policy of a run directory's latest complete checkpoint) and serves it
-//! over the chat protocol until the process is stopped.
+//! `oprl serve MODEL [--checkpoint N] [--device cpu|cuda] [--port N] [--host ADDR]`: loads a
+//! model (a run directory's policy at its latest or a chosen checkpoint, a Hugging Face
+//! directory, or a GGUF file) and serves it over the OpenAI protocol until the process is
+//! stopped.
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -8,12 +9,18 @@ use std::sync::Arc;
 use super::{fail, EXIT_OK, EXIT_USAGE};
 use crate::openai::server::ChatServer;
 use crate::openai::ChatBackend;
-use crate::runtime::setup::load_backend;
+use crate::runtime::setup::{load_model, ModelChoice};
 
 #[derive(Debug, clap::Args)]
 pub struct ServeArgs {
-    /// A run directory (the policy of its latest checkpoint) or a Hugging Face model directory.
+    /// A run directory, a Hugging Face model directory or a `.gguf` file.
     pub model: PathBuf,
+    /// For a run directory: serve this checkpoint's iteration instead of the latest.
+    #[arg(long)]
+    pub checkpoint: Option<usize>,
+    /// Where the model runs; default: a run's recipe setting, else the CPU.
+    #[arg(long, value_enum)]
+    pub device: Option<DeviceArg>,
     #[arg(long, default_value_t = 8000)]
     pub port: u16,
     /// Address to listen on; `0.0.0.0` exposes the server to the network.
@@ -21,10 +28,31 @@ pub struct ServeArgs {
     pub host: String,
 }
 
+/// `--device`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum DeviceArg {
+    Cpu,
+    /// Needs a build with `--features cuda`.
+    Cuda,
+}
+
+impl From<DeviceArg> for crate::graph::Device {
+    fn from(d: DeviceArg) -> Self {
+        match d {
+            DeviceArg::Cpu => crate::graph::Device::Cpu,
+            DeviceArg::Cuda => crate::graph::Device::Cuda,
+        }
+    }
+}
+
 /// Prints the base URL and serves until the process is interrupted; exit code 2 when the
 /// model cannot be loaded or the port cannot be bound.
 pub fn run(args: &ServeArgs) -> i32 {
-    let backend = match load_backend(&args.model) {
+    let choice = ModelChoice {
+        checkpoint: args.checkpoint,
+        device: args.device.map(Into::into),
+    };
+    let backend = match load_model(&args.model, &choice) {
         Ok(b) => b,
         Err(e) => return fail(e, EXIT_USAGE),
     };
@@ -35,7 +63,7 @@ pub fn run(args: &ServeArgs) -> i32 {
         Err(e) => return fail(e, EXIT_USAGE),
     };
     println!(
-        "serving `{id}` at {} (POST /chat/completions, GET /models); Ctrl-C stops",
+        "serving `{id}` at {} (POST /chat/completions, /completions, /tokenize, /detokenize; GET /models); Ctrl-C stops",
         server.base_url()
     );
     server.wait();

@@ -49,6 +49,75 @@ pub struct Generation {
     pub stopped: bool,
 }
 
+/// The sampling of one row of [`LanguageModel::generate_each`]: its own settings, its own RNG,
+/// and how many of the most likely alternatives to report with each token.
+#[derive(Debug, Clone)]
+pub struct RowSampling {
+    pub options: SampleOptions,
+    pub rng: ChaCha8Rng,
+    pub top_logprobs: usize,
+}
+
+/// One token just sampled for `row` of a [`LanguageModel::generate_each`] call.
+#[derive(Debug, Clone, Copy)]
+pub struct TokenEvent<'a> {
+    pub row: usize,
+    pub token: u32,
+    /// Its log-prob under the untempered distribution, as [`Generation::logprobs`].
+    pub logprob: f32,
+    /// The row's `top_logprobs` most likely ids and their log-probs, most likely first.
+    pub top: &'a [(u32, f32)],
+    /// Every token of the row so far, decoded.
+    pub text: &'a str,
+    /// `Some(stopped)` when this token ends the row (see [`Generation::stopped`]).
+    pub finished: Option<bool>,
+}
+
+/// Where each row's settings come from.
+enum Rows<'a> {
+    /// One setting for every row and one RNG drawn from in row order (the training path).
+    Shared {
+        opts: &'a SampleOptions,
+        rng: &'a mut ChaCha8Rng,
+    },
+    /// Each row its own.
+    Each(&'a mut [RowSampling]),
+}
+
+impl Rows<'_> {
+    fn options(&self, row: usize) -> &SampleOptions {
+        match self {
+            Rows::Shared { opts, .. } => opts,
+            Rows::Each(rows) => &rows[row].options,
+        }
+    }
+
+    fn max_new_tokens(&self) -> usize {
+        match self {
+            Rows::Shared { opts, .. } => opts.max_new_tokens,
+            Rows::Each(rows) => rows
+                .iter()
+                .map(|r| r.options.max_new_tokens)
+                .max()
+                .unwrap_or(0),
+        }
+    }
+
+    fn draw(&mut self, row: usize, logits: &[f32]) -> (sample::Draw, Vec<(u32, f32)>) {
+        match self {
+            Rows::Shared { opts, rng } => (
+                sample::draw(logits, opts.temperature, opts.top_p, rng),
+                vec![],
+            ),
+            Rows::Each(rows) => {
+                let r = &mut rows[row];
+                let d = sample::draw(logits, r.options.temperature, r.options.top_p, &mut r.rng);
+                (d, sample::top_logprobs(logits, r.top_logprobs))
+            }
+        }
+    }
+}
+
 impl LanguageModel {
     /// One batched generation with a KV cache over prompts of different lengths, detached. Rows
     /// with images prefill on their patch embeddings; rows with choices sample from the
@@ -59,7 +128,27 @@ impl LanguageModel {
         opts: &SampleOptions,
         rng: &mut ChaCha8Rng,
     ) -> Result<Vec<Generation>> {
-        self.sample_rows(batch, opts, rng, true)
+        self.sample_rows(batch, Rows::Shared { opts, rng }, &mut |_| true, true)
+    }
+
+    /// [`Self::generate`] with settings, RNG and length limit per row (one entry of `rows` per
+    /// prompt; every row gets at least one token), reporting each sampled token to `on_token`
+    /// as it is drawn; a row whose report returns `false` is dropped from the batch at once
+    /// (its caller went away). Used by `oprl serve` to batch independent requests.
+    pub fn generate_each(
+        &self,
+        batch: Batch,
+        rows: &mut [RowSampling],
+        on_token: &mut dyn FnMut(TokenEvent) -> bool,
+    ) -> Result<Vec<Generation>> {
+        if rows.len() != batch.prompts.len() {
+            candle_core::bail!(
+                "{} row settings for a batch of {} prompts",
+                rows.len(),
+                batch.prompts.len()
+            );
+        }
+        self.sample_rows(batch, Rows::Each(rows), on_token, true)
     }
 
     /// The same sampling as [`Self::generate`] but recomputing every step from scratch without
@@ -70,14 +159,14 @@ impl LanguageModel {
         opts: &SampleOptions,
         rng: &mut ChaCha8Rng,
     ) -> Result<Vec<Generation>> {
-        self.sample_rows(batch, opts, rng, false)
+        self.sample_rows(batch, Rows::Shared { opts, rng }, &mut |_| true, false)
     }
 
     fn sample_rows(
         &self,
         input: Batch,
-        opts: &SampleOptions,
-        rng: &mut ChaCha8Rng,
+        mut settings: Rows,
+        on_token: &mut dyn FnMut(TokenEvent) -> bool,
         use_cache: bool,
     ) -> Result<Vec<Generation>> {
         let prompts = input.prompts;
@@ -90,14 +179,15 @@ impl LanguageModel {
                 stopped: false,
             })
             .collect();
-        if prompts.is_empty() || opts.max_new_tokens == 0 {
+        let max_new_tokens = settings.max_new_tokens();
+        if prompts.is_empty() || max_new_tokens == 0 {
             return Ok(out);
         }
         self.check_tokens(prompts)?;
         let longest = prompts.iter().map(Vec::len).max().unwrap_or(0);
-        if longest + opts.max_new_tokens > self.cfg.context {
+        if longest + max_new_tokens > self.cfg.context {
             return Err(ModelError::TooLong {
-                needed: longest + opts.max_new_tokens,
+                needed: longest + max_new_tokens,
                 context: self.cfg.context,
             }
             .into());
@@ -109,7 +199,7 @@ impl LanguageModel {
         let mut pads = batch.pads;
         // Original row index of each row still generating.
         let mut active: Vec<usize> = (0..prompts.len()).collect();
-        let mut cache = KvCache::new(self.cfg.layers, longest + opts.max_new_tokens);
+        let mut cache = KvCache::new(self.cfg.layers, longest + max_new_tokens);
         let mut prefix = batch.tokens; // uncached path: every column so far
         let hidden = if use_cache {
             self.hidden_of(
@@ -124,7 +214,7 @@ impl LanguageModel {
             self.hidden_of(model, &prefix, &pads, None, injection.as_ref(), &active)?
         };
         let mut logits = last_logits(model, &hidden)?;
-        for step in 0..opts.max_new_tokens {
+        for _ in 0..max_new_tokens {
             let mut rows: Vec<Vec<f32>> = logits.to_vec2()?;
             let mut next = Vec::with_capacity(active.len());
             let mut keep = Vec::with_capacity(active.len());
@@ -133,7 +223,8 @@ impl LanguageModel {
                 if let Some(c) = row_choices {
                     c.mask_logits(&out[orig].tokens, &mut rows[r]);
                 }
-                let d = sample::draw(&rows[r], opts.temperature, opts.top_p, rng);
+                let (d, top) = settings.draw(orig, &rows[r]);
+                let opts = settings.options(orig);
                 let g = &mut out[orig];
                 g.tokens.push(d.token);
                 g.logprobs.push(d.logprob);
@@ -145,14 +236,22 @@ impl LanguageModel {
                         .iter()
                         .any(|s| !s.is_empty() && text.contains(s.as_str()));
                 g.text = text;
-                if stop {
-                    g.stopped = true;
-                } else {
+                g.stopped = stop;
+                let finished = stop || g.tokens.len() >= opts.max_new_tokens;
+                let wanted = on_token(TokenEvent {
+                    row: orig,
+                    token: d.token,
+                    logprob: d.logprob,
+                    top: &top,
+                    text: &g.text,
+                    finished: finished.then_some(stop),
+                });
+                if !finished && wanted {
                     keep.push(r);
                     next.push(d.token);
                 }
             }
-            if keep.is_empty() || step + 1 == opts.max_new_tokens {
+            if keep.is_empty() {
                 break;
             }
             if keep.len() < active.len() {

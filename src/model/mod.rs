@@ -52,7 +52,7 @@ pub use batch::Batch;
 pub use choices::ChoiceSet;
 pub use decoder::{DecoderConfig, KvCache, PositionKind};
 pub use error::ModelError;
-pub use generate::{Generation, SampleOptions};
+pub use generate::{Generation, RowSampling, SampleOptions, TokenEvent};
 pub use optim::Optimizer;
 pub use score::Scored;
 pub use tokenizer::{CharVocab, Tokenizer};

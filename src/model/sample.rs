@@ -39,6 +39,27 @@ pub fn draw(logits: &[f32], temperature: f64, top_p: f64, rng: &mut ChaCha8Rng) 
     }
 }
 
+/// The `k` most likely ids of `logits` with their log-probs (log softmax of the raw logits),
+/// most likely first, ties by lower id.
+pub fn top_logprobs(logits: &[f32], k: usize) -> Vec<(u32, f32)> {
+    if k == 0 {
+        return vec![];
+    }
+    let mut order: Vec<usize> = (0..logits.len()).collect();
+    let k = k.min(order.len());
+    let by_logit = |a: &usize, b: &usize| logits[*b].total_cmp(&logits[*a]).then(a.cmp(b));
+    if k < order.len() {
+        order.select_nth_unstable_by(k - 1, by_logit);
+        order.truncate(k);
+    }
+    order.sort_by(by_logit);
+    let norm = log_sum_exp(logits);
+    order
+        .into_iter()
+        .map(|i| (i as u32, logits[i] - norm))
+        .collect()
+}
+
 fn argmax(x: &[f32]) -> usize {
     let mut best = 0;
     for (i, &v) in x.iter().enumerate() {
@@ -122,6 +143,18 @@ mod tests {
         assert_eq!(d.token, 1);
         let expected = 2.0 - (1.0f64 + 2f64.exp() + 1f64.exp()).ln();
         assert!((d.logprob as f64 - expected).abs() < 1e-6);
+    }
+
+    #[test]
+    fn top_logprobs_are_the_largest_in_order() {
+        let logits = [1.0f32, 3.0, 2.0, 3.0, -1.0];
+        let top = top_logprobs(&logits, 3);
+        let ids: Vec<u32> = top.iter().map(|t| t.0).collect();
+        assert_eq!(ids, vec![1, 3, 2]);
+        let norm = log_sum_exp(&logits);
+        assert!((top[2].1 - (2.0 - norm)).abs() < 1e-6);
+        assert_eq!(top_logprobs(&logits, 9).len(), 5);
+        assert!(top_logprobs(&logits, 0).is_empty());
     }
 
     #[test]

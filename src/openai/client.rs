@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use crate::graph::EndpointSpec;
 
-use super::{ChatMessage, ChatRequest};
+use super::{ChatMessage, ChatRequest, Sampling};
 
 /// An API key. Its `Debug` never shows the key, so it cannot leak into logs or error messages.
 #[derive(Clone)]
@@ -181,11 +181,12 @@ impl ChatClient {
         let request = ChatRequest {
             model: self.model.clone(),
             messages: messages.to_vec(),
-            temperature: Some(self.temperature),
-            top_p: None,
-            max_tokens: self.max_tokens,
-            stop: None,
-            seed: None,
+            sampling: Sampling {
+                temperature: Some(self.temperature),
+                max_tokens: self.max_tokens,
+                ..Sampling::default()
+            },
+            ..ChatRequest::default()
         };
         let attempts = self.retries + 1;
         let mut last: Option<AttemptFailure> = None;

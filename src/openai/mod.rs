@@ -3,6 +3,7 @@
 //! `oprl serve` server that answers the same protocol from oprl's own models.
 
 pub mod client;
+pub mod engine;
 pub mod model_backend;
 pub mod server;
 
@@ -15,6 +16,9 @@ pub use server::{ChatBackend, ChatServer};
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ChatMessage {
     pub role: String,
+    /// A string in oprl's requests; clients may also send a list of text parts (joined here)
+    /// or `null`.
+    #[serde(deserialize_with = "text_or_parts")]
     pub content: String,
 }
 
@@ -40,10 +44,26 @@ impl ChatMessage {
 }
 
 /// A `/v1/chat/completions` request body (the fields oprl sends and serves).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct ChatRequest {
     pub model: String,
     pub messages: Vec<ChatMessage>,
+    #[serde(flatten)]
+    pub sampling: Sampling,
+    /// The newer name of `max_tokens`; wins when both are given.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_completion_tokens: Option<usize>,
+    /// Whether to return each sampled token's log-prob.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub logprobs: Option<bool>,
+    /// How many of the most likely alternatives to return with each token (needs `logprobs`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub top_logprobs: Option<usize>,
+}
+
+/// The sampling fields `/v1/chat/completions` and `/v1/completions` share.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Sampling {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub temperature: Option<f64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -59,6 +79,96 @@ pub struct ChatRequest {
     pub stop: Option<Vec<String>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub seed: Option<u64>,
+    /// How many choices to generate.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub n: Option<usize>,
+    /// Answer as server-sent events, one chunk per token.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stream: Option<bool>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stream_options: Option<StreamOptions>,
+}
+
+/// `stream_options`: whether the last chunk before `[DONE]` carries the usage.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct StreamOptions {
+    #[serde(default)]
+    pub include_usage: bool,
+}
+
+/// A `/v1/completions` request body: a raw prompt, no chat template.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+pub struct CompletionRequest {
+    pub model: String,
+    pub prompt: Prompt,
+    #[serde(flatten)]
+    pub sampling: Sampling,
+    /// How many of the most likely alternatives to return with each token (0: only the
+    /// sampled token's log-prob).
+    #[serde(default)]
+    pub logprobs: Option<usize>,
+    /// Whether the prompt is repeated in the reply; oprl does not echo.
+    #[serde(default)]
+    pub echo: Option<bool>,
+}
+
+/// The prompt of a completion request: text, token ids, or a batch of either.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(untagged)]
+pub enum Prompt {
+    Text(String),
+    Texts(Vec<String>),
+    Ids(Vec<u32>),
+    IdLists(Vec<Vec<u32>>),
+}
+
+/// vLLM's `/tokenize` body: a conversation rendered with the chat template, or a raw prompt.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(untagged)]
+pub enum TokenizeRequest {
+    Chat {
+        #[serde(default)]
+        model: Option<String>,
+        messages: Vec<ChatMessage>,
+        #[serde(default = "yes")]
+        add_generation_prompt: bool,
+    },
+    Text {
+        #[serde(default)]
+        model: Option<String>,
+        prompt: String,
+    },
+}
+
+fn yes() -> bool {
+    true
+}
+
+/// vLLM's `/detokenize` body.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+pub struct DetokenizeRequest {
+    #[serde(default)]
+    pub model: Option<String>,
+    pub tokens: Vec<u32>,
+}
+
+fn text_or_parts<'de, D: serde::Deserializer<'de>>(d: D) -> Result<String, D::Error> {
+    #[derive(Deserialize)]
+    struct Part {
+        #[serde(default)]
+        text: String,
+    }
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Content {
+        Text(String),
+        Parts(Vec<Part>),
+    }
+    Ok(match Option::<Content>::deserialize(d)? {
+        None => String::new(),
+        Some(Content::Text(s)) => s,
+        Some(Content::Parts(parts)) => parts.into_iter().map(|p| p.text).collect(),
+    })
 }
 
 fn string_or_list<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Vec<String>>, D::Error> {
@@ -136,11 +246,36 @@ mod tests {
     fn stop_may_be_a_string_or_a_list() {
         let one: ChatRequest =
             serde_json::from_str(r#"{"model":"m","messages":[],"stop":"\n"}"#).unwrap();
-        assert_eq!(one.stop, Some(vec!["\n".to_string()]));
+        assert_eq!(one.sampling.stop, Some(vec!["\n".to_string()]));
         let many: ChatRequest =
             serde_json::from_str(r#"{"model":"m","messages":[],"stop":["a","b"]}"#).unwrap();
-        assert_eq!(many.stop.unwrap().len(), 2);
+        assert_eq!(many.sampling.stop.unwrap().len(), 2);
         let none: ChatRequest = serde_json::from_str(r#"{"model":"m","messages":[]}"#).unwrap();
-        assert_eq!(none.stop, None);
+        assert_eq!(none.sampling.stop, None);
+    }
+
+    #[test]
+    fn content_may_be_text_parts_or_null() {
+        let r: ChatRequest = serde_json::from_str(
+            r#"{"model":"m","messages":[{"role":"user","content":[{"type":"text","text":"a"},{"type":"text","text":"b"}]},{"role":"assistant","content":null}]}"#,
+        )
+        .unwrap();
+        assert_eq!(r.messages[0].content, "ab");
+        assert_eq!(r.messages[1].content, "");
+    }
+
+    #[test]
+    fn tokenize_takes_messages_or_a_prompt() {
+        let chat: TokenizeRequest =
+            serde_json::from_str(r#"{"messages":[{"role":"user","content":"hi"}]}"#).unwrap();
+        assert!(matches!(
+            chat,
+            TokenizeRequest::Chat {
+                add_generation_prompt: true,
+                ..
+            }
+        ));
+        let text: TokenizeRequest = serde_json::from_str(r#"{"prompt":"hi"}"#).unwrap();
+        assert!(matches!(text, TokenizeRequest::Text { .. }));
     }
 }

@@ -1,34 +1,61 @@
-//! `oprl serve`'s HTTP side: `/v1/chat/completions` and `/v1/models` on tiny_http, answering
-//! from any [`ChatBackend`] (oprl's candle models in practice).
+//! `oprl serve`'s HTTP side on tiny_http: OpenAI's `/v1/chat/completions`, `/v1/completions`
+//! and `/v1/models`, and vLLM's `/tokenize` and `/detokenize`, answering from any
+//! [`ChatBackend`] (oprl's candle models in practice). Replies are plain JSON or, with
+//! `stream`, server-sent events; errors are OpenAI error objects.
 
-use std::io::Read;
+use std::collections::VecDeque;
+use std::io::{Read, Write};
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::mpsc::Receiver;
 use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::Duration;
 
-use serde_json::json;
+use serde::de::DeserializeOwned;
+use serde_json::{json, Value};
 
-use super::ChatRequest;
+use super::engine::{self, Event, Output, Token};
+use super::model_backend::cut_at_stop;
+use super::{ChatRequest, CompletionRequest, DetokenizeRequest, Prompt, Sampling, TokenizeRequest};
+use crate::model::SampleOptions;
 
-/// A generated reply.
+/// One generation a backend runs: a prompt of token ids and how to sample it.
 #[derive(Debug, Clone, PartialEq)]
-pub struct Completion {
-    pub text: String,
-    pub prompt_tokens: usize,
-    pub completion_tokens: usize,
-    /// `true` when generation stopped at a stop string or end of sequence, `false` when it ran
-    /// out of tokens (`finish_reason` "length").
-    pub stopped: bool,
+pub struct GenerationJob {
+    pub prompt: Vec<u32>,
+    pub options: SampleOptions,
+    /// Seeds the job's sampler (jobs of one call draw from distinct streams of it); `None`: the
+    /// backend's own RNG.
+    pub seed: Option<u64>,
+    /// How many of the most likely alternatives to report with each token.
+    pub top_logprobs: usize,
 }
 
-/// Something that answers chat requests.
+/// A model the server answers from: its tokenizer and chat template, and generation.
 pub trait ChatBackend: Send + Sync {
-    /// The id `/v1/models` lists and replies carry.
+    /// The id `/v1/models` lists; requests must name it.
     fn model_id(&self) -> String;
-    /// Generates the assistant's reply; errors are reported to the client as HTTP 500.
-    fn complete(&self, request: &ChatRequest) -> Result<Completion, String>;
+    /// Prompt plus generated tokens at most.
+    fn max_model_len(&self) -> usize;
+    fn vocab_size(&self) -> usize;
+    /// The settings a request leaves out (`max_new_tokens`: the default `max_tokens`; `stop`:
+    /// stop strings added to every request's).
+    fn defaults(&self) -> SampleOptions;
+    /// The prompt ids of a conversation, rendered as the model reads it; errors are the
+    /// template's (reported to the client as 400).
+    fn chat_prompt(
+        &self,
+        messages: &[super::ChatMessage],
+        add_generation_prompt: bool,
+    ) -> Result<Vec<u32>, String>;
+    fn encode(&self, text: &str) -> Vec<u32>;
+    fn decode(&self, ids: &[u32]) -> String;
+    /// The text of one token as clients see it in log-probs.
+    fn token_text(&self, id: u32) -> String;
+    /// Starts `jobs`; their events arrive tagged with each job's index. Jobs started together
+    /// may run as one batch. Dropping the receiver abandons them.
+    fn generate(&self, jobs: Vec<GenerationJob>) -> Receiver<(usize, Event)>;
 }
 
 /// Why the server could not start.
@@ -45,12 +72,17 @@ pub struct ChatServer {
     workers: Vec<JoinHandle<()>>,
 }
 
-/// Request-handling threads; the backend decides how much of its work really runs in parallel.
-const WORKERS: usize = 4;
+/// Request-handling threads: each holds one request (a streamed one for its whole
+/// generation), so this many requests can be in the model's batches at once.
+const WORKERS: usize = 64;
 /// How often idle workers check for shutdown.
 const POLL: Duration = Duration::from_millis(50);
 /// Request bodies above this are refused (413).
-const MAX_BODY_BYTES: u64 = 8 << 20;
+pub const MAX_BODY_BYTES: u64 = 8 << 20;
+/// Most choices one request may ask for (`n`, times the prompts of a completion request).
+pub const MAX_CHOICES: usize = 16;
+/// Most alternatives per token (`top_logprobs`, completions' `logprobs`).
+pub const MAX_TOP_LOGPROBS: usize = 20;
 
 impl ChatServer {
     /// Listens on `addr` (e.g. `127.0.0.1:0` for a free port) and serves `backend`.
@@ -80,7 +112,7 @@ impl ChatServer {
                 std::thread::spawn(move || {
                     while !stop.load(Ordering::SeqCst) {
                         match server.recv_timeout(POLL) {
-                            Ok(Some(request)) => handle(request, backend.as_ref(), &counter),
+                            Ok(Some(request)) => handle(request, &backend, &counter),
                             Ok(None) => {}
                             Err(_) => break,
                         }
@@ -129,19 +161,198 @@ impl Drop for ChatServer {
     }
 }
 
-fn json_response(
+/// A failed request, answered as OpenAI's error object with its HTTP status.
+#[derive(Debug, Clone, PartialEq)]
+struct ApiError {
     status: u16,
-    body: serde_json::Value,
-) -> tiny_http::Response<std::io::Cursor<Vec<u8>>> {
-    let header = tiny_http::Header::from_bytes(&b"Content-Type"[..], &b"application/json"[..])
-        .expect("static header is valid");
-    tiny_http::Response::from_string(body.to_string())
-        .with_status_code(status)
-        .with_header(header)
+    message: String,
+    param: Option<&'static str>,
+    code: Option<&'static str>,
 }
 
-fn error_body(message: &str, kind: &str) -> serde_json::Value {
-    json!({"error": {"message": message, "type": kind}})
+impl ApiError {
+    fn new(status: u16, message: impl Into<String>) -> ApiError {
+        ApiError {
+            status,
+            message: message.into(),
+            param: None,
+            code: None,
+        }
+    }
+
+    /// 400: malformed JSON or an invalid field.
+    fn invalid(message: impl Into<String>, param: &'static str) -> ApiError {
+        ApiError {
+            param: Some(param),
+            ..ApiError::new(400, message)
+        }
+    }
+
+    /// 422: a well-formed value outside its range.
+    fn out_of_range(message: impl Into<String>, param: &'static str) -> ApiError {
+        ApiError {
+            param: Some(param),
+            code: Some("out_of_range"),
+            ..ApiError::new(422, message)
+        }
+    }
+
+    fn kind(&self) -> &'static str {
+        match self.status {
+            404 => "not_found_error",
+            500.. => "server_error",
+            _ => "invalid_request_error",
+        }
+    }
+
+    fn body(&self) -> Value {
+        json!({"error": {
+            "message": self.message,
+            "type": self.kind(),
+            "param": self.param,
+            "code": self.code,
+        }})
+    }
+}
+
+/// What a route answers.
+enum Reply {
+    Json(Value),
+    /// Server-sent events: each item one `data:` line, then `data: [DONE]`.
+    Events(Box<dyn Iterator<Item = Value>>),
+}
+
+type Routed = Result<Reply, ApiError>;
+
+fn handle(mut request: tiny_http::Request, shared: &Arc<dyn ChatBackend>, counter: &AtomicU64) {
+    let backend = shared.as_ref();
+    let path = request.url().split('?').next().unwrap_or("").to_string();
+    let path = path.trim_end_matches('/');
+    let post = *request.method() == tiny_http::Method::Post;
+    let get = *request.method() == tiny_http::Method::Get;
+    let id = || counter.fetch_add(1, Ordering::SeqCst);
+    let reply = match path {
+        "/v1/models" | "/models" if get => Ok(Reply::Json(models(backend))),
+        "/health" | "/v1/health" if get => Ok(Reply::Json(json!({}))),
+        "/v1/chat/completions" | "/chat/completions" if post => {
+            read_json(&mut request).and_then(|r| chat(r, shared, id()))
+        }
+        "/v1/completions" | "/completions" if post => {
+            read_json(&mut request).and_then(|r| completions(r, shared, id()))
+        }
+        "/tokenize" | "/v1/tokenize" if post => {
+            read_json(&mut request).and_then(|r| tokenize(r, backend))
+        }
+        "/detokenize" | "/v1/detokenize" if post => {
+            read_json(&mut request).and_then(|r| detokenize(r, backend))
+        }
+        "/v1/models"
+        | "/models"
+        | "/health"
+        | "/v1/health"
+        | "/v1/chat/completions"
+        | "/chat/completions"
+        | "/v1/completions"
+        | "/completions"
+        | "/tokenize"
+        | "/v1/tokenize"
+        | "/detokenize"
+        | "/v1/detokenize" => Err(ApiError::new(
+            405,
+            format!("{path} does not take {}", request.method()),
+        )),
+        p => match p.strip_prefix("/v1/models/") {
+            Some(name) if get && name == backend.model_id() => Ok(Reply::Json(model(backend))),
+            _ => Err(ApiError {
+                code: Some("not_found"),
+                ..ApiError::new(
+                    404,
+                    format!(
+                        "no route for {p}; oprl serves /v1/chat/completions, /v1/completions, \
+                         /v1/models, /tokenize and /detokenize"
+                    ),
+                )
+            }),
+        },
+    };
+    match reply {
+        Ok(Reply::Json(body)) => respond_json(request, 200, &body),
+        Ok(Reply::Events(events)) => respond_events(request, events),
+        Err(e) => respond_json(request, e.status, &e.body()),
+    }
+}
+
+fn respond_json(request: tiny_http::Request, status: u16, body: &Value) {
+    let header = tiny_http::Header::from_bytes(&b"Content-Type"[..], &b"application/json"[..])
+        .expect("static header is valid");
+    let response = tiny_http::Response::from_string(body.to_string())
+        .with_status_code(status)
+        .with_header(header);
+    // A client that hung up cannot be answered; nothing else to do.
+    let _ = request.respond(response);
+}
+
+/// Writes the events as they come, one HTTP chunk each, so every token reaches the client at
+/// once; a client that hangs up drops the iterator and with it the generation.
+fn respond_events(request: tiny_http::Request, events: Box<dyn Iterator<Item = Value>>) {
+    let mut w = request.into_writer();
+    let head = "HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nCache-Control: no-cache\r\n\
+                Transfer-Encoding: chunked\r\n\r\n";
+    let lines = events
+        .map(|e| format!("data: {e}\n\n"))
+        .chain(std::iter::once("data: [DONE]\n\n".to_string()));
+    let mut write = |bytes: &[u8]| w.write_all(bytes).and_then(|()| w.flush());
+    if write(head.as_bytes()).is_err() {
+        return;
+    }
+    for line in lines {
+        let chunk = format!("{:x}\r\n{line}\r\n", line.len());
+        if write(chunk.as_bytes()).is_err() {
+            return;
+        }
+    }
+    let _ = write(b"0\r\n\r\n");
+}
+
+/// The body as `T`: 413 when too large, 400 when not JSON of that shape.
+fn read_json<T: DeserializeOwned>(request: &mut tiny_http::Request) -> Result<T, ApiError> {
+    let too_large = || {
+        ApiError::new(
+            413,
+            format!("the request body exceeds {MAX_BODY_BYTES} bytes"),
+        )
+    };
+    if request
+        .body_length()
+        .is_some_and(|n| n as u64 > MAX_BODY_BYTES)
+    {
+        return Err(too_large());
+    }
+    let mut body = Vec::new();
+    request
+        .as_reader()
+        .take(MAX_BODY_BYTES + 1)
+        .read_to_end(&mut body)
+        .map_err(|e| ApiError::new(400, format!("cannot read the request body: {e}")))?;
+    if body.len() as u64 > MAX_BODY_BYTES {
+        return Err(too_large());
+    }
+    serde_json::from_slice(&body)
+        .map_err(|e| ApiError::new(400, format!("invalid request body: {e}")))
+}
+
+fn model(backend: &dyn ChatBackend) -> Value {
+    json!({
+        "id": backend.model_id(),
+        "object": "model",
+        "created": 0,
+        "owned_by": "oprl",
+        "max_model_len": backend.max_model_len(),
+    })
+}
+
+fn models(backend: &dyn ChatBackend) -> Value {
+    json!({"object": "list", "data": [model(backend)]})
 }
 
 fn unix_time() -> u64 {
@@ -151,97 +362,639 @@ fn unix_time() -> u64 {
         .unwrap_or(0)
 }
 
-fn handle(mut request: tiny_http::Request, backend: &dyn ChatBackend, counter: &AtomicU64) {
-    let path = request.url().split('?').next().unwrap_or("").to_string();
-    let method = request.method().clone();
-    let response = match (method, path.trim_end_matches('/')) {
-        (tiny_http::Method::Get, "/v1/models" | "/models") => json_response(
-            200,
-            json!({"object": "list", "data": [
-                {"id": backend.model_id(), "object": "model", "created": 0, "owned_by": "oprl"}
-            ]}),
-        ),
-        (tiny_http::Method::Post, "/v1/chat/completions" | "/chat/completions") => {
-            let mut body = String::new();
-            let read = request
-                .as_reader()
-                .take(MAX_BODY_BYTES + 1)
-                .read_to_string(&mut body);
-            if read.is_err() {
-                json_response(
-                    400,
-                    error_body(
-                        "the request body is not UTF-8 text",
-                        "invalid_request_error",
-                    ),
-                )
-            } else if body.len() as u64 > MAX_BODY_BYTES {
-                json_response(
-                    413,
-                    error_body("request body too large", "invalid_request_error"),
-                )
-            } else {
-                chat(&body, backend, counter)
-            }
-        }
-        (_, p) => json_response(
-            404,
-            error_body(
-                &format!("no route for {p}; oprl serves /v1/chat/completions and /v1/models"),
-                "not_found",
-            ),
-        ),
-    };
-    // A client that hung up cannot be answered; nothing else to do.
-    let _ = request.respond(response);
-}
-
-fn chat(
-    body: &str,
-    backend: &dyn ChatBackend,
-    counter: &AtomicU64,
-) -> tiny_http::Response<std::io::Cursor<Vec<u8>>> {
-    let request: ChatRequest = match serde_json::from_str(body) {
-        Ok(r) => r,
-        Err(e) => {
-            return json_response(
-                400,
-                error_body(
-                    &format!("invalid chat request: {e}"),
-                    "invalid_request_error",
+/// 404 unless `model` names the served model.
+fn check_model(model: Option<&str>, backend: &dyn ChatBackend) -> Result<(), ApiError> {
+    match model {
+        Some(m) if m != backend.model_id() => Err(ApiError {
+            param: Some("model"),
+            code: Some("model_not_found"),
+            ..ApiError::new(
+                404,
+                format!(
+                    "the model `{m}` does not exist; this server serves `{}`",
+                    backend.model_id()
                 ),
             )
+        }),
+        _ => Ok(()),
+    }
+}
+
+/// The checked sampling settings of a request, before its prompts are known.
+struct Settings {
+    temperature: f64,
+    top_p: f64,
+    max_tokens: Option<usize>,
+    stop: Vec<String>,
+    seed: Option<u64>,
+    n: usize,
+    stream: bool,
+    include_usage: bool,
+}
+
+fn settings(
+    s: &Sampling,
+    max_tokens: Option<usize>,
+    backend: &dyn ChatBackend,
+) -> Result<Settings, ApiError> {
+    let defaults = backend.defaults();
+    let temperature = s.temperature.unwrap_or(defaults.temperature);
+    if !(0.0..=2.0).contains(&temperature) {
+        return Err(ApiError::out_of_range(
+            format!("temperature must be within [0, 2], got {temperature}"),
+            "temperature",
+        ));
+    }
+    let top_p = s.top_p.unwrap_or(defaults.top_p);
+    if !(top_p > 0.0 && top_p <= 1.0) {
+        return Err(ApiError::out_of_range(
+            format!("top_p must be within (0, 1], got {top_p}"),
+            "top_p",
+        ));
+    }
+    if max_tokens == Some(0) {
+        return Err(ApiError::out_of_range(
+            "max_tokens must be at least 1",
+            "max_tokens",
+        ));
+    }
+    let n = s.n.unwrap_or(1);
+    if n == 0 || n > MAX_CHOICES {
+        return Err(ApiError::out_of_range(
+            format!("n must be within [1, {MAX_CHOICES}], got {n}"),
+            "n",
+        ));
+    }
+    let mut stop = defaults.stop;
+    stop.extend(s.stop.iter().flatten().filter(|s| !s.is_empty()).cloned());
+    Ok(Settings {
+        temperature,
+        top_p,
+        max_tokens,
+        stop,
+        seed: s.seed,
+        n,
+        stream: s.stream.unwrap_or(false),
+        include_usage: s.stream_options.as_ref().is_some_and(|o| o.include_usage),
+    })
+}
+
+impl Settings {
+    /// The job of one choice for `prompt`: `max_tokens` (else the backend's default) capped
+    /// by what the context leaves after the prompt.
+    fn job(
+        &self,
+        prompt: Vec<u32>,
+        top_logprobs: usize,
+        backend: &dyn ChatBackend,
+    ) -> Result<GenerationJob, ApiError> {
+        let context = backend.max_model_len();
+        if prompt.is_empty() {
+            return Err(ApiError::invalid("the prompt is empty", "prompt"));
+        }
+        if prompt.len() >= context {
+            return Err(ApiError {
+                code: Some("context_length_exceeded"),
+                ..ApiError::invalid(
+                    format!(
+                        "the prompt has {} tokens; this model's context is {context} tokens",
+                        prompt.len()
+                    ),
+                    "messages",
+                )
+            });
+        }
+        let wanted = self
+            .max_tokens
+            .unwrap_or_else(|| backend.defaults().max_new_tokens.max(1));
+        Ok(GenerationJob {
+            options: SampleOptions {
+                temperature: self.temperature,
+                top_p: self.top_p,
+                max_new_tokens: wanted.min(context - prompt.len()),
+                stop: self.stop.clone(),
+                admissible_only: false,
+            },
+            prompt,
+            seed: self.seed,
+            top_logprobs,
+        })
+    }
+}
+
+/// The two endpoints that generate differ only in the shape of their replies.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Endpoint {
+    Chat,
+    Completion,
+}
+
+/// What a reply reports per token.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct LogprobRequest {
+    /// Alternatives per token; `None`: no log-probs at all.
+    top: Option<usize>,
+}
+
+/// Everything a generation reply needs besides the tokens.
+struct ReplyShape {
+    endpoint: Endpoint,
+    id: String,
+    model: String,
+    created: u64,
+    logprobs: LogprobRequest,
+    stop: Vec<String>,
+    prompt_tokens: usize,
+}
+
+fn chat(request: ChatRequest, shared: &Arc<dyn ChatBackend>, id: u64) -> Routed {
+    let backend = shared.as_ref();
+    check_model(Some(&request.model), backend)?;
+    if request.messages.is_empty() {
+        return Err(ApiError::invalid("`messages` is empty", "messages"));
+    }
+    let max_tokens = request
+        .max_completion_tokens
+        .or(request.sampling.max_tokens);
+    let settings = settings(&request.sampling, max_tokens, backend)?;
+    let top = request.top_logprobs.unwrap_or(0);
+    if top > MAX_TOP_LOGPROBS {
+        return Err(ApiError::out_of_range(
+            format!("top_logprobs must be within [0, {MAX_TOP_LOGPROBS}], got {top}"),
+            "top_logprobs",
+        ));
+    }
+    let wants_logprobs = request.logprobs.unwrap_or(false);
+    if request.top_logprobs.is_some() && !wants_logprobs {
+        return Err(ApiError::invalid(
+            "top_logprobs needs logprobs set to true",
+            "top_logprobs",
+        ));
+    }
+    let prompt = backend
+        .chat_prompt(&request.messages, true)
+        .map_err(|e| ApiError::invalid(e, "messages"))?;
+    let job = settings.job(prompt, top, backend)?;
+    let shape = ReplyShape {
+        endpoint: Endpoint::Chat,
+        id: format!("chatcmpl-oprl-{id}"),
+        model: backend.model_id(),
+        created: unix_time(),
+        logprobs: LogprobRequest {
+            top: wants_logprobs.then_some(top),
+        },
+        stop: settings.stop.clone(),
+        prompt_tokens: job.prompt.len(),
+    };
+    run(vec![job; settings.n], shape, &settings, shared)
+}
+
+fn completions(request: CompletionRequest, shared: &Arc<dyn ChatBackend>, id: u64) -> Routed {
+    let backend = shared.as_ref();
+    check_model(Some(&request.model), backend)?;
+    if request.echo == Some(true) {
+        return Err(ApiError::invalid("oprl does not echo prompts", "echo"));
+    }
+    let settings = settings(&request.sampling, request.sampling.max_tokens, backend)?;
+    let top = request.logprobs.unwrap_or(0);
+    if top > MAX_TOP_LOGPROBS {
+        return Err(ApiError::out_of_range(
+            format!("logprobs must be within [0, {MAX_TOP_LOGPROBS}], got {top}"),
+            "logprobs",
+        ));
+    }
+    let prompts: Vec<Vec<u32>> = match request.prompt {
+        Prompt::Text(t) => vec![backend.encode(&t)],
+        Prompt::Texts(ts) => ts.iter().map(|t| backend.encode(t)).collect(),
+        Prompt::Ids(ids) => vec![ids],
+        Prompt::IdLists(lists) => lists,
+    };
+    if prompts.is_empty() {
+        return Err(ApiError::invalid("`prompt` is empty", "prompt"));
+    }
+    if prompts.len() * settings.n > MAX_CHOICES {
+        return Err(ApiError::out_of_range(
+            format!("at most {MAX_CHOICES} choices (prompts times n) per request"),
+            "n",
+        ));
+    }
+    let vocab = backend.vocab_size();
+    if prompts.iter().flatten().any(|&t| t as usize >= vocab) {
+        return Err(ApiError::out_of_range(
+            format!("a prompt token id is not below the vocabulary size {vocab}"),
+            "prompt",
+        ));
+    }
+    let prompt_tokens = prompts.iter().map(Vec::len).sum();
+    let mut jobs = Vec::with_capacity(prompts.len() * settings.n);
+    for prompt in prompts {
+        let job = settings.job(prompt, top, backend)?;
+        jobs.extend(std::iter::repeat_n(job, settings.n));
+    }
+    let shape = ReplyShape {
+        endpoint: Endpoint::Completion,
+        id: format!("cmpl-oprl-{id}"),
+        model: backend.model_id(),
+        created: unix_time(),
+        logprobs: LogprobRequest {
+            top: request.logprobs,
+        },
+        stop: settings.stop.clone(),
+        prompt_tokens,
+    };
+    run(jobs, shape, &settings, shared)
+}
+
+/// Starts `jobs` (one per choice) and answers with the whole reply or its stream.
+fn run(
+    jobs: Vec<GenerationJob>,
+    shape: ReplyShape,
+    settings: &Settings,
+    backend: &Arc<dyn ChatBackend>,
+) -> Routed {
+    let count = jobs.len();
+    let events = backend.generate(jobs);
+    if settings.stream {
+        return Ok(Reply::Events(Box::new(Stream::new(
+            events,
+            count,
+            shape,
+            settings.include_usage,
+            backend.clone(),
+        ))));
+    }
+    let outputs = engine::collect(&events, count).map_err(|e| ApiError::new(500, e))?;
+    let choices: Vec<Value> = outputs
+        .iter()
+        .enumerate()
+        .map(|(index, out)| whole_choice(&shape, index, out, backend.as_ref()))
+        .collect();
+    let completion_tokens: usize = outputs.iter().map(|o| o.tokens.len()).sum();
+    Ok(Reply::Json(json!({
+        "id": shape.id,
+        "object": match shape.endpoint {
+            Endpoint::Chat => "chat.completion",
+            Endpoint::Completion => "text_completion",
+        },
+        "created": shape.created,
+        "model": shape.model,
+        "choices": choices,
+        "usage": usage(shape.prompt_tokens, completion_tokens),
+    })))
+}
+
+fn usage(prompt_tokens: usize, completion_tokens: usize) -> Value {
+    json!({
+        "prompt_tokens": prompt_tokens,
+        "completion_tokens": completion_tokens,
+        "total_tokens": prompt_tokens + completion_tokens,
+    })
+}
+
+/// `finish_reason` of a finished choice, and its text without the stop string.
+fn finish(text: &str, stopped: bool, stops: &[String]) -> (String, &'static str) {
+    let (visible, at_stop) = cut_at_stop(text, stops);
+    (visible, if stopped || at_stop { "stop" } else { "length" })
+}
+
+fn whole_choice(shape: &ReplyShape, index: usize, out: &Output, texts: &dyn ChatBackend) -> Value {
+    let (text, reason) = finish(&out.text, out.stopped, &shape.stop);
+    let logprobs = shape
+        .logprobs
+        .top
+        .map(|top| logprobs_of(shape.endpoint, &out.tokens, top, 0, texts))
+        .unwrap_or(Value::Null);
+    match shape.endpoint {
+        Endpoint::Chat => json!({
+            "index": index,
+            "message": {"role": "assistant", "content": text},
+            "logprobs": logprobs,
+            "finish_reason": reason,
+        }),
+        Endpoint::Completion => json!({
+            "index": index,
+            "text": text,
+            "logprobs": logprobs,
+            "finish_reason": reason,
+        }),
+    }
+}
+
+/// The log-probs of `tokens` in the endpoint's shape: chat's `{"content": [{token, logprob,
+/// bytes, top_logprobs}]}`, completions' parallel lists (`text_offset` counted from
+/// `offset`, the length of the token texts before them).
+fn logprobs_of(
+    endpoint: Endpoint,
+    tokens: &[Token],
+    top: usize,
+    offset: usize,
+    texts: &dyn ChatBackend,
+) -> Value {
+    match endpoint {
+        Endpoint::Chat => {
+            let entry = |id: u32, logprob: f32| {
+                let text = texts.token_text(id);
+                json!({"token": text, "logprob": logprob, "bytes": text.as_bytes()})
+            };
+            let content: Vec<Value> = tokens
+                .iter()
+                .map(|t| {
+                    let mut e = entry(t.id, t.logprob);
+                    let alternatives: Vec<Value> = t
+                        .top
+                        .iter()
+                        .take(top)
+                        .map(|&(id, lp)| entry(id, lp))
+                        .collect();
+                    e["top_logprobs"] = Value::Array(alternatives);
+                    e
+                })
+                .collect();
+            json!({"content": content})
+        }
+        Endpoint::Completion => {
+            let strings: Vec<String> = tokens.iter().map(|t| texts.token_text(t.id)).collect();
+            let mut offsets = Vec::with_capacity(tokens.len());
+            let mut at = offset;
+            for s in &strings {
+                offsets.push(at);
+                at += s.len();
+            }
+            let tops: Vec<Value> = tokens
+                .iter()
+                .map(|t| {
+                    let map: serde_json::Map<String, Value> = t
+                        .top
+                        .iter()
+                        .take(top)
+                        .map(|&(id, lp)| (texts.token_text(id), json!(lp)))
+                        .collect();
+                    Value::Object(map)
+                })
+                .collect();
+            json!({
+                "tokens": strings,
+                "token_logprobs": tokens.iter().map(|t| t.logprob).collect::<Vec<_>>(),
+                "top_logprobs": if top > 0 { Value::Array(tops) } else { Value::Null },
+                "text_offset": offsets,
+            })
+        }
+    }
+}
+
+/// How much of a growing `text` can be sent: everything but a trailing unfinished character
+/// (decoded as U+FFFD until its last byte arrives) and a suffix that may still grow into a
+/// stop string (which the reply leaves out).
+fn settled_len(text: &str, stops: &[String]) -> usize {
+    let end = text.trim_end_matches('\u{FFFD}').len();
+    let settled = &text[..end];
+    let held = stops
+        .iter()
+        .flat_map(|s| {
+            s.char_indices()
+                .skip(1)
+                .map(|(i, _)| i)
+                .filter(|&i| settled.ends_with(&s[..i]))
+                .max()
+        })
+        .max()
+        .unwrap_or(0);
+    end - held
+}
+
+/// A streamed reply: pulls the generation's events and turns them into chunks.
+struct Stream {
+    events: Receiver<(usize, Event)>,
+    shape: ReplyShape,
+    include_usage: bool,
+    backend: Arc<dyn ChatBackend>,
+    choices: Vec<StreamChoice>,
+    open: usize,
+    ready: VecDeque<Value>,
+    /// Whether the usage chunk (if asked for) is still to come.
+    usage_due: bool,
+}
+
+#[derive(Default)]
+struct StreamChoice {
+    /// Bytes of text already sent.
+    sent: usize,
+    tokens: usize,
+    /// Completions' `text_offset` of the next token: the length of the token texts so far.
+    offset: usize,
+}
+
+impl Stream {
+    fn new(
+        events: Receiver<(usize, Event)>,
+        count: usize,
+        shape: ReplyShape,
+        include_usage: bool,
+        backend: Arc<dyn ChatBackend>,
+    ) -> Stream {
+        let mut stream = Stream {
+            events,
+            shape,
+            include_usage,
+            backend,
+            choices: (0..count).map(|_| StreamChoice::default()).collect(),
+            open: count,
+            ready: VecDeque::new(),
+            usage_due: include_usage,
+        };
+        if stream.shape.endpoint == Endpoint::Chat {
+            for index in 0..count {
+                let chunk = stream.chunk(
+                    index,
+                    json!({"role": "assistant", "content": ""}),
+                    None,
+                    None,
+                );
+                stream.ready.push_back(chunk);
+            }
+        }
+        stream
+    }
+
+    /// One chunk of choice `index`: its new text (chat: a `delta`), log-probs, finish reason.
+    fn chunk(
+        &self,
+        index: usize,
+        delta: Value,
+        logprobs: Option<Value>,
+        reason: Option<&str>,
+    ) -> Value {
+        let choice = match self.shape.endpoint {
+            Endpoint::Chat => json!({
+                "index": index,
+                "delta": delta,
+                "logprobs": logprobs,
+                "finish_reason": reason,
+            }),
+            Endpoint::Completion => json!({
+                "index": index,
+                "text": delta.get("content").cloned().unwrap_or(json!("")),
+                "logprobs": logprobs,
+                "finish_reason": reason,
+            }),
+        };
+        let mut chunk = json!({
+            "id": self.shape.id,
+            "object": match self.shape.endpoint {
+                Endpoint::Chat => "chat.completion.chunk",
+                Endpoint::Completion => "text_completion",
+            },
+            "created": self.shape.created,
+            "model": self.shape.model,
+            "choices": [choice],
+        });
+        if self.include_usage {
+            chunk["usage"] = Value::Null;
+        }
+        chunk
+    }
+
+    fn step(&mut self, index: usize, token: Token, text: &str, finished: Option<bool>) {
+        let stops = &self.shape.stop;
+        let sent = self.choices[index].sent;
+        let (end, reason) = match finished {
+            Some(stopped) => {
+                let (visible, reason) = finish(text, stopped, stops);
+                (visible.len(), Some(reason))
+            }
+            None => (settled_len(text, stops), None),
+        };
+        let new_text = text
+            .get(sent..end.max(sent))
+            .unwrap_or_default()
+            .to_string();
+        let offset = self.choices[index].offset;
+        let logprobs = self.shape.logprobs.top.map(|top| {
+            logprobs_of(
+                self.shape.endpoint,
+                std::slice::from_ref(&token),
+                top,
+                offset,
+                self.backend.as_ref(),
+            )
+        });
+        self.choices[index].offset += self.backend.token_text(token.id).len();
+        self.choices[index].tokens += 1;
+        self.choices[index].sent = sent + new_text.len();
+        if !new_text.is_empty() || logprobs.is_some() {
+            let chunk = self.chunk(index, json!({"content": new_text}), logprobs, None);
+            self.ready.push_back(chunk);
+        }
+        if let Some(reason) = reason {
+            let chunk = self.chunk(index, json!({}), None, Some(reason));
+            self.ready.push_back(chunk);
+            self.open -= 1;
+        }
+    }
+}
+
+impl Iterator for Stream {
+    type Item = Value;
+
+    fn next(&mut self) -> Option<Value> {
+        loop {
+            if let Some(chunk) = self.ready.pop_front() {
+                return Some(chunk);
+            }
+            if self.open == 0 {
+                if !std::mem::take(&mut self.usage_due) {
+                    return None;
+                }
+                let completion_tokens = self.choices.iter().map(|c| c.tokens).sum();
+                let mut chunk = self.chunk(0, json!({}), None, None);
+                chunk["choices"] = json!([]);
+                chunk["usage"] = usage(self.shape.prompt_tokens, completion_tokens);
+                return Some(chunk);
+            }
+            match self.events.recv() {
+                Ok((
+                    index,
+                    Event::Step {
+                        token,
+                        text,
+                        finished,
+                    },
+                )) => self.step(index, token, &text, finished),
+                Ok((_, Event::Failed(e))) => {
+                    self.open = 0;
+                    self.usage_due = false;
+                    return Some(ApiError::new(500, e).body());
+                }
+                Err(_) => {
+                    self.open = 0;
+                    self.usage_due = false;
+                    return Some(ApiError::new(500, "the model's scheduler stopped").body());
+                }
+            }
+        }
+    }
+}
+
+fn tokenize(request: TokenizeRequest, backend: &dyn ChatBackend) -> Routed {
+    let tokens = match request {
+        TokenizeRequest::Chat {
+            model,
+            messages,
+            add_generation_prompt,
+        } => {
+            check_model(model.as_deref(), backend)?;
+            backend
+                .chat_prompt(&messages, add_generation_prompt)
+                .map_err(|e| ApiError::invalid(e, "messages"))?
+        }
+        TokenizeRequest::Text { model, prompt } => {
+            check_model(model.as_deref(), backend)?;
+            backend.encode(&prompt)
         }
     };
-    if request.messages.is_empty() {
-        return json_response(
-            400,
-            error_body("`messages` is empty", "invalid_request_error"),
-        );
+    Ok(Reply::Json(json!({
+        "count": tokens.len(),
+        "max_model_len": backend.max_model_len(),
+        "tokens": tokens,
+    })))
+}
+
+fn detokenize(request: DetokenizeRequest, backend: &dyn ChatBackend) -> Routed {
+    check_model(request.model.as_deref(), backend)?;
+    let vocab = backend.vocab_size();
+    if let Some(bad) = request.tokens.iter().find(|&&t| t as usize >= vocab) {
+        return Err(ApiError::out_of_range(
+            format!("token id {bad} is not below the vocabulary size {vocab}"),
+            "tokens",
+        ));
     }
-    match backend.complete(&request) {
-        Ok(c) => {
-            let n = counter.fetch_add(1, Ordering::SeqCst);
-            json_response(
-                200,
-                json!({
-                    "id": format!("chatcmpl-oprl-{n}"),
-                    "object": "chat.completion",
-                    "created": unix_time(),
-                    "model": backend.model_id(),
-                    "choices": [{
-                        "index": 0,
-                        "message": {"role": "assistant", "content": c.text},
-                        "finish_reason": if c.stopped { "stop" } else { "length" },
-                    }],
-                    "usage": {
-                        "prompt_tokens": c.prompt_tokens,
-                        "completion_tokens": c.completion_tokens,
-                        "total_tokens": c.prompt_tokens + c.completion_tokens,
-                    },
-                }),
-            )
-        }
-        Err(e) => json_response(500, error_body(&e, "server_error")),
+    Ok(Reply::Json(
+        json!({"prompt": backend.decode(&request.tokens)}),
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn settled_text_holds_back_stop_prefixes_and_unfinished_characters() {
+        let stops = vec!["</a>".to_string(), "\n\n".to_string()];
+        assert_eq!(settled_len("go left", &stops), 7);
+        assert_eq!(settled_len("go left</", &stops), 7);
+        assert_eq!(settled_len("go left\n", &stops), 7);
+        assert_eq!(settled_len("go <b>", &stops), 6);
+        assert_eq!(settled_len("caf\u{FFFD}", &[]), 3);
+    }
+
+    #[test]
+    fn errors_are_openai_error_objects() {
+        let e = ApiError::out_of_range("too hot", "temperature");
+        assert_eq!(
+            e.body(),
+            json!({"error": {"message": "too hot", "type": "invalid_request_error",
+                "param": "temperature", "code": "out_of_range"}})
+        );
+        assert_eq!(ApiError::new(404, "x").kind(), "not_found_error");
     }
 }

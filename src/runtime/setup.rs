@@ -10,7 +10,7 @@ use super::RuntimeError;
 use crate::env::Environment;
 use crate::graph::{EnvSpec, ExecGraph, ObservationKind, PolicySpec};
 use crate::model::{LanguageModel, SampleOptions, Tokenizer, VisionConfig};
-use crate::openai::model_backend::{ChatFormat, ModelBackend};
+use crate::openai::model_backend::ModelBackend;
 
 /// `count` fresh instances of the graph's environment.
 pub fn make_envs(spec: &EnvSpec, count: usize) -> Result<Vec<Box<dyn Environment>>, RuntimeError> {
@@ -68,16 +68,37 @@ fn partner_backend(path: &str) -> Result<std::sync::Arc<ModelBackend>, RuntimeEr
     Ok(backend)
 }
 
+/// Which model [`load_model`] serves and where.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct ModelChoice {
+    /// For a run directory: this checkpoint's iteration instead of the latest.
+    pub checkpoint: Option<usize>,
+    /// The compute device; `None`: the run's recipe setting, CPU for a pretrained model.
+    pub device: Option<crate::graph::Device>,
+}
+
+/// Loads what `path` names, on the CPU: see [`load_model`].
+pub fn load_backend(path: &Path) -> Result<ModelBackend, String> {
+    load_model(path, &ModelChoice::default())
+}
+
 /// Loads what `path` names: a run directory (`graph.json`, `checkpoints/iter-N/policy.safetensors`)
 /// a Hugging Face model directory (`config.json`, `tokenizer.json`, `*.safetensors`) or a GGUF
 /// file.
-pub fn load_backend(path: &Path) -> Result<ModelBackend, String> {
+pub fn load_model(path: &Path, choice: &ModelChoice) -> Result<ModelBackend, String> {
     if path.join("graph.json").is_file() {
-        return load_run_dir(path);
+        return load_run_dir(path, choice);
+    }
+    if choice.checkpoint.is_some() {
+        return Err(format!(
+            "{}: a checkpoint can only be chosen in a run directory",
+            path.display()
+        ));
     }
     if path.join("config.json").is_file() || crate::model::hf::is_gguf(path) {
-        let device = candle_core::Device::Cpu;
-        return ModelBackend::from_hf_dir(path, &device)
+        let device = device_for(choice.device.unwrap_or(crate::graph::Device::Cpu))
+            .map_err(|e| format!("{}: {e}", path.display()))?;
+        return ModelBackend::from_pretrained(path, &device)
             .map_err(|e| format!("cannot load the model in {}: {e}", path.display()));
     }
     Err(format!(
@@ -86,23 +107,33 @@ pub fn load_backend(path: &Path) -> Result<ModelBackend, String> {
     ))
 }
 
-fn load_run_dir(path: &Path) -> Result<ModelBackend, String> {
+fn load_run_dir(path: &Path, choice: &ModelChoice) -> Result<ModelBackend, String> {
     let err = |e: &dyn std::fmt::Display| format!("{}: {e}", path.display());
     let dir = RunDir::open(path).map_err(|e| err(&e))?;
     let graph = dir.read_graph().map_err(|e| err(&e))?;
-    let (iteration, checkpoint) = dir
-        .latest_checkpoint()
-        .map_err(|e| err(&e))?
-        .ok_or_else(|| err(&"the run has no complete checkpoint yet"))?;
-    let device = device_for(graph.train.device).map_err(|e| err(&e))?;
+    let (iteration, checkpoint) = match choice.checkpoint {
+        Some(wanted) => dir
+            .checkpoints()
+            .map_err(|e| err(&e))?
+            .into_iter()
+            .find(|(i, _)| *i == wanted)
+            .ok_or_else(|| err(&format!("the run has no complete checkpoint {wanted}")))?,
+        None => dir
+            .latest_checkpoint()
+            .map_err(|e| err(&e))?
+            .ok_or_else(|| err(&"the run has no complete checkpoint yet"))?,
+    };
+    let device = device_for(choice.device.unwrap_or(graph.train.device)).map_err(|e| err(&e))?;
     let tokenizer = make_tokenizer(&graph).map_err(|e| err(&e))?;
     let mut model = LanguageModel::from_spec(&graph.policy, &tokenizer, &device, graph.train.seed)
         .map_err(|e| err(&e))?;
     let weights = checkpoint.join("policy.safetensors");
     model.load(&weights).map_err(|e| err(&e))?;
-    let format = match graph.policy {
-        PolicySpec::Transformer(_) => ChatFormat::Plain,
-        PolicySpec::Hf(_) => ChatFormat::ChatMl,
+    let template = match &graph.policy {
+        PolicySpec::Transformer(_) => None,
+        PolicySpec::Hf(h) => {
+            crate::model::hf::chat_template(Path::new(&h.path), &tokenizer).map_err(|e| err(&e))?
+        }
     };
     let defaults = SampleOptions {
         temperature: graph.eval.temperature,
@@ -111,7 +142,7 @@ fn load_run_dir(path: &Path) -> Result<ModelBackend, String> {
     Ok(ModelBackend::new(
         format!("{}-iter{iteration}", graph.recipe),
         model,
-        format,
+        template,
         defaults,
         graph.train.seed,
     ))
@@ -279,7 +310,7 @@ pub fn make_policy(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::openai::{ChatBackend, ChatMessage, ChatRequest};
+    use crate::openai::{ChatBackend, ChatMessage, ChatRequest, Sampling};
 
     #[test]
     fn serves_the_latest_checkpoint_of_a_run_directory() {
@@ -307,11 +338,13 @@ mod tests {
         let request = ChatRequest {
             model: backend.model_id(),
             messages: vec![ChatMessage::user("#####\n#_P_#\n")],
-            temperature: Some(0.0),
-            top_p: None,
-            max_tokens: Some(6),
-            stop: None,
-            seed: Some(1),
+            sampling: Sampling {
+                temperature: Some(0.0),
+                max_tokens: Some(6),
+                seed: Some(1),
+                ..Sampling::default()
+            },
+            ..ChatRequest::default()
         };
         let a = backend.complete(&request).unwrap();
         assert!(a.completion_tokens <= 6);

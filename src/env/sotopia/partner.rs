@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use crate::graph::{EndpointSpec, PromptStyle};
 use crate::openai::model_backend::{ChatFormat, ModelBackend};
-use crate::openai::{ChatBackend, ChatClient, ChatError, ChatMessage, ChatRequest};
+use crate::openai::{ChatBackend, ChatClient, ChatError, ChatMessage, ChatRequest, Sampling};
 
 use super::episode::Episode;
 
@@ -66,7 +66,7 @@ impl Partner for LivePolicyPartner {
 pub fn model_partner(backend: Arc<ModelBackend>) -> CallbackPartner {
     let style = match backend.format() {
         ChatFormat::Plain => PromptStyle::Compact,
-        ChatFormat::ChatMl => PromptStyle::Verl,
+        ChatFormat::Template => PromptStyle::Verl,
     };
     let name = format!("model {}", backend.model_id());
     CallbackPartner::new(
@@ -76,11 +76,11 @@ pub fn model_partner(backend: Arc<ModelBackend>) -> CallbackPartner {
             let request = ChatRequest {
                 model: backend.model_id(),
                 messages: vec![ChatMessage::user(prompt)],
-                temperature: None,
-                top_p: None,
-                max_tokens: None,
-                stop: Some(vec!["\n".into()]),
-                seed: None,
+                sampling: Sampling {
+                    stop: Some(vec!["\n".into()]),
+                    ..Sampling::default()
+                },
+                ..ChatRequest::default()
             };
             backend.complete(&request).map(|c| c.text)
         }),
