@@ -185,7 +185,7 @@ fn the_first_positions_top5_matches_transformers() {
 #[test]
 fn a_bf16_lora_policy_keeps_the_reference_predictions() {
     use oprl::graph::{from_name, LoraSpec, Projection};
-    let path = model_path();
+    let path = common::model_path();
     let tokenizer = &loaded().tokenizer;
     let (cfg, weights) = hf::read_model(&path, &Device::Cpu).unwrap();
     let lora = LoraSpec {
