@@ -51,7 +51,11 @@ impl Linear {
         let (rows, inner) = (x.elem_count() / x.dim(D::Minus1)?, x.dim(D::Minus1)?);
         let mut dims = x.dims().to_vec();
         let x = x.reshape((rows, inner))?;
-        let mut y = matmul_t(&x, &self.weight)?;
+        let mut y = if self.weight.track_op() {
+            matmul_t(&x, &self.weight)?
+        } else {
+            super::ops::frozen_matmul_t(&x, &self.weight)?
+        };
         if let Some(b) = &self.bias {
             y = y.broadcast_add(b)?;
         }

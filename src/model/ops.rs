@@ -4,7 +4,56 @@
 //! (CANDLE-NOTES.md, trap 1), so every op here either composes ops that have a backward or is a
 //! `CustomOp` that defines its own.
 
+use super::layers::matmul_t;
 use candle_core::{CpuStorage, CustomOp1, CustomOp2, Layout, Result, Shape, Tensor, D};
+
+/// `x W^T` (see [`matmul_t`]) for a weight that never trains (a LoRA base): its backward gives
+/// `x` its gradient and nothing else. candle's own matmul backward would also compute the
+/// weight's gradient, a weight-sized product per projection that a frozen weight throws away.
+/// On the CPU the product is computed without a graph and handed on by a custom op whose
+/// backward is `grad W`; elsewhere it falls back to the plain product.
+pub fn frozen_matmul_t(x: &Tensor, w: &Tensor) -> Result<Tensor> {
+    if !x.track_op() || !x.device().is_cpu() {
+        return matmul_t(x, w);
+    }
+    let value = matmul_t(&x.detach(), w)?.contiguous()?;
+    x.apply_op1(FrozenProduct {
+        value,
+        weight: w.clone(),
+    })
+}
+
+/// The value of `x W^T`, computed beforehand, with the gradient `grad W` for `x`.
+struct FrozenProduct {
+    value: Tensor,
+    weight: Tensor,
+}
+
+impl CustomOp1 for FrozenProduct {
+    fn name(&self) -> &'static str {
+        "oprl-frozen-product"
+    }
+
+    fn cpu_fwd(&self, _x: &CpuStorage, _layout: &Layout) -> Result<(CpuStorage, Shape)> {
+        let (storage, layout) = self.value.storage_and_layout();
+        match &*storage {
+            candle_core::Storage::Cpu(s) => {
+                use candle_core::backend::BackendStorage;
+                Ok((s.try_clone(layout)?, layout.shape().clone()))
+            }
+            _ => candle_core::bail!("the frozen product runs on the CPU"),
+        }
+    }
+
+    fn bwd(&self, _x: &Tensor, _res: &Tensor, grad: &Tensor) -> Result<Option<Tensor>> {
+        let w = &self.weight;
+        let g = grad
+            .to_dtype(w.dtype())?
+            .matmul(w)?
+            .to_dtype(grad.dtype())?;
+        Ok(Some(g))
+    }
+}
 
 /// Softmax over the last dimension, with a backward.
 pub fn softmax_last(x: &Tensor) -> Result<Tensor> {

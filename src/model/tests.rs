@@ -1077,3 +1077,27 @@ fn lora_dropout_is_seeded_training_only_and_resumes_exactly() {
     c.load(&path).unwrap();
     assert_eq!(max_diff(&score(&a, true), &score(&c, true)), 0.0);
 }
+
+#[test]
+fn a_frozen_product_equals_the_plain_product_and_its_input_gradient() {
+    let mut rng = ChaCha8Rng::seed_from_u64(9);
+    let mut draw = |n: usize| -> Vec<f32> { (0..n).map(|_| rng.random::<f32>() - 0.5).collect() };
+    let x =
+        candle_core::Var::from_tensor(&Tensor::from_vec(draw(15), (3, 5), &Device::Cpu).unwrap())
+            .unwrap();
+    let w = Tensor::from_vec(draw(20), (4, 5), &Device::Cpu).unwrap();
+    let c = Tensor::from_vec(draw(12), (3, 4), &Device::Cpu).unwrap();
+    for dtype in [candle_core::DType::F32, candle_core::DType::BF16] {
+        let w = w.to_dtype(dtype).unwrap();
+        let plain = layers::matmul_t(x.as_tensor(), &w).unwrap();
+        let frozen = ops::frozen_matmul_t(x.as_tensor(), &w).unwrap();
+        assert_eq!(max_diff(&plain, &frozen), 0.0);
+        let grads = |y: &Tensor| (y * &c).unwrap().sum_all().unwrap().backward().unwrap();
+        let (gp, gf) = (grads(&plain), grads(&frozen));
+        assert_eq!(
+            max_diff(gp.get(&x).unwrap(), gf.get(&x).unwrap()),
+            0.0,
+            "{dtype:?}"
+        );
+    }
+}
