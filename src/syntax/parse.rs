@@ -202,7 +202,12 @@ impl Builder {
         let mut kind = None;
         let mut variant = None;
         let mut body = Vec::new();
-        for p in pair.into_inner() {
+        // A block value's idents sit inside its `block_head`.
+        let parts = pair.into_inner().flat_map(|p| match p.as_rule() {
+            Rule::block_head => p.into_inner().collect::<Vec<_>>(),
+            _ => vec![p],
+        });
+        for p in parts {
             match p.as_rule() {
                 Rule::ident if kind.is_none() => kind = Some(self.ident(p)),
                 Rule::ident => variant = Some(self.ident(p)),
@@ -698,6 +703,24 @@ mod tests {
         assert_eq!(b.body.len(), 2);
         assert!(
             matches!(&file.statements[3], Statement::Definition(d) if matches!(d.value.kind, ExprKind::BlockValue { .. }))
+        );
+    }
+
+    #[test]
+    fn a_block_on_the_next_line_is_not_the_value_of_a_name() {
+        let file = parse(
+            "policy hf {\n  dtype = bf16\n  lora { rank = 4 }\n  sampling = hf x { a = 1 }\n}\n",
+        );
+        let Statement::Block(policy) = &file.statements[0] else {
+            panic!()
+        };
+        assert_eq!(policy.body.len(), 3);
+        assert!(
+            matches!(&policy.body[0], Statement::Assignment(a) if matches!(a.value.kind, ExprKind::Path(_)))
+        );
+        assert!(matches!(&policy.body[1], Statement::Block(b) if b.kind.name == "lora"));
+        assert!(
+            matches!(&policy.body[2], Statement::Assignment(a) if matches!(a.value.kind, ExprKind::BlockValue { .. }))
         );
     }
 
