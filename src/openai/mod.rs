@@ -5,6 +5,7 @@
 pub mod client;
 pub mod engine;
 pub mod model_backend;
+mod replies;
 pub mod server;
 
 use serde::{Deserialize, Serialize};
