@@ -163,6 +163,55 @@ fn kv_cache_sampling_equals_recomputation() {
     }
 }
 
+/// Rows with their own settings and RNGs sample each as it would alone: a batch of mixed rows
+/// gives every row the generation of a batch of that row only.
+#[test]
+fn rows_with_their_own_settings_sample_as_alone() {
+    let m = tiny(Positions::Rope, false, 6);
+    let t = tok();
+    let rows: Vec<RowSampling> = (0..3)
+        .map(|i| RowSampling {
+            options: SampleOptions {
+                temperature: [0.0, 1.3, 0.7][i],
+                top_p: [1.0, 0.95, 0.8][i],
+                max_new_tokens: [5, 12, 3][i],
+                stop: if i == 1 { vec!["h".into()] } else { vec![] },
+                admissible_only: false,
+            },
+            rng: ChaCha8Rng::seed_from_u64(20 + i as u64),
+            top_logprobs: i,
+        })
+        .collect();
+    let p = prompts(&t)[..3].to_vec();
+    let mut reported: Vec<Vec<u32>> = vec![vec![]; 3];
+    let mut report = |e: TokenEvent| {
+        reported[e.row].push(e.token);
+        assert_eq!(e.top.len(), e.row);
+        assert!(e.top.windows(2).all(|w| w[0].1 >= w[1].1));
+        true
+    };
+    let together = m
+        .generate_each(Batch::new(&p), &mut rows.clone(), &mut report)
+        .unwrap();
+    for (i, g) in together.iter().enumerate() {
+        let alone = m
+            .generate_each(
+                Batch::new(&p[i..=i]),
+                &mut rows[i..=i].to_vec(),
+                &mut |_| true,
+            )
+            .unwrap();
+        assert_eq!(g.tokens, alone[0].tokens, "row {i}");
+        assert_eq!(reported[i], g.tokens);
+        assert!(g.tokens.len() <= rows[i].options.max_new_tokens);
+    }
+    // A row whose report declines is dropped at once.
+    let cut = m
+        .generate_each(Batch::new(&p), &mut rows.clone(), &mut |e| e.row != 1)
+        .unwrap();
+    assert_eq!(cut[1].tokens.len(), 1);
+}
+
 #[test]
 fn generation_logprobs_equal_scores_and_stops_are_honoured() {
     let m = tiny(Positions::Rope, false, 7);

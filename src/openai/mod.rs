@@ -1,10 +1,13 @@
-//! The OpenAI chat-completions protocol on both sides: a blocking client with timeouts,
-//! retries and bounded concurrency (used by the LLM judge and the endpoint partner), and the
-//! `oprl serve` server that answers the same protocol from oprl's own models.
+//! The OpenAI protocol on both sides: a blocking chat client with timeouts, retries and bounded
+//! concurrency (used by the LLM judge and the endpoint partner), and the `oprl serve` server
+//! (`server`: HTTP, routes and validation; `replies`: reply and stream shapes; `engine`: the
+//! scheduler thread that batches requests through the model; `model_backend`: oprl's models
+//! with their chat templates) that answers it from oprl's own models.
 
 pub mod client;
 pub mod engine;
 pub mod model_backend;
+mod replies;
 pub mod server;
 
 use serde::{Deserialize, Serialize};

@@ -353,5 +353,19 @@ mod tests {
 
         let err = load_backend(&tmp.path().join("checkpoints")).err().unwrap();
         assert!(err.contains("neither a run directory"), "{err}");
+
+        // A chosen checkpoint: one that exists, one that does not, and one outside a run.
+        let choose = |checkpoint| ModelChoice {
+            checkpoint: Some(checkpoint),
+            device: Some(crate::graph::Device::Cpu),
+        };
+        let chosen = load_model(tmp.path(), &choose(3)).unwrap();
+        assert_eq!(chosen.model_id(), format!("{}-iter3", graph.recipe));
+        let err = load_model(tmp.path(), &choose(7)).err().unwrap();
+        assert!(err.contains("no complete checkpoint 7"), "{err}");
+        let err = load_model(&tmp.path().join("x.gguf"), &choose(3))
+            .err()
+            .unwrap();
+        assert!(err.contains("only be chosen in a run directory"), "{err}");
     }
 }
