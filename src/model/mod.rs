@@ -52,7 +52,7 @@ pub use choices::ChoiceSet;
 pub use decoder::{DecoderConfig, KvCache, PositionKind};
 pub use error::ModelError;
 pub use generate::{Generation, SampleOptions};
-pub use optim::Optimizer;
+pub use optim::{GradSum, Optimizer};
 pub use score::Scored;
 pub use tokenizer::{CharVocab, Tokenizer};
 pub use vision::VisionConfig;
