@@ -263,6 +263,15 @@ impl LanguageModel {
         &self.device
     }
 
+    /// The current weights by name, detached (what an export writes).
+    pub fn merged_weights(&self) -> Result<HashMap<String, Tensor>> {
+        Ok(self
+            .named_vars()
+            .into_iter()
+            .map(|(name, var)| (name, var.as_tensor().detach()))
+            .collect())
+    }
+
     /// Max prompt + action tokens.
     pub fn context(&self) -> usize {
         self.cfg.context
