@@ -771,6 +771,11 @@ spec! {
         pub device: Device = Ty::Name(Device::NAMES), D::Name("cpu");
         /// Worker threads for candle (0 = let oprl choose).
         pub threads: usize = Ty::Int, D::Int(0), Range::between(0.0, 1024.0);
+        /// Padded tokens (rows x longest prompt + action) one forward/backward with gradients
+        /// may hold: every update (policy, critic, PRM) sums its gradients over micro-batches
+        /// of this size and then takes one optimiser step, the same step as one pass over the
+        /// whole minibatch or pair set. Bounds training memory; 0 = one pass (no limit).
+        pub micro_batch_tokens: usize = Ty::Int, D::Int(0), Range::NON_NEGATIVE;
     }
 }
 

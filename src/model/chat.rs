@@ -88,6 +88,15 @@ impl ChatTemplate {
         })
     }
 
+    /// The template's Jinja source, as compiled.
+    pub fn source(&self) -> String {
+        self.env
+            .get_template(NAME)
+            .expect("the template was added when compiled")
+            .source()
+            .to_string()
+    }
+
     /// The conversation as the model reads it; with `add_generation_prompt` it ends with the
     /// header of the assistant's next turn.
     pub fn render(
@@ -155,7 +164,7 @@ impl ChatTemplate {
 const CONFIG: &str = "tokenizer_config.json";
 const JINJA: &str = "chat_template.jinja";
 
-/// The fields of `tokenizer_config.json` a chat template needs.
+/// The fields of `tokenizer_config.json` a chat template and the tokenizer need.
 #[derive(Debug, Default, Deserialize)]
 struct TokenizerConfig {
     #[serde(default)]
@@ -164,6 +173,19 @@ struct TokenizerConfig {
     bos_token: Option<TokenText>,
     #[serde(default)]
     eos_token: Option<TokenText>,
+    #[serde(default)]
+    pad_token: Option<TokenText>,
+}
+
+/// The bos, eos and padding tokens `tokenizer_config.json` in `dir` names (`None` for each it
+/// leaves out, and for all when the file is missing or unreadable: the tokenizer then falls
+/// back to the usual spellings).
+pub(super) fn declared_special_tokens(dir: &Path) -> [Option<String>; 3] {
+    let config: TokenizerConfig = std::fs::read_to_string(dir.join(CONFIG))
+        .ok()
+        .and_then(|text| serde_json::from_str(&text).ok())
+        .unwrap_or_default();
+    [config.bos_token, config.eos_token, config.pad_token].map(|t| t.map(TokenText::into_text))
 }
 
 /// `chat_template`: one source, or named sources (`[{"name": ..., "template": ...}]`).

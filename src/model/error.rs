@@ -25,6 +25,8 @@ pub enum ModelError {
     ChatTemplate(#[from] super::chat::ChatTemplateError),
     #[error("device: {reason}")]
     Device { reason: String },
+    #[error("cannot export the model: {reason}")]
+    Export { reason: String },
     #[error("weights differ: {reason}")]
     WeightMismatch { reason: String },
     #[error("image input: {reason}")]

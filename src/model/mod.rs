@@ -21,7 +21,8 @@
 //! Layout (each file has one job): [`weights`] (building, copying, saving and loading the
 //! weights), [`batch`] (the inputs of a call and how they enter the decoder), [`generate`]
 //! (sampling), [`score`] (log-probs, entropies, values, logits), [`decoder`] and [`vision`]
-//! (the networks), [`layers`] (their parameters and linear layer), [`error`].
+//! (the networks), [`layers`] (their parameters and linear layer), [`export`] (a model as a
+//! Hugging Face directory), [`error`].
 //!
 //! Beyond the contract in MODEL_API.md: [`LanguageModel::vars`] (stable order for the
 //! optimiser), [`LanguageModel::add_value_head`], [`LanguageModel::score_and_values`],
@@ -35,6 +36,7 @@ pub mod checkpoint;
 pub mod choices;
 pub mod decoder;
 pub mod error;
+pub mod export;
 pub mod generate;
 pub mod gguf;
 pub mod hf;
@@ -53,7 +55,7 @@ pub use choices::ChoiceSet;
 pub use decoder::{DecoderConfig, KvCache, PositionKind};
 pub use error::ModelError;
 pub use generate::{Generation, RowSampling, SampleOptions, TokenEvent};
-pub use optim::Optimizer;
+pub use optim::{GradSum, Optimizer};
 pub use score::Scored;
 pub use tokenizer::{CharVocab, Tokenizer};
 pub use vision::VisionConfig;

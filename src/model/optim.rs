@@ -13,6 +13,13 @@ use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
 use std::path::Path;
 
+/// The gradients of an optimiser's variables summed over several backward passes (the
+/// micro-batches of one update). It keeps the variables' gradients only, so nothing of a pass's
+/// graph or activations outlives that pass.
+pub struct GradSum {
+    grads: Vec<Option<Tensor>>,
+}
+
 /// AdamW over a fixed list of variables.
 pub struct Optimizer {
     vars: Vec<Var>,
@@ -92,6 +99,39 @@ impl Optimizer {
     /// [`Self::step`] from gradients already computed (e.g. summed over several losses).
     pub fn step_with_grads(&mut self, grads: &GradStore, max_norm: f64) -> Result<f64> {
         let gs: Vec<Option<&Tensor>> = self.vars.iter().map(|v| grads.get(v)).collect();
+        self.apply(&gs, max_norm)
+    }
+
+    /// An empty gradient sum over this optimiser's variables.
+    pub fn grad_sum(&self) -> GradSum {
+        GradSum {
+            grads: vec![None; self.vars.len()],
+        }
+    }
+
+    /// backward of `loss`, adding the variables' gradients to `sum`. The first pass's
+    /// gradients are stored as they are, so one pass steps exactly as [`Self::step`].
+    pub fn accumulate(&self, loss: &Tensor, sum: &mut GradSum) -> Result<()> {
+        let grads = loss.backward()?;
+        for (var, slot) in self.vars.iter().zip(sum.grads.iter_mut()) {
+            let Some(g) = grads.get(var) else { continue };
+            *slot = Some(match slot.take() {
+                None => g.detach(),
+                Some(total) => (total + g)?.detach(),
+            });
+        }
+        Ok(())
+    }
+
+    /// [`Self::step`] from gradients summed by [`Self::accumulate`]: the clip applies to the
+    /// norm of the sum.
+    pub fn step_with_sum(&mut self, sum: &GradSum, max_norm: f64) -> Result<f64> {
+        let gs: Vec<Option<&Tensor>> = sum.grads.iter().map(Option::as_ref).collect();
+        self.apply(&gs, max_norm)
+    }
+
+    /// Clip and one AdamW step from the gradient of each variable (`None`: untouched).
+    fn apply(&mut self, gs: &[Option<&Tensor>], max_norm: f64) -> Result<f64> {
         let mut sq = 0f64;
         for g in gs.iter().flatten() {
             sq += g

@@ -88,6 +88,53 @@ impl CharVocab {
     pub fn piece(&self, id: u32) -> Option<&str> {
         self.pieces.get(id as usize).map(String::as_str)
     }
+
+    /// The same vocabulary as a Hugging Face `tokenizer.json`: a word-level model over single
+    /// chars (every char its own pre-token), the words as added tokens (matched leftmost-longest
+    /// before the split, as [`Self::encode`] matches them greedily) and the specials as special
+    /// added tokens; decoding concatenates.
+    fn hf_json(&self) -> serde_json::Value {
+        let vocab: serde_json::Map<String, serde_json::Value> = self
+            .pieces
+            .iter()
+            .enumerate()
+            .map(|(id, piece)| (piece.clone(), id.into()))
+            .collect();
+        let added: Vec<serde_json::Value> = self
+            .pieces
+            .iter()
+            .enumerate()
+            .take(SPECIALS.len() + self.words_longest_first.len())
+            .map(|(id, piece)| {
+                serde_json::json!({
+                    "id": id,
+                    "content": piece,
+                    "single_word": false,
+                    "lstrip": false,
+                    "rstrip": false,
+                    "normalized": false,
+                    "special": id < SPECIALS.len(),
+                })
+            })
+            .collect();
+        serde_json::json!({
+            "version": "1.0",
+            "truncation": null,
+            "padding": null,
+            "added_tokens": added,
+            "normalizer": null,
+            // `[\s\S]` is one char in both Rust's and Oniguruma's (transformers') regex syntax.
+            "pre_tokenizer": {
+                "type": "Split",
+                "pattern": { "Regex": "[\\s\\S]" },
+                "behavior": "Isolated",
+                "invert": false,
+            },
+            "post_processor": null,
+            "decoder": { "type": "Fuse" },
+            "model": { "type": "WordLevel", "vocab": vocab, "unk_token": UNK },
+        })
+    }
 }
 
 /// A tokenizer for either model family.
@@ -146,11 +193,18 @@ impl Tokenizer {
 
     /// A Hugging Face `tokenizer.json`.
     pub fn from_file(path: &Path) -> Result<Tokenizer> {
+        Tokenizer::from_file_declaring(path, [None, None, None])
+    }
+
+    /// A Hugging Face `tokenizer.json` whose model declares its bos, eos and padding tokens
+    /// by name (as `tokenizer_config.json` does); names not in the vocabulary are ignored.
+    pub fn from_file_declaring(path: &Path, names: [Option<String>; 3]) -> Result<Tokenizer> {
         let tok = tokenizers::Tokenizer::from_file(path).map_err(|e| ModelError::Tokenizer {
             path: path.display().to_string(),
             reason: e.to_string(),
         })?;
-        Ok(Tokenizer::from_hf(tok, SpecialIds::default()))
+        let [bos, eos, pad] = names.map(|n| n.and_then(|n| tok.token_to_id(&n)));
+        Ok(Tokenizer::from_hf(tok, SpecialIds { bos, eos, pad }))
     }
 
     /// A Hugging Face tokenizer built in memory, with the special ids its model declares.
@@ -163,6 +217,20 @@ impl Tokenizer {
         match self {
             Tokenizer::Chars(v) => v.piece(id).map(str::to_string),
             Tokenizer::Hf(t) => t.inner.id_to_token(id),
+        }
+    }
+
+    /// The tokenizer as a Hugging Face `tokenizer.json` (what an export writes).
+    pub fn to_hf_json(&self) -> Result<String> {
+        let error = |e: &dyn std::fmt::Display| ModelError::Tokenizer {
+            path: "tokenizer.json".into(),
+            reason: e.to_string(),
+        };
+        match self {
+            Tokenizer::Chars(v) => {
+                serde_json::to_string_pretty(&v.hf_json()).map_err(|e| error(&e).into())
+            }
+            Tokenizer::Hf(t) => t.inner.to_string(true).map_err(|e| error(&e).into()),
         }
     }
 

@@ -9,6 +9,7 @@
 pub mod advantage;
 pub mod batch;
 pub mod eval;
+pub mod export;
 pub mod judging;
 pub mod metrics;
 pub mod observer;
@@ -193,25 +194,7 @@ pub fn eval_checkpoint(
 ) -> Result<EvalResult, RuntimeError> {
     let dir = RunDir::open(run_dir)?;
     let graph = dir.read_graph()?;
-    let checkpoints = dir.checkpoints()?;
-    let (it, path) = match iteration {
-        Some(n) => {
-            checkpoints
-                .into_iter()
-                .find(|c| c.0 == n)
-                .ok_or_else(|| RuntimeError::RunDir {
-                    path: dir.root.clone(),
-                    message: format!("has no complete checkpoint for iteration {n}"),
-                })?
-        }
-        None => checkpoints
-            .into_iter()
-            .last()
-            .ok_or_else(|| RuntimeError::RunDir {
-                path: dir.root.clone(),
-                message: "has no complete checkpoint yet".into(),
-            })?,
-    };
+    let (it, path) = dir.checkpoint(iteration)?;
     setup::set_threads(graph.train.threads);
     let device = setup::device_for(graph.train.device)?;
     let tokenizer = setup::make_tokenizer(&graph)?;

@@ -256,6 +256,25 @@ impl RunDir {
     pub fn latest_checkpoint(&self) -> Result<Option<(usize, PathBuf)>, RuntimeError> {
         Ok(self.checkpoints()?.pop())
     }
+
+    /// The complete checkpoint of `iteration`, or the last one; an error when there is none.
+    pub fn checkpoint(&self, iteration: Option<usize>) -> Result<(usize, PathBuf), RuntimeError> {
+        let missing = |message: String| RuntimeError::RunDir {
+            path: self.root.clone(),
+            message,
+        };
+        let checkpoints = self.checkpoints()?;
+        match iteration {
+            Some(n) => checkpoints
+                .into_iter()
+                .find(|c| c.0 == n)
+                .ok_or_else(|| missing(format!("has no complete checkpoint for iteration {n}"))),
+            None => checkpoints
+                .into_iter()
+                .last()
+                .ok_or_else(|| missing("has no complete checkpoint yet".into())),
+        }
+    }
 }
 
 #[cfg(test)]

@@ -100,6 +100,7 @@ impl Trainer {
         let device = super::setup::device_for(graph.train.device)?;
         let tokenizer = make_tokenizer(&graph)?;
         let seed = graph.train.seed;
+        let micro_batch_tokens = graph.train.micro_batch_tokens;
         let policy = super::setup::make_policy(&graph, &tokenizer, &device, seed)?;
         let ppo = graph.algorithm.ppo();
         let policy_opt = Optimizer::new(policy.vars(), ppo.lr, ppo.weight_decay)?;
@@ -112,7 +113,11 @@ impl Trainer {
                     policy.duplicate()?
                 };
                 let opt = Optimizer::new(model.vars(), spec.lr, 0.0)?;
-                Some(Trained { model, opt })
+                Some(Trained {
+                    model,
+                    opt,
+                    micro_batch_tokens,
+                })
             }
             None => None,
         };
@@ -130,7 +135,11 @@ impl Trainer {
                 let mut model = policy.duplicate()?;
                 model.add_value_head(seed ^ 0x5eed_c417)?;
                 let opt = Optimizer::new(model.vars(), spec.lr, 0.0)?;
-                Some(Trained { model, opt })
+                Some(Trained {
+                    model,
+                    opt,
+                    micro_batch_tokens,
+                })
             }
             None => None,
         };
@@ -143,6 +152,7 @@ impl Trainer {
             policy: Trained {
                 model: policy,
                 opt: policy_opt,
+                micro_batch_tokens,
             },
             prm,
             reference,

@@ -1,25 +1,90 @@
 //! The update stages: the PRM (DPO pairs or PRIME's cross-entropy), the policy (PPO's clipped
 //! surrogate) and the critic (clipped value regression). Each takes the model it trains and
 //! the products of the earlier stages it reads, and walks its rows with [`Minibatches`].
+//!
+//! Each optimiser step sums its gradients over micro-batches of rows bounded by the trained
+//! model's token budget (`train { micro_batch_tokens }`), so the graph of one forward pass
+//! never spans more than that budget. The PPO and value losses are weighted sums over tokens
+//! with weights fixed by the whole minibatch ([`algo::ppo::AggNorm`]), so each micro-batch
+//! contributes its exact share. The PRM losses compare trajectory scores, so they are not sums
+//! over rows: [`accumulate_through`] takes them through micro-batches by the chain rule.
 
-use candle_core::{DType, Tensor, D};
+use candle_core::{DType, Tensor, Var, D};
 use rand::seq::SliceRandom;
 use rand_chacha::ChaCha8Rng;
 
 use super::batch::Trajectory;
 use super::check_finite;
 use super::metrics::mean;
-use super::scoring::{padded_tensor, row_inputs, View};
+use super::scoring::{chunk_rows, padded_tensor, row_inputs, View};
 use super::tokens::TokenValues;
 use super::RuntimeError;
 use crate::algo;
 use crate::graph::{CriticSpec, PpoSpec, PrmLoss, PrmSpec, TrajScore};
-use crate::model::{Batch, LanguageModel, Optimizer};
+use crate::model::{Batch, GradSum, LanguageModel, Optimizer};
 
-/// A model with its optimiser.
+/// A model with its optimiser and the padded tokens one of its forward/backward passes may
+/// hold (0: no limit).
 pub struct Trained {
     pub model: LanguageModel,
     pub opt: Optimizer,
+    pub micro_batch_tokens: usize,
+}
+
+impl Trained {
+    /// `rows` cut, in order, into the micro-batches of one gradient step.
+    fn micro_batches(
+        &self,
+        trajs: &[Trajectory],
+        rows: &[(usize, usize)],
+    ) -> Vec<Vec<(usize, usize)>> {
+        match self.micro_batch_tokens {
+            0 => vec![rows.to_vec()],
+            budget => chunk_rows(trajs, rows, budget),
+        }
+    }
+}
+
+/// Gradients of `head(x)` summed into `sum`, where `x` is the `[rows]` vector that
+/// `forward(rows, grad)` computes row by row over `micro_batches` (concatenated in order) and
+/// `head` maps it to a scalar loss, `None` when there is nothing to learn. One micro-batch is a
+/// plain backward pass. Several take two passes: `dL/dx` from a pass without gradients, then
+/// per micro-batch the backward of `sum(dL/dx * x)`, whose gradients sum to `dL/dtheta`.
+/// Returns the loss.
+fn accumulate_through(
+    opt: &Optimizer,
+    sum: &mut GradSum,
+    micro_batches: &[Vec<(usize, usize)>],
+    forward: impl Fn(&[(usize, usize)], bool) -> Result<Tensor, RuntimeError>,
+    head: impl Fn(&Tensor) -> Result<Option<Tensor>, RuntimeError>,
+) -> Result<Option<Tensor>, RuntimeError> {
+    if let [rows] = micro_batches {
+        let Some(loss) = head(&forward(rows, true)?)? else {
+            return Ok(None);
+        };
+        opt.accumulate(&loss, sum)?;
+        return Ok(Some(loss));
+    }
+    let detached = micro_batches
+        .iter()
+        .map(|rows| forward(rows, false))
+        .collect::<Result<Vec<_>, _>>()?;
+    let x = Var::from_tensor(&Tensor::cat(&detached, 0)?)?;
+    let Some(loss) = head(x.as_tensor())? else {
+        return Ok(None);
+    };
+    let dx = match loss.backward()?.get(x.as_tensor()) {
+        Some(g) => g.detach(),
+        None => x.zeros_like()?,
+    };
+    let mut start = 0;
+    for rows in micro_batches {
+        let part = forward(rows, true)?;
+        let weights = dx.narrow(0, start, rows.len())?;
+        start += rows.len();
+        opt.accumulate(&(part * weights)?.sum_all()?, sum)?;
+    }
+    Ok(Some(loss))
 }
 
 /// The minibatches of one update: `passes` passes over the members, each pass first shuffled
@@ -168,58 +233,75 @@ pub fn prm_update(
     }
     let mut last_loss = 0.0;
     for members in Minibatches::whole(members, spec.updates) {
-        let (log_ratios, step_traj) = step_log_ratios(&prm.model, inputs, &members)?;
-        let loss = match spec.loss {
-            PrmLoss::Dpo => {
-                let step_rewards = (log_ratios * spec.beta)?;
-                match algo::prm::dpo_loss_tensor(
-                    &step_rewards,
+        let rows = step_rows(trajs, &members);
+        let step_traj: Vec<usize> = rows.iter().map(|r| r.0).collect();
+        let head = |log_ratios: &Tensor| -> Result<Option<Tensor>, RuntimeError> {
+            Ok(match spec.loss {
+                PrmLoss::Dpo => algo::prm::dpo_loss_tensor(
+                    &(log_ratios * spec.beta)?,
                     &step_traj,
                     &group_ids,
                     &success,
                     spec.score,
-                )? {
-                    Some(l) => l.loss,
-                    None => break,
+                )?
+                .map(|l| l.loss),
+                PrmLoss::CrossEntropy => {
+                    let sums = algo::prm::trajectory_scores_tensor(
+                        log_ratios,
+                        &step_traj,
+                        trajs.len(),
+                        TrajScore::Sum,
+                    )?;
+                    Some(algo::prm::prime_ce_loss_tensor(
+                        &sums,
+                        &success,
+                        spec.beta as f32,
+                    )?)
                 }
-            }
-            PrmLoss::CrossEntropy => {
-                let sums = algo::prm::trajectory_scores_tensor(
-                    &log_ratios,
-                    &step_traj,
-                    trajs.len(),
-                    TrajScore::Sum,
-                )?;
-                algo::prm::prime_ce_loss_tensor(&sums, &success, spec.beta as f32)?
-            }
+            })
+        };
+        let mut sum = prm.opt.grad_sum();
+        let Some(loss) = accumulate_through(
+            &prm.opt,
+            &mut sum,
+            &prm.micro_batches(trajs, &rows),
+            |rows, grad| step_log_ratios(&prm.model, inputs, rows, grad),
+            head,
+        )?
+        else {
+            break;
         };
         last_loss = scalar(&loss)?;
         check_finite("PRM loss", [last_loss], it)?;
-        let norm = prm.opt.step(&loss, spec.grad_clip)?;
+        let norm = prm.opt.step_with_sum(&sum, spec.grad_clip)?;
         check_finite("PRM gradient norm", [norm], it)?;
     }
     stats.loss = Some(last_loss);
     Ok(stats)
 }
 
-/// `sum_tokens (log pi_phi - log pi_ref)` of every step of `members`, with gradient through
-/// the PRM, and the trajectory of each step.
+/// `sum_tokens (log pi_phi - log pi_ref)` of each step in `rows`, with gradient through the
+/// PRM when `grad`.
 fn step_log_ratios(
     prm: &LanguageModel,
     inputs: &PrmUpdateInputs,
-    members: &[usize],
-) -> Result<(Tensor, Vec<usize>), RuntimeError> {
-    let rows = step_rows(inputs.trajs, members);
-    let scored = row_inputs(inputs.trajs, &rows, inputs.view).score(prm, true)?;
+    rows: &[(usize, usize)],
+    grad: bool,
+) -> Result<Tensor, RuntimeError> {
+    let scored = row_inputs(inputs.trajs, rows, inputs.view).score(prm, grad)?;
     let width = scored.logprobs.dim(1)?;
     let reference = padded_tensor(
-        &rows,
+        rows,
         width,
         |t, s| inputs.reference.step(t, s),
         prm.device(),
     )?;
-    let log_ratio = ((scored.logprobs - reference)? * scored.mask)?.sum(D::Minus1)?;
-    Ok((log_ratio, rows.iter().map(|r| r.0).collect()))
+    Ok(((scored.logprobs - reference)? * scored.mask)?.sum(D::Minus1)?)
+}
+
+/// The aggregation denominators of a minibatch of `rows`: its action tokens.
+fn action_norm(trajs: &[Trajectory], rows: &[(usize, usize)]) -> algo::ppo::AggNorm {
+    algo::ppo::AggNorm::of_lengths(rows.iter().map(|&(t, s)| trajs[t].steps[s].action.len()))
 }
 
 /// What the policy update reports: means over its minibatches.
@@ -263,34 +345,45 @@ pub fn policy_update(
         if rows.is_empty() {
             continue;
         }
-        let scored = row_inputs(trajs, &rows, View::Policy).score(&policy.model, true)?;
-        let width = scored.logprobs.dim(1)?;
-        let tok = |v: &TokenValues<f32>| padded_tensor(&rows, width, |t, s| v.step(t, s), &device);
-        let old = tok(inputs.old_logp)?;
-        let adv = tok(inputs.advantages)?;
-        let reference = match inputs.ref_logp {
-            Some(r) if cfg.kl.is_some() => Some(tok(r)?),
-            _ => None,
-        };
-        let out = algo::ppo::actor_loss(
-            &algo::ppo::ActorLossInputs {
-                log_prob: &scored.logprobs,
-                old_log_prob: &old,
-                advantages: &adv,
-                mask: &scored.mask,
-                entropy: Some(&scored.entropy),
-                ref_log_prob: reference.as_ref(),
-            },
-            &cfg,
-        )?;
-        let loss = scalar(&out.loss)?;
-        check_finite("policy loss", [loss], it)?;
-        let norm = policy.opt.step(&out.loss, ppo.grad_clip)?;
+        let norm = action_norm(trajs, &rows);
+        let mut sum = policy.opt.grad_sum();
+        let mut total = PolicyUpdateStats::default();
+        for rows in policy.micro_batches(trajs, &rows) {
+            let scored = row_inputs(trajs, &rows, View::Policy).score(&policy.model, true)?;
+            let width = scored.logprobs.dim(1)?;
+            let tok =
+                |v: &TokenValues<f32>| padded_tensor(&rows, width, |t, s| v.step(t, s), &device);
+            let old = tok(inputs.old_logp)?;
+            let adv = tok(inputs.advantages)?;
+            let reference = match inputs.ref_logp {
+                Some(r) if cfg.kl.is_some() => Some(tok(r)?),
+                _ => None,
+            };
+            let out = algo::ppo::actor_loss_share(
+                &algo::ppo::ActorLossInputs {
+                    log_prob: &scored.logprobs,
+                    old_log_prob: &old,
+                    advantages: &adv,
+                    mask: &scored.mask,
+                    entropy: Some(&scored.entropy),
+                    ref_log_prob: reference.as_ref(),
+                },
+                &cfg,
+                &norm,
+            )?;
+            total.loss += scalar(&out.loss)?;
+            total.clip_fraction += out.stats.clipfrac as f64;
+            total.entropy += out.entropy as f64;
+            total.approx_kl += out.stats.ppo_kl as f64;
+            policy.opt.accumulate(&out.loss, &mut sum)?;
+        }
+        check_finite("policy loss", [total.loss], it)?;
+        let norm = policy.opt.step_with_sum(&sum, ppo.grad_clip)?;
         check_finite("policy gradient norm", [norm], it)?;
-        losses.push(loss);
-        clips.push(out.stats.clipfrac as f64);
-        ents.push(out.entropy as f64);
-        kls.push(out.stats.ppo_kl as f64);
+        losses.push(total.loss);
+        clips.push(total.clip_fraction);
+        ents.push(total.entropy);
+        kls.push(total.approx_kl);
         norms.push(norm);
     }
     Ok(PolicyUpdateStats {
@@ -329,29 +422,40 @@ pub fn critic_update(
         if rows.is_empty() {
             continue;
         }
-        let inputs_of_rows = row_inputs(trajs, &rows, View::Policy);
-        let images = inputs_of_rows.image_refs();
-        let batch = Batch::new(&inputs_of_rows.prompts).with_images(&images);
-        let (scored, v) = critic
-            .model
-            .score_and_values(batch, &inputs_of_rows.actions, true)?;
-        let v = v.ok_or_else(|| RuntimeError::Config("the critic has no value head".into()))?;
-        let width = v.dim(1)?;
-        let old = padded_tensor(&rows, width, |t, s| inputs.values.step(t, s), &device)?;
-        let ret = padded_tensor(&rows, width, |t, s| inputs.returns.step(t, s), &device)?;
-        let (loss, _clipfrac) = algo::ppo::value_loss_tensor(
-            &v,
-            &ret,
-            &old,
-            &scored.mask,
-            spec.value_clip as f32,
-            ppo.loss_agg,
-        )?;
-        let l = scalar(&loss)?;
-        check_finite("value loss", [l], it)?;
-        let norm = critic.opt.step(&loss, ppo.grad_clip)?;
+        let norm = action_norm(trajs, &rows);
+        let mut sum = critic.opt.grad_sum();
+        let mut loss = 0.0;
+        for rows in critic.micro_batches(trajs, &rows) {
+            let inputs_of_rows = row_inputs(trajs, &rows, View::Policy);
+            let images = inputs_of_rows.image_refs();
+            let batch = Batch::new(&inputs_of_rows.prompts).with_images(&images);
+            let (scored, v) =
+                critic
+                    .model
+                    .score_and_values(batch, &inputs_of_rows.actions, true)?;
+            let v = v.ok_or_else(|| RuntimeError::Config("the critic has no value head".into()))?;
+            let width = v.dim(1)?;
+            let old = padded_tensor(&rows, width, |t, s| inputs.values.step(t, s), &device)?;
+            let ret = padded_tensor(&rows, width, |t, s| inputs.returns.step(t, s), &device)?;
+            let (part, _clipfrac) = algo::ppo::value_loss_share(
+                &v,
+                &ret,
+                &old,
+                &scored.mask,
+                spec.value_clip as f32,
+                ppo.loss_agg,
+                &norm,
+            )?;
+            loss += scalar(&part)?;
+            critic.opt.accumulate(&part, &mut sum)?;
+        }
+        check_finite("value loss", [loss], it)?;
+        let norm = critic.opt.step_with_sum(&sum, ppo.grad_clip)?;
         check_finite("critic gradient norm", [norm], it)?;
-        losses.push(l);
+        losses.push(loss);
     }
     Ok(mean(&losses))
 }
+
+#[cfg(test)]
+mod tests;
