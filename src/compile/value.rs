@@ -8,7 +8,7 @@ pub type Checked<T> = Result<T, Box<CheckError>>;
 use super::schema::{KeySchema, Ty};
 use crate::diagnostics::{backticked_list, SourceMap, Span};
 use crate::syntax::ast::{dotted, format_float, quote, BinOp, Expr, ExprKind};
-use std::path::Path;
+use std::path::{Component, Path, PathBuf};
 
 /// A checked value.
 #[derive(Debug, Clone, PartialEq)]
@@ -204,10 +204,9 @@ pub fn check_value(key: &KeySchema, expr: &Expr, sources: &SourceMap) -> Checked
             check_url(&s, expr.span)?;
             Ok(Value::Str(s))
         }
-        Ty::File | Ty::Dir => {
+        Ty::File | Ty::Dir | Ty::Model => {
             let s = string(expr, key.ty)?;
-            check_path(&s, key.ty == Ty::Dir, expr.span, sources)?;
-            Ok(Value::Str(s))
+            check_path(&s, key.ty, expr.span, sources).map(Value::Str)
         }
         Ty::Name(options) => name(expr, options).map(Value::Name),
         Ty::IntList(n) => {
@@ -345,23 +344,47 @@ pub fn check_url(s: &str, span: Span) -> Checked<()> {
     }))
 }
 
-fn check_path(s: &str, dir: bool, span: Span, sources: &SourceMap) -> Checked<()> {
-    let base = super::resolve::base_dir(sources, span.source);
-    let path = if Path::new(s).is_absolute() {
-        Path::new(s).to_path_buf()
-    } else {
-        base.join(s)
+/// Checks that the path `s` names what `ty` asks for, and returns it resolved: a relative path
+/// is read from the directory of the recipe that writes it (wherever the run starts), and
+/// made absolute so that a run directory's graph still finds it later.
+fn check_path(s: &str, ty: Ty, span: Span, sources: &SourceMap) -> Checked<String> {
+    let path = super::resolve::base_dir(sources, span.source).join(s);
+    let (ok, what) = match ty {
+        Ty::Dir => (path.is_dir(), "directory"),
+        Ty::Model => (
+            path.is_dir() || (path.is_file() && crate::model::hf::is_gguf(&path)),
+            "model",
+        ),
+        _ => (path.is_file(), "file"),
     };
-    let ok = if dir { path.is_dir() } else { path.is_file() };
     if ok {
-        return Ok(());
+        return Ok(absolute(&path).display().to_string());
     }
     Err(Box::new(CheckError::MissingFile {
         span,
         text: s.to_string(),
         looked: path.display().to_string(),
-        dir,
+        what,
     }))
+}
+
+/// `path` made absolute, with `.` and `..` resolved by name (symbolic links are kept, so a
+/// linked model keeps the name the recipe gives it).
+fn absolute(path: &Path) -> PathBuf {
+    let mut out = PathBuf::new();
+    for part in std::path::absolute(path)
+        .unwrap_or_else(|_| path.to_path_buf())
+        .components()
+    {
+        match part {
+            Component::CurDir => {}
+            Component::ParentDir => {
+                out.pop();
+            }
+            other => out.push(other),
+        }
+    }
+    out
 }
 
 #[cfg(test)]

@@ -25,6 +25,7 @@ pub struct Vocabulary {
 }
 
 pub use crate::image::RgbImage;
+pub use crate::model::chat::Message;
 
 /// What the agent sees after a reset or a step.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -110,6 +111,13 @@ pub trait Environment: Send {
     /// The full prompt for the current turn (template, task text, last `history` pairs, current
     /// observation).
     fn prompt(&self) -> String;
+    /// The prompt for the current turn as chat messages, for a pretrained model that reads its
+    /// chat template: the instructions as the system (or first user) message, the history as
+    /// turns where the environment has one. The default is the whole [`Environment::prompt`]
+    /// as one user message, which is how verl-agent sends its prompts.
+    fn messages(&self) -> Vec<Message> {
+        vec![Message::new("user", self.prompt())]
+    }
     /// The outcome of the episode so far.
     fn outcome(&self) -> EpisodeOutcome;
     /// A key for the current state, identical exactly when two states are the same (GiGPO anchors).
@@ -123,6 +131,11 @@ pub trait Environment: Send {
     /// trained on (no recorded step, no reward).
     fn partner_prompt(&self) -> Option<String> {
         None
+    }
+    /// [`Environment::partner_prompt`] as chat messages, as [`Environment::messages`] is to
+    /// [`Environment::prompt`].
+    fn partner_messages(&self) -> Option<Vec<Message>> {
+        self.partner_prompt().map(|p| vec![Message::new("user", p)])
     }
     /// Plays the text generated for [`Environment::partner_prompt`]; `reward` is 0 and `valid`
     /// says whether the partner's text parsed.

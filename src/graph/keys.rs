@@ -20,6 +20,9 @@ pub enum Ty {
     File,
     /// A path to an existing directory, relative to the recipe that writes it.
     Dir,
+    /// A pretrained model, relative to the recipe that writes it: a Hugging Face directory or
+    /// a `.gguf` file.
+    Model,
     /// One of a fixed set of names, written without quotes.
     Name(&'static [&'static str]),
     /// A list of exactly this many integers.
@@ -43,6 +46,7 @@ impl Ty {
             Ty::Url => "a URL string".into(),
             Ty::File => "a file path string".into(),
             Ty::Dir => "a directory path string".into(),
+            Ty::Model => "a model path string (a directory or a `.gguf` file)".into(),
             Ty::Name(options) => format!(
                 "one of {}",
                 crate::diagnostics::backticked_list(options.iter().copied())

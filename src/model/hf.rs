@@ -199,16 +199,20 @@ pub fn read_config(dir: &Path) -> Result<HfConfig> {
     serde_json::from_str(&text).map_err(|e| dir_error(dir, format!("config.json: {e}")))
 }
 
-/// The tokenizer of a model: the directory's `tokenizer.json` with the special tokens its
-/// `tokenizer_config.json` names, or a GGUF file's metadata.
+/// The tokenizer of a model, with the special tokens its `tokenizer_config.json` names and
+/// carrying the model's chat template when it ships one: the directory's `tokenizer.json`, or a
+/// GGUF file's metadata.
 pub fn tokenizer(path: &Path) -> Result<Tokenizer> {
-    if is_gguf(path) {
-        return GgufFile::open(path)?.tokenizer();
-    }
-    Tokenizer::from_file_declaring(
-        &path.join("tokenizer.json"),
-        super::chat::declared_special_tokens(path),
-    )
+    let tokenizer = if is_gguf(path) {
+        GgufFile::open(path)?.tokenizer()?
+    } else {
+        Tokenizer::from_file_declaring(
+            &path.join("tokenizer.json"),
+            super::chat::declared_special_tokens(path),
+        )?
+    };
+    let template = chat_template(path, &tokenizer)?;
+    Ok(tokenizer.with_chat_template(template))
 }
 
 /// The chat template of a model directory or GGUF file, `None` when it ships none.

@@ -8,10 +8,12 @@
 //! falls back to single chars; a char outside the alphabet becomes `<unk>`. Whole-word tokens
 //! (e.g. `up`, `</action>`) let a small model emit an action in one step instead of many.
 
+use super::chat::ChatTemplate;
 use super::error::ModelError;
 use candle_core::Result;
 use std::collections::HashMap;
 use std::path::Path;
+use std::sync::Arc;
 
 pub const PAD: &str = "<pad>";
 pub const BOS: &str = "<bos>";
@@ -144,11 +146,13 @@ pub enum Tokenizer {
     Hf(Box<HfTokenizer>),
 }
 
-/// A Hugging Face tokenizer and the special ids its model file declares.
+/// A Hugging Face tokenizer, the special ids its model file declares and, as transformers'
+/// tokenizers carry it, the model's chat template.
 #[derive(Clone)]
 pub struct HfTokenizer {
     inner: tokenizers::Tokenizer,
     declared: SpecialIds,
+    chat_template: Option<Arc<ChatTemplate>>,
 }
 
 /// Special-token ids a model file names explicitly (GGUF `tokenizer.ggml.*_token_id`); the
@@ -209,7 +213,29 @@ impl Tokenizer {
 
     /// A Hugging Face tokenizer built in memory, with the special ids its model declares.
     pub fn from_hf(inner: tokenizers::Tokenizer, declared: SpecialIds) -> Tokenizer {
-        Tokenizer::Hf(Box::new(HfTokenizer { inner, declared }))
+        Tokenizer::Hf(Box::new(HfTokenizer {
+            inner,
+            declared,
+            chat_template: None,
+        }))
+    }
+
+    /// The same tokenizer carrying `template` (a char-level tokenizer has none to carry).
+    pub fn with_chat_template(mut self, template: Option<ChatTemplate>) -> Tokenizer {
+        if let Tokenizer::Hf(t) = &mut self {
+            t.chat_template = template.map(Arc::new);
+        }
+        self
+    }
+
+    /// The chat template of a pretrained instruct model: when present, every prompt the model
+    /// reads is rendered through it ([`super::chat::prompt_ids`]); small models trained from
+    /// scratch have none and read compact raw prompts.
+    pub fn chat_template(&self) -> Option<&ChatTemplate> {
+        match self {
+            Tokenizer::Chars(_) => None,
+            Tokenizer::Hf(t) => t.chat_template.as_deref(),
+        }
     }
 
     /// The string of one token id (special tokens included), if the id exists.

@@ -190,17 +190,27 @@ impl ChatBackend for ModelBackend {
         messages: &[ChatMessage],
         add_generation_prompt: bool,
     ) -> Result<Vec<u32>, String> {
-        let text = match &self.template {
-            Some(t) => {
-                let messages: Vec<Message> = messages
-                    .iter()
-                    .map(|m| Message::new(&m.role, &m.content))
-                    .collect();
-                t.render(&messages, add_generation_prompt)
-                    .map_err(|e| e.to_string())?
-            }
-            None => render_plain(messages),
+        let Some(template) = &self.template else {
+            return Ok(self.tokenizer.encode(&render_plain(messages)));
         };
+        let messages: Vec<Message> = messages
+            .iter()
+            .map(|m| Message::new(&m.role, &m.content))
+            .collect();
+        if add_generation_prompt {
+            // The function training builds its prompts with; the server refuses a prompt over
+            // the context itself, with the request's own figures, so nothing is cut here.
+            return crate::model::chat::prompt_ids(
+                template,
+                &self.tokenizer,
+                &messages,
+                usize::MAX,
+            )
+            .map_err(|e| e.to_string());
+        }
+        let text = template
+            .render(&messages, false)
+            .map_err(|e| e.to_string())?;
         Ok(self.tokenizer.encode(&text))
     }
 

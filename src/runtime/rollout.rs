@@ -13,7 +13,7 @@ use super::batch::{Step, Trajectory};
 use super::observer::{Note, Observer};
 use super::RuntimeError;
 use crate::env::{EnvError, Environment, RgbImage, Task};
-use crate::model::{Batch, ChoiceSet, LanguageModel, SampleOptions, Tokenizer};
+use crate::model::{chat, Batch, ChoiceSet, LanguageModel, ModelError, SampleOptions, Tokenizer};
 
 /// How hard to try before giving up on a failing environment call, and whom to tell about
 /// each retry ([`Note::EnvRetry`]).
@@ -106,6 +106,23 @@ fn cut_prompt(tokenizer: &Tokenizer, body: &[u32], limit: usize) -> Vec<u32> {
     out
 }
 
+/// The prompt ids of one turn, given as chat `messages` and as the compact `text`: the messages
+/// through the model's chat template when it has one (a pretrained instruct model), else
+/// `<bos>` and the text. Both are built lazily: an environment renders only the form the model
+/// reads.
+fn chat_or_compact(
+    tokenizer: &Tokenizer,
+    messages: impl FnOnce() -> Vec<chat::Message>,
+    text: impl FnOnce() -> String,
+    limit: usize,
+) -> Result<Vec<u32>, RuntimeError> {
+    match tokenizer.chat_template() {
+        Some(template) => chat::prompt_ids(template, tokenizer, &messages(), limit)
+            .map_err(|e| RuntimeError::Model(ModelError::from(e).into())),
+        None => Ok(encode_prompt(tokenizer, &text(), limit)),
+    }
+}
+
 /// What the policy reads on one turn: its prompt ids (image placeholders expanded to one token
 /// per patch), the frame when the policy reads images, and then the text prompt of the same
 /// state (for a text-reading PRM).
@@ -114,12 +131,14 @@ fn turn_input(
     policy: &LanguageModel,
     tokenizer: &Tokenizer,
     limit: usize,
-) -> (Vec<u32>, Option<Arc<RgbImage>>, Option<Vec<u32>>) {
-    let text = env.prompt();
+) -> Result<(Vec<u32>, Option<Arc<RgbImage>>, Option<Vec<u32>>), RuntimeError> {
     if policy.vision().is_none() {
-        return (encode_prompt(tokenizer, &text, limit), None, None);
+        let ids = chat_or_compact(tokenizer, || env.messages(), || env.prompt(), limit)?;
+        return Ok((ids, None, None));
     }
-    match env.observation().image {
+    // Image-reading policies are oprl's own transformers: compact prompts, no template.
+    let text = env.prompt();
+    Ok(match env.observation().image {
         Some(image) => {
             let body = policy.expand_image_tokens(&tokenizer.encode(&text), &image);
             let text_prompt = env
@@ -132,7 +151,7 @@ fn turn_input(
             )
         }
         None => (encode_prompt(tokenizer, &text, limit), None, None),
-    }
+    })
 }
 
 /// The answers `env` accepts this turn as token sequences that fit `max_new_tokens`, when it
@@ -211,10 +230,15 @@ pub fn rollout(
             Vec::with_capacity(active.len()),
         );
         for (&i, partner) in active.iter().zip(&partner_prompts) {
+            let env = envs[i].as_ref();
             let (p, image, text) = match partner {
-                // A partner plays from its own text prompt.
-                Some(p) => (encode_prompt(tokenizer, p, prompt_limit), None, None),
-                None => turn_input(envs[i].as_ref(), policy, tokenizer, prompt_limit),
+                // A partner plays from its own prompt.
+                Some(p) => {
+                    let messages = || env.partner_messages().unwrap_or_default();
+                    let ids = chat_or_compact(tokenizer, messages, || p.clone(), prompt_limit)?;
+                    (ids, None, None)
+                }
+                None => turn_input(env, policy, tokenizer, prompt_limit)?,
             };
             prompts.push(p);
             images.push(image);

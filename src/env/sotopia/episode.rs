@@ -6,6 +6,7 @@
 use serde::{Deserialize, Serialize};
 
 use super::profiles::{AgentProfile, EnvProfile, Relationship, ResolvedCombo};
+use crate::model::chat::Message;
 
 /// SOTOPIA's action types.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -486,30 +487,54 @@ impl Episode {
 
     /// SOTOPIA's agent prompt for `agent` (for models that follow instructions).
     pub fn sotopia_prompt(&self, agent: usize) -> String {
+        format!(
+            "{}\nConversation Starts:\n{}\nYou are at Turn #{}. {}",
+            self.role_play_intro(agent),
+            self.history_lines(),
+            self.turns.len(),
+            answer_format()
+        )
+    }
+
+    /// SOTOPIA's agent prompt for `agent` as a chat, for a model that reads its chat template:
+    /// the instructions, `agent`'s view of the background and the answer format as the system
+    /// message, then the conversation as turns: the other agent's actions (SOTOPIA's `Turn #n`
+    /// lines) in user messages that end by saying whose turn it is, and `agent`'s own actions
+    /// as its assistant answers (SOTOPIA's JSON). Each turn's chat extends the previous one.
+    pub fn sotopia_messages(&self, agent: usize) -> Vec<Message> {
+        let system = format!("{}\n{}", self.role_play_intro(agent), answer_format());
+        let mut messages = vec![Message::new("system", system)];
+        let mut pending = String::from("Conversation Starts:\n");
+        for t in &self.turns {
+            if t.agent == agent {
+                pending.push_str(&format!("You are at Turn #{}.", t.turn_number));
+                messages.push(Message::new("user", std::mem::take(&mut pending)));
+                messages.push(Message::new("assistant", t.action.to_json()));
+            } else {
+                pending.push_str(&format!(
+                    "Turn #{}: {} {}\n",
+                    t.turn_number,
+                    self.name(t.agent),
+                    t.action.to_natural_language()
+                ));
+            }
+        }
+        pending.push_str(&format!("You are at Turn #{}.", self.turns.len()));
+        messages.push(Message::new("user", pending));
+        messages
+    }
+
+    /// The opening of SOTOPIA's agent prompt: who `agent` plays, then its view of the background.
+    fn role_play_intro(&self, agent: usize) -> String {
         let name = self.name(agent);
-        let actions = ActionType::ALL
-            .iter()
-            .map(|a| a.as_str())
-            .collect::<Vec<_>>()
-            .join(", ");
         format!(
             "Imagine you are {name}, your task is to act/speak as {name} would, keeping in mind \
 {name}'s social goal.\nYou can find {name}'s goal (or background) in the 'Here is the context of \
 the interaction' field.\nNote that {name}'s goal is only visible to you.\nYou should try your best \
 to achieve {name}'s goal in a way that align with their character traits.\nAdditionally, \
 maintaining the conversation's naturalness and realism is essential (e.g., do not repeat what \
-other people has already said before).\n\n{}\nConversation Starts:\n{}\nYou are at Turn #{}. Your \
-available action types are\n{actions}.\nNote: You can \"leave\" this conversation if 1. you have \
-achieved your social goals, 2. this conversation makes you uncomfortable, 3. you find it \
-uninteresting/you lose your patience, 4. or for other reasons you want to leave.\n\nPlease only \
-generate a JSON string including the action type and the argument.\nYour action should follow \
-the given format: a JSON object with two fields, \"action_type\" (one of the available action \
-types) and \"argument\" (the utterance if you speak, the expression or gesture if you choose \
-non-verbal communication, the physical action if you choose action, an empty string otherwise), \
-e.g. {{\"action_type\": \"speak\", \"argument\": \"Hi, how are you?\"}}\n",
+other people has already said before).\n\n{}",
             self.background(Some(agent)),
-            self.history_lines(),
-            self.turns.len()
         )
     }
 
@@ -537,6 +562,25 @@ e.g. {{\"action_type\": \"speak\", \"argument\": \"Hi, how are you?\"}}\n",
         out.push_str(&format!("{}:", me.first_name));
         out
     }
+}
+
+/// The end of SOTOPIA's agent prompt: the action types and the JSON answer they take.
+fn answer_format() -> String {
+    let actions = ActionType::ALL
+        .iter()
+        .map(|a| a.as_str())
+        .collect::<Vec<_>>()
+        .join(", ");
+    format!(
+        "Your available action types are\n{actions}.\nNote: You can \"leave\" this conversation \
+if 1. you have achieved your social goals, 2. this conversation makes you uncomfortable, 3. you \
+find it uninteresting/you lose your patience, 4. or for other reasons you want to leave.\n\nPlease \
+only generate a JSON string including the action type and the argument.\nYour action should \
+follow the given format: a JSON object with two fields, \"action_type\" (one of the available \
+action types) and \"argument\" (the utterance if you speak, the expression or gesture if you \
+choose non-verbal communication, the physical action if you choose action, an empty string \
+otherwise), e.g. {{\"action_type\": \"speak\", \"argument\": \"Hi, how are you?\"}}\n"
+    )
 }
 
 #[cfg(test)]
@@ -629,6 +673,41 @@ mod tests {
         // The prompts carry the same visibility.
         assert!(!ep.sotopia_prompt(0).contains("Keep the sunny bed"));
         assert!(!ep.compact_prompt(1).contains("Get the sunny bed"));
+    }
+
+    #[test]
+    fn the_chat_form_holds_the_conversation_as_turns() {
+        let mut ep = episode(Relationship::Friend);
+        ep.push(0, turn(ActionType::Speak)).unwrap();
+        ep.push(1, turn(ActionType::NonVerbal)).unwrap();
+        let roles = |m: &[Message]| m.iter().map(|m| m.role.clone()).collect::<Vec<_>>();
+        // Ann (agent 0) spoke first: her answer is an assistant turn, Bea's gesture a user line.
+        let ann = ep.sotopia_messages(0);
+        assert_eq!(roles(&ann), ["system", "user", "assistant", "user"]);
+        assert!(ann[0].content.starts_with("Imagine you are Ann Doe"));
+        assert!(ann[0].content.contains("Ann Doe's goal: Get the sunny bed"));
+        assert!(!ann[0].content.contains("Keep the sunny bed"));
+        assert!(ann[0].content.ends_with("\"Hi, how are you?\"}\n"));
+        assert_eq!(ann[1].content, "Conversation Starts:\nYou are at Turn #0.");
+        assert_eq!(ann[2].content, r#"{"action_type":"speak","argument":"x"}"#);
+        assert_eq!(
+            ann[3].content,
+            "Turn #1: Bea Doe [non-verbal communication] x\nYou are at Turn #2."
+        );
+        // Bea sees Ann's turn as the other agent's, and her own gesture as her answer.
+        let bea = ep.sotopia_messages(1);
+        assert_eq!(roles(&bea), ["system", "user", "assistant", "user"]);
+        assert_eq!(
+            bea[1].content,
+            "Conversation Starts:\nTurn #0: Ann Doe said: \"x\"\nYou are at Turn #1."
+        );
+        // Every turn's chat extends the previous turn's.
+        let before = {
+            let mut e = episode(Relationship::Friend);
+            e.push(0, turn(ActionType::Speak)).unwrap();
+            e.sotopia_messages(1)
+        };
+        assert_eq!(&bea[..before.len()], &before[..]);
     }
 
     #[test]

@@ -19,7 +19,8 @@ use std::sync::Arc;
 use crate::graph::{PromptStyle, SotopiaSide, SotopiaSpec};
 
 use super::{
-    EnvError, Environment, EpisodeOutcome, Observation, Split, StepResult, Task, Vocabulary,
+    EnvError, Environment, EpisodeOutcome, Message, Observation, Split, StepResult, Task,
+    Vocabulary,
 };
 pub use episode::{parse_action, ActionType, AgentAction, Episode, Termination};
 pub use partner::{
@@ -351,6 +352,15 @@ impl Environment for SotopiaEnv {
             .unwrap_or_default()
     }
 
+    /// SOTOPIA's own agent prompt as a chat, whatever the compact style (a chat model follows
+    /// SOTOPIA's instructions; see [`Episode::sotopia_messages`]).
+    fn messages(&self) -> Vec<Message> {
+        self.episode
+            .as_ref()
+            .map(|ep| ep.sotopia_messages(ep.policy_agent))
+            .unwrap_or_default()
+    }
+
     /// `score` is the embedded rubric's goal score / 10 for scenarios with a rubric (0
     /// otherwise) and `won` is goal > 6 (SOTOPIA's usual success line); LLM judging of the
     /// transcript happens in `reward::judge`.
@@ -391,6 +401,12 @@ impl Environment for SotopiaEnv {
         let waiting = !ep.done() && ep.next_agent() != ep.policy_agent;
         (waiting && self.partner.deferred())
             .then(|| partner::partner_prompt(self.style, ep, ep.next_agent()))
+    }
+
+    fn partner_messages(&self) -> Option<Vec<Message>> {
+        self.partner_prompt()?;
+        let ep = self.episode.as_ref()?;
+        Some(ep.sotopia_messages(ep.next_agent()))
     }
 
     fn partner_step(&mut self, text: &str) -> Result<StepResult, EnvError> {
