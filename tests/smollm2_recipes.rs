@@ -142,11 +142,13 @@ fn run_recipe(name: &str) {
 }
 
 #[test]
+#[ignore = "14+ minutes and ~10 GB on 2 cores: too slow for CI until the SmolLM2 recipes train with LoRA; run with `cargo test --test smollm2_recipes -- --ignored`"]
 fn the_sokoban_smollm2_recipe_trains_two_iterations() {
     run_recipe("sokoban_smollm2");
 }
 
 #[test]
+#[ignore = "14+ minutes and ~10 GB on 2 cores: too slow for CI until the SmolLM2 recipes train with LoRA; run with `cargo test --test smollm2_recipes -- --ignored`"]
 fn the_sotopia_smollm2_recipe_trains_two_iterations() {
     run_recipe("sotopia_smollm2");
 }
