@@ -301,10 +301,14 @@ fn a_chat_cut_to_a_limit_keeps_the_templates_tokens() {
         ..
     } = loaded();
     let case = &reference().cases[0];
-    let full = chat::prompt_ids(template, tokenizer, &case.messages, usize::MAX).unwrap();
+    let full = tokenizer
+        .chat_prompt_ids(template, &case.messages, usize::MAX)
+        .unwrap();
     assert_eq!(full, case.prompt_ids, "uncut: transformers' ids");
     let limit = full.len() - 8;
-    let cut = chat::prompt_ids(template, tokenizer, &case.messages, limit).unwrap();
+    let cut = tokenizer
+        .chat_prompt_ids(template, &case.messages, limit)
+        .unwrap();
     assert!(
         cut.len() <= limit && cut.len() > limit - 5,
         "{} ids",
@@ -324,7 +328,9 @@ fn a_chat_cut_to_a_limit_keeps_the_templates_tokens() {
     );
     assert!(cut.ends_with(&tokenizer.encode("<|im_start|>assistant\n")));
     // Nothing fits below the template's own tokens.
-    let err = chat::prompt_ids(template, tokenizer, &case.messages, 10).unwrap_err();
+    let err = tokenizer
+        .chat_prompt_ids(template, &case.messages, 10)
+        .unwrap_err();
     assert!(
         matches!(err, chat::ChatTemplateError::TooLong { .. }),
         "{err}"

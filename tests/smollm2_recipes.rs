@@ -8,7 +8,7 @@ mod common;
 
 use oprl::env::{Split, Task};
 use oprl::graph::ExecGraph;
-use oprl::model::chat::{self, Message};
+use oprl::model::chat::Message;
 use oprl::runtime::{self, rollout, setup, IterationMetrics, RunOptions};
 use rand::SeedableRng;
 use std::path::Path;
@@ -91,12 +91,7 @@ fn check_prompts(graph: &ExecGraph) {
         assert_ne!(prompt[1], im_start[0]);
         // The same ids as the shared function gives (what `oprl serve` renders).
         let template = tokenizer.chat_template().unwrap();
-        let shared = chat::prompt_ids(
-            template,
-            &tokenizer,
-            &messages_of(graph, t.task),
-            usize::MAX,
-        );
+        let shared = tokenizer.chat_prompt_ids(template, &messages_of(graph, t.task), usize::MAX);
         assert_eq!(prompt, &shared.unwrap());
     }
 }

@@ -6,7 +6,6 @@
 //! `strftime_now` is deliberately absent: templates that test for it (Llama 3.x) fall back to
 //! their fixed date, so a rendered prompt never depends on the day it was rendered.
 
-use super::tokenizer::Tokenizer;
 use minijinja::{Environment, ErrorKind};
 use serde::{Deserialize, Serialize};
 use std::path::Path;
@@ -164,43 +163,6 @@ impl ChatTemplate {
                 )
             })
             .transpose()
-    }
-}
-
-/// The prompt ids a chat model reads for `messages`: the conversation rendered by `template`
-/// with the generation prompt, tokenised as transformers' `apply_chat_template(tokenize=True)`
-/// does it (special-token text such as `<|im_start|>` becomes its token; nothing is added,
-/// so a template that writes `bos_token` gets exactly one BOS). At most `limit` ids: a longer
-/// conversation loses text from the start of its message contents (first message first, as a
-/// compact prompt is cut from its start), so the template's own tokens always stay.
-pub fn prompt_ids(
-    template: &ChatTemplate,
-    tokenizer: &Tokenizer,
-    messages: &[Message],
-    limit: usize,
-) -> Result<Vec<u32>, ChatTemplateError> {
-    let mut messages = messages.to_vec();
-    loop {
-        let ids = tokenizer.encode(&template.render(&messages, true)?);
-        let over = ids.len().saturating_sub(limit);
-        if over == 0 {
-            return Ok(ids);
-        }
-        let Some(message) = messages.iter_mut().find(|m| !m.content.is_empty()) else {
-            return Err(ChatTemplateError::TooLong {
-                tokens: ids.len(),
-                limit,
-            });
-        };
-        // Re-encoding the cut text may merge differently, hence the loop; every round
-        // shortens a content, so it ends.
-        let content = tokenizer.encode(&message.content);
-        let cut = tokenizer.decode(&content[over.min(content.len())..]);
-        message.content = if cut.len() < message.content.len() {
-            cut
-        } else {
-            String::new()
-        };
     }
 }
 

@@ -7,9 +7,10 @@
 //! `pads[i] ..= its own column` (pad queries attend only to themselves, so no row is all-masked).
 
 use super::error::ModelError;
-use super::layers::{Init, Linear, ParamSpec};
+use super::layers::Linear;
 use super::lora::{self, Adapter, Dropout};
 use super::ops;
+use super::params::{Init, ParamSpec};
 use super::vision::{self, PatchEncoder, VisionConfig};
 use crate::graph::Projection;
 use candle_core::{DType, Device, Result, Tensor, D};

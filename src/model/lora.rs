@@ -9,7 +9,7 @@
 //! from ChaCha stream `n` of the model's seed for the `n`-th adapted product, so the same
 //! recipe and seed draw the same masks, and the count is saved with the adapters.
 
-use super::layers::{init_tensor, Init, ParamSpec};
+use super::params::{init_tensor, Init, ParamSpec};
 use crate::graph::Projection;
 use candle_core::{Result, Tensor};
 use rand::{Rng, SeedableRng};

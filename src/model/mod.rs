@@ -21,7 +21,7 @@
 //! Layout (each file has one job): [`weights`] (building, copying, saving and loading the
 //! weights), [`batch`] (the inputs of a call and how they enter the decoder), [`generate`]
 //! (sampling), [`score`] (log-probs, entropies, values, logits), [`decoder`] and [`vision`]
-//! (the networks), [`layers`] (their parameters and linear layer), [`export`] (a model as a
+//! (the networks), [`layers`] (their linear layer), [`params`] (named parameters and their seeded draw), [`export`] (a model as a
 //! Hugging Face directory), [`error`].
 //!
 //! Beyond the contract in MODEL_API.md: [`LanguageModel::vars`] (stable order for the
@@ -44,6 +44,7 @@ pub mod layers;
 pub mod lora;
 pub mod ops;
 pub mod optim;
+pub mod params;
 pub mod sample;
 pub mod score;
 pub mod tokenizer;

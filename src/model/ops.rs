@@ -4,8 +4,17 @@
 //! (CANDLE-NOTES.md, trap 1), so every op here either composes ops that have a backward or is a
 //! `CustomOp` that defines its own.
 
-use super::layers::matmul_t;
 use candle_core::{CpuStorage, CustomOp1, CustomOp2, Layout, Result, Shape, Tensor, D};
+
+/// `x W^T` for `x` `[rows, in]` and `W` `[out, in]`. A weight held in a lower precision than
+/// the activations (bf16, f16) multiplies in its own dtype, and the product comes back in the
+/// activations' dtype: the residual stream, norms and softmaxes stay in f32.
+pub fn matmul_t(x: &Tensor, w: &Tensor) -> Result<Tensor> {
+    if x.dtype() == w.dtype() {
+        return x.matmul(&w.t()?);
+    }
+    x.to_dtype(w.dtype())?.matmul(&w.t()?)?.to_dtype(x.dtype())
+}
 
 /// `x W^T` (see [`matmul_t`]) for a weight that never trains (a LoRA base): its backward gives
 /// `x` its gradient and nothing else. candle's own matmul backward would also compute the

@@ -1138,7 +1138,7 @@ fn a_frozen_product_equals_the_plain_product_and_its_input_gradient() {
     let c = Tensor::from_vec(draw(12), (3, 4), &Device::Cpu).unwrap();
     for dtype in [candle_core::DType::F32, candle_core::DType::BF16] {
         let w = w.to_dtype(dtype).unwrap();
-        let plain = layers::matmul_t(x.as_tensor(), &w).unwrap();
+        let plain = ops::matmul_t(x.as_tensor(), &w).unwrap();
         let frozen = ops::frozen_matmul_t(x.as_tensor(), &w).unwrap();
         assert_eq!(max_diff(&plain, &frozen), 0.0);
         let grads = |y: &Tensor| (y * &c).unwrap().sum_all().unwrap().backward().unwrap();

@@ -8,7 +8,7 @@
 //! falls back to single chars; a char outside the alphabet becomes `<unk>`. Whole-word tokens
 //! (e.g. `up`, `</action>`) let a small model emit an action in one step instead of many.
 
-use super::chat::ChatTemplate;
+use super::chat::{ChatTemplate, ChatTemplateError, Message};
 use super::error::ModelError;
 use candle_core::Result;
 use std::collections::HashMap;
@@ -185,6 +185,43 @@ const HF_BOS: [&str; 4] = ["<|endoftext|>", "<s>", "<bos>", "<|begin_of_text|>"]
 const HF_PAD: [&str; 4] = ["<|endoftext|>", "<pad>", "[PAD]", "<|pad|>"];
 
 impl Tokenizer {
+    /// The prompt ids a chat model reads for `messages`: the conversation rendered by `template`
+    /// with the generation prompt, tokenised as transformers' `apply_chat_template(tokenize=True)`
+    /// does it (special-token text such as `<|im_start|>` becomes its token; nothing is added,
+    /// so a template that writes `bos_token` gets exactly one BOS). At most `limit` ids: a longer
+    /// conversation loses text from the start of its message contents (first message first, as a
+    /// compact prompt is cut from its start), so the template's own tokens always stay.
+    pub fn chat_prompt_ids(
+        &self,
+        template: &ChatTemplate,
+        messages: &[Message],
+        limit: usize,
+    ) -> std::result::Result<Vec<u32>, ChatTemplateError> {
+        let mut messages = messages.to_vec();
+        loop {
+            let ids = self.encode(&template.render(&messages, true)?);
+            let over = ids.len().saturating_sub(limit);
+            if over == 0 {
+                return Ok(ids);
+            }
+            let Some(message) = messages.iter_mut().find(|m| !m.content.is_empty()) else {
+                return Err(ChatTemplateError::TooLong {
+                    tokens: ids.len(),
+                    limit,
+                });
+            };
+            // Re-encoding the cut text may merge differently, hence the loop; every round
+            // shortens a content, so it ends.
+            let content = self.encode(&message.content);
+            let cut = self.decode(&content[over.min(content.len())..]);
+            message.content = if cut.len() < message.content.len() {
+                cut
+            } else {
+                String::new()
+            };
+        }
+    }
+
     /// Char-level vocabulary: specials, then the sorted distinct chars of `alphabet`.
     pub fn chars(alphabet: &str) -> Tokenizer {
         Tokenizer::Chars(CharVocab::new(alphabet, &[]))
@@ -229,7 +266,7 @@ impl Tokenizer {
     }
 
     /// The chat template of a pretrained instruct model: when present, every prompt the model
-    /// reads is rendered through it ([`super::chat::prompt_ids`]); small models trained from
+    /// reads is rendered through it ([`Tokenizer::chat_prompt_ids`]); small models trained from
     /// scratch have none and read compact raw prompts.
     pub fn chat_template(&self) -> Option<&ChatTemplate> {
         match self {

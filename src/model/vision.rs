@@ -10,7 +10,8 @@
 //! encoder through every later layer.
 
 use super::error::ModelError;
-use super::layers::{Init, Linear, ParamSpec};
+use super::layers::Linear;
+use super::params::{Init, ParamSpec};
 use crate::image::RgbImage;
 use candle_core::{Device, Result, Tensor};
 use serde::{Deserialize, Serialize};

@@ -200,13 +200,10 @@ impl ChatBackend for ModelBackend {
         if add_generation_prompt {
             // The function training builds its prompts with; the server refuses a prompt over
             // the context itself, with the request's own figures, so nothing is cut here.
-            return crate::model::chat::prompt_ids(
-                template,
-                &self.tokenizer,
-                &messages,
-                usize::MAX,
-            )
-            .map_err(|e| e.to_string());
+            return self
+                .tokenizer
+                .chat_prompt_ids(template, &messages, usize::MAX)
+                .map_err(|e| e.to_string());
         }
         let text = template
             .render(&messages, false)

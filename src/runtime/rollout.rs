@@ -117,7 +117,8 @@ fn chat_or_compact(
     limit: usize,
 ) -> Result<Vec<u32>, RuntimeError> {
     match tokenizer.chat_template() {
-        Some(template) => chat::prompt_ids(template, tokenizer, &messages(), limit)
+        Some(template) => tokenizer
+            .chat_prompt_ids(template, &messages(), limit)
             .map_err(|e| RuntimeError::Model(ModelError::from(e).into())),
         None => Ok(encode_prompt(tokenizer, &text(), limit)),
     }
