@@ -14,7 +14,7 @@ use oprl::graph::{
 };
 use oprl::model::SampleOptions;
 use oprl::openai::engine::{Event, Token};
-use oprl::openai::server::GenerationJob;
+use oprl::openai::GenerationJob;
 use oprl::openai::{ApiKey, ChatBackend, ChatClient, ChatMessage, ChatServer};
 use oprl::reward::judge::{build_judge, judged_outcome, EpisodeJudge, LlmJudge};
 

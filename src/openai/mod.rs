@@ -4,6 +4,7 @@
 //! scheduler thread that batches requests through the model; `model_backend`: oprl's models
 //! with their chat templates) that answers it from oprl's own models.
 
+pub mod backend;
 pub mod client;
 pub mod engine;
 pub mod model_backend;
@@ -12,8 +13,9 @@ pub mod server;
 
 use serde::{Deserialize, Serialize};
 
+pub use backend::{ChatBackend, GenerationJob};
 pub use client::{ApiKey, ChatClient, ChatError};
-pub use server::{ChatBackend, ChatServer};
+pub use server::ChatServer;
 
 /// One chat message.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -12,8 +12,8 @@ use rand_chacha::ChaCha8Rng;
 use crate::model::chat::{ChatTemplate, Message};
 use crate::model::{LanguageModel, RowSampling, SampleOptions, Tokenizer};
 
+use super::backend::{ChatBackend, GenerationJob};
 use super::engine::{self, Engine, Event, Job};
-use super::server::{ChatBackend, GenerationJob};
 use super::{ChatMessage, ChatRequest};
 
 /// How chat messages become one prompt.

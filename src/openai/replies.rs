@@ -7,9 +7,9 @@ use std::sync::Arc;
 
 use serde_json::{json, Value};
 
+use super::backend::{ApiError, ChatBackend};
 use super::engine::{Event, Output, Token};
 use super::model_backend::cut_at_stop;
-use super::server::{ApiError, ChatBackend};
 
 /// The two endpoints that generate differ only in the shape of their replies.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
